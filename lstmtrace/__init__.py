@@ -1,0 +1,37 @@
+"""lstmtrace: every value inside an LSTM step, as a pandas trace.
+
+>>> import lstmtrace
+>>> trace = lstmtrace.step(lstmtrace.Parameters.identity(2, 2), [1.0, 0.0])
+>>> trace.value("forget", "act").round(4)
+array([0.7311, 0.5   ])
+"""
+import importlib
+
+__version__ = "0.1.0"
+
+__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "read_trace", "sigmoid", "step"]
+
+# The names load on first use, so that `lstmtrace --help` answers without
+# importing numpy or pandas (PEP 562).
+_HOME = {
+    "GATES": "lstmtrace.params",
+    "Gate": "lstmtrace.params",
+    "Parameters": "lstmtrace.params",
+    "sigmoid": "lstmtrace.cell",
+    "NonFiniteError": "lstmtrace.trace",
+    "Trace": "lstmtrace.trace",
+    "read_trace": "lstmtrace.trace",
+    "step": "lstmtrace.trace",
+}
+
+
+def __getattr__(name):
+    if name not in _HOME:
+        raise AttributeError(f"module 'lstmtrace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,3 @@
+from lstmtrace.cli import main
+
+main(prog_name="lstmtrace")

@@ -1,0 +1,47 @@
+"""Write a file whole or not at all.
+
+The data goes to a temporary file in the target's own folder (so the rename
+stays on one file system), and ``os.replace`` puts it in place only when every
+byte is written.  A failure part way removes the temporary file and leaves any
+existing target untouched.
+"""
+import contextlib
+import os
+import tempfile
+
+__all__ = ["atomic_open"]
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", **kwargs):
+    """Open a temporary file beside ``path``; on success it replaces ``path``.
+
+    >>> import pathlib, tempfile
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_open(target) as f:
+    ...     _ = f.write("whole")
+    >>> target.read_text()
+    'whole'
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+        os.chmod(tmp, _mode_for(path))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _mode_for(path):
+    """Keep an existing file's permissions; a new file gets the umask's (mkstemp's are 0600)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

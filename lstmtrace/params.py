@@ -1,0 +1,339 @@
+"""The weights of one LSTM cell: W (H×E), U (H×H) and b (H) for each gate.
+
+A weights file is an ``.npz`` with the keys of a ``torch.nn.LSTMCell``
+state_dict, so a PyTorch cell saves straight into it::
+
+    np.savez(path, **{k: v.numpy() for k, v in cell.state_dict().items()})
+
+========== ======= =====================================================
+key        shape   holds
+========== ======= =====================================================
+weight_ih  (4H, E) W of the input, forget, candidate (g), output gates
+weight_hh  (4H, H) U of the same gates, in the same order
+bias_ih    (4H,)   input-side bias; a gate's b is bias_ih + bias_hh
+bias_hh    (4H,)   hidden-side bias
+========== ======= =====================================================
+
+Files are read with ``allow_pickle=False``: a weights file can never run code.
+"""
+import os
+from dataclasses import dataclass
+from typing import Dict, Mapping, Union
+
+import numpy as np
+
+from lstmtrace.spec import parse_matrix, parse_number, parse_vector
+
+__all__ = ["GATES", "Gate", "Parameters", "WEIGHT_SPECS"]
+
+GATES = ("forget", "input", "candidate", "output")
+"""The four gates, in lstmtrace's pipeline order."""
+
+TORCH_ORDER = ("input", "forget", "candidate", "output")
+"""How PyTorch (and Keras) stack the gates in weight_ih, weight_hh and the biases."""
+
+STATE_DICT_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+WEIGHT_SPECS = "identity|zeros|ones|random[:SEED]"
+"""The weight choices that need no file, as the command line spells them."""
+
+ArrayLike = Union[np.ndarray, float, int, str, list]
+
+
+@dataclass
+class Gate:
+    """One gate's weights: W (H×E) multiplies x, U (H×H) multiplies h_prev, b (H) is added."""
+
+    W: np.ndarray
+    U: np.ndarray
+    b: np.ndarray
+
+
+class Parameters:
+    """W, U and b of the forget, input, candidate and output gates of one LSTM cell.
+
+    >>> p = Parameters.identity(input_size=3, hidden_size=2)
+    >>> p.forget.W
+    array([[1., 0., 0.],
+           [0., 1., 0.]])
+    >>> p.set("forget", "U", "zeros").forget.U
+    array([[0., 0.],
+           [0., 0.]])
+    """
+
+    def __init__(self, gates: Mapping[str, Gate]):
+        missing = [g for g in GATES if g not in gates]
+        if missing:
+            raise ValueError(f"no weights for gate(s) {', '.join(missing)}")
+        first = gates[GATES[0]]
+        W = np.asarray(first.W)
+        if W.ndim != 2:
+            raise ValueError(f"forget.W must be a matrix (H×E), not shape {W.shape}")
+        self.hidden_size, self.input_size = W.shape
+        self.gates: Dict[str, Gate] = {}
+        for name in GATES:
+            gate = gates[name]
+            self.gates[name] = Gate(
+                self._checked(name, "W", gate.W),
+                self._checked(name, "U", gate.U),
+                self._checked(name, "b", gate.b),
+            )
+
+    # -- the four gates, by name -------------------------------------------------
+
+    def __getitem__(self, gate: str) -> Gate:
+        if gate not in self.gates:
+            raise KeyError(f"unknown gate {gate!r}; the gates are {', '.join(GATES)}")
+        return self.gates[gate]
+
+    forget = property(lambda self: self.gates["forget"], doc="Gate f: how much of c_prev to keep.")
+    input = property(lambda self: self.gates["input"], doc="Gate i: how much of the candidate to write.")
+    candidate = property(lambda self: self.gates["candidate"], doc="c̃ (PyTorch's g): the values offered to the cell.")
+    output = property(lambda self: self.gates["output"], doc="Gate o: how much of tanh(c) to show as h.")
+
+    def __repr__(self) -> str:
+        return f"Parameters(input_size={self.input_size}, hidden_size={self.hidden_size})"
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Parameters):
+            return NotImplemented
+        return all(
+            np.array_equal(getattr(self[g], p), getattr(other[g], p)) for g in GATES for p in "WUb"
+        )
+
+    def copy(self) -> "Parameters":
+        """An independent copy, to change without touching this one."""
+        return Parameters(self.gates)
+
+    # -- constructors --------------------------------------------------------------
+
+    @classmethod
+    def _build(cls, input_size: int, hidden_size: int, make) -> "Parameters":
+        """Every gate's W and U from ``make(shape)``, in gate order, W before U; b = 0."""
+        E, H = _check_sizes(input_size, hidden_size)
+        return cls({g: Gate(make((H, E)), make((H, H)), np.zeros(H)) for g in GATES})
+
+    @classmethod
+    def zeros(cls, input_size: int, hidden_size: int) -> "Parameters":
+        """Every W, U and b zero: each gate's preact is 0, so σ gives exactly 0.5."""
+        return cls._build(input_size, hidden_size, np.zeros)
+
+    @classmethod
+    def identity(cls, input_size: int, hidden_size: int) -> "Parameters":
+        """W = np.eye(H, E) and U = np.eye(H) for every gate, b = 0: preact = x + h_prev when E = H."""
+        return cls._build(input_size, hidden_size, lambda shape: np.eye(*shape))
+
+    @classmethod
+    def ones(cls, input_size: int, hidden_size: int) -> "Parameters":
+        """Every W and U all ones, b = 0: every unit of a gate sees sum(x) + sum(h_prev)."""
+        return cls._build(input_size, hidden_size, np.ones)
+
+    @classmethod
+    def random(cls, input_size: int, hidden_size: int, seed: int = 0) -> "Parameters":
+        """W and U uniform in ±1/√H, as PyTorch initialises them; b = 0.
+
+        The draws come from ``np.random.default_rng(seed)``, gate by gate (forget,
+        input, candidate, output), W before U: reproducible, but not PyTorch's stream.
+        """
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(_check_sizes(input_size, hidden_size)[1])
+        return cls._build(input_size, hidden_size, lambda shape: rng.uniform(-bound, bound, shape))
+
+    @classmethod
+    def from_spec(cls, spec: str, input_size: int, hidden_size: int) -> "Parameters":
+        """Weights from the command line's words: identity, zeros, ones, random or random:SEED.
+
+        >>> Parameters.from_spec("random:7", 4, 3) == Parameters.random(4, 3, seed=7)
+        True
+        """
+        if spec in ("identity", "zeros", "ones"):
+            return getattr(cls, spec)(input_size, hidden_size)
+        if spec.split(":")[0] == "random":
+            return cls.random(input_size, hidden_size, seed=_seed(spec))
+        raise ValueError(f"{spec!r} is not one of {WEIGHT_SPECS}")
+
+    # -- changing one matrix ---------------------------------------------------------
+
+    def set(self, gate: str, param: str, value: ArrayLike) -> "Parameters":
+        """Replace one gate's W, U or b, in place; returns ``self`` so calls chain.
+
+        ``value`` is an array of the right shape, a number (fills it), or a string:
+        for W and U ``identity``, ``zeros``, ``ones``, ``random[:SEED]``, a number or
+        a matrix literal ``"1,0;0,1"``; for b a number or a comma list of H values.
+        """
+        if gate not in GATES:
+            raise ValueError(f"unknown gate {gate!r}; the gates are {', '.join(GATES)}")
+        if param not in ("W", "U", "b"):
+            raise ValueError(f"unknown parameter {param!r}; each gate has W, U and b")
+        if isinstance(value, str):
+            value = self._from_string(param, value)
+        setattr(self.gates[gate], param, self._checked(gate, param, value))
+        return self
+
+    def _shape(self, param: str) -> tuple:
+        E, H = self.input_size, self.hidden_size
+        return {"W": (H, E), "U": (H, H), "b": (H,)}[param]
+
+    def _from_string(self, param: str, text: str) -> np.ndarray:
+        shape = self._shape(param)
+        word = text.strip()
+        if param == "b":
+            return parse_vector(word) if "," in word else np.full(shape, parse_number(word))
+        if word == "identity":
+            return np.eye(*shape)
+        if word in ("zeros", "ones"):
+            return np.full(shape, 0.0 if word == "zeros" else 1.0)
+        if word.split(":")[0] == "random":
+            bound = 1.0 / np.sqrt(self.hidden_size)
+            return np.random.default_rng(_seed(word)).uniform(-bound, bound, size=shape)
+        if "," in word or ";" in word:
+            return parse_matrix(word)
+        try:
+            return np.full(shape, parse_number(word))
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not {WEIGHT_SPECS}, a number or a matrix like 1,0;0,1"
+            ) from None
+
+    def _checked(self, gate: str, param: str, value: ArrayLike) -> np.ndarray:
+        """``value`` as a float64 array of ``param``'s shape, finite, or a ValueError."""
+        shape = self._shape(param)
+        try:
+            array = np.array(value, dtype=np.float64)  # a copy: the caller keeps theirs
+        except (TypeError, ValueError):
+            raise ValueError(f"{gate}.{param} must hold numbers, not {value!r:.40}") from None
+        if array.ndim == 0:
+            array = np.full(shape, float(array))
+        if array.shape != shape:
+            names = {"W": "H×E", "U": "H×H", "b": "H"}[param]
+            raise ValueError(
+                f"{gate}.{param} has shape {_shape_text(array.shape)}; "
+                f"expected {names} = {_shape_text(shape)}"
+            )
+        bad = ~np.isfinite(array)
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{gate}.{param} has {array[tuple(where)]} at {list(where)}; "
+                "lstmtrace needs finite numbers"
+            )
+        return array
+
+    # -- the PyTorch layout and weights files ------------------------------------
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """The weights in torch.nn.LSTMCell's layout; all the bias goes in bias_ih, bias_hh is zero."""
+        stack = lambda param: np.concatenate([getattr(self[g], param) for g in TORCH_ORDER])
+        return {
+            "weight_ih": stack("W"),  # (4H, E)
+            "weight_hh": stack("U"),  # (4H, H)
+            "bias_ih": stack("b"),  # (4H,)
+            "bias_hh": np.zeros(4 * self.hidden_size),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, np.ndarray]) -> "Parameters":
+        """Weights from a torch.nn.LSTMCell state_dict (as numpy arrays); each b is bias_ih + bias_hh.
+
+        >>> state = Parameters.identity(2, 3).state_dict()
+        >>> Parameters.from_state_dict(state) == Parameters.identity(2, 3)
+        True
+        """
+        missing = [k for k in STATE_DICT_KEYS if k not in state]
+        if missing:
+            raise ValueError(
+                f"no key {missing[0]!r}; a weights file holds {', '.join(STATE_DICT_KEYS)} "
+                "as in torch.nn.LSTMCell's state_dict"
+            )
+        arrays = {k: _numeric(k, state[k]) for k in STATE_DICT_KEYS}
+        W_ih, W_hh = arrays["weight_ih"], arrays["weight_hh"]
+        if W_hh.ndim != 2 or W_hh.shape[0] != 4 * W_hh.shape[1] or W_hh.shape[1] == 0:
+            raise ValueError(
+                f"key 'weight_hh' has shape {_shape_text(W_hh.shape)}; expected (4H×H)"
+            )
+        H = W_hh.shape[1]
+        E = W_ih.shape[1] if W_ih.ndim == 2 else 0
+        expected = {"weight_ih": (4 * H, E), "bias_ih": (4 * H,), "bias_hh": (4 * H,)}
+        names = {"weight_ih": "4H×E", "bias_ih": "4H", "bias_hh": "4H"}
+        for key, shape in expected.items():
+            if arrays[key].shape != shape or E == 0:
+                raise ValueError(
+                    f"key {key!r} has shape {_shape_text(arrays[key].shape)}; expected "
+                    f"({names[key]}) = {_shape_text(shape)} for hidden size H = {H}"
+                )
+        b = arrays["bias_ih"] + arrays["bias_hh"]
+        rows = lambda k: slice(k * H, (k + 1) * H)
+        gates = {
+            g: Gate(W_ih[rows(k)], W_hh[rows(k)], b[rows(k)]) for k, g in enumerate(TORCH_ORDER)
+        }
+        return cls(gates)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "Parameters":
+        """Weights from an ``.npz`` file with a torch.nn.LSTMCell state_dict's keys (never unpickled)."""
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic[:1] == b"\x80":
+            raise ValueError(
+                f"{os.fspath(path)} is a Python pickle; lstmtrace never loads pickles "
+                "(they can run code): save the weights with np.savez"
+            )
+        if magic != b"PK\x03\x04":
+            raise ValueError(
+                f"{os.fspath(path)} is not an .npz file (a zip of .npy arrays, as np.savez writes)"
+            )
+        with np.load(path, allow_pickle=False) as npz:
+            if any(name.endswith("data.pkl") for name in npz.zip.namelist()):
+                raise ValueError(
+                    f"{os.fspath(path)} is a PyTorch checkpoint (torch.save), not an .npz: "
+                    "save it with np.savez(path, **{k: v.numpy() for k, v in sd.items()})"
+                )
+            state = {}
+            for key in STATE_DICT_KEYS:
+                if key in npz.files:
+                    try:
+                        state[key] = npz[key]
+                    except ValueError:
+                        raise ValueError(
+                            f"key {key!r} holds Python objects, which would need pickle to load; "
+                            "lstmtrace reads only numeric arrays"
+                        ) from None
+        return cls.from_state_dict(state)
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write an ``.npz`` weights file that :meth:`load` and PyTorch both read back.
+
+        The file appears whole or not at all (it is written beside its target, then renamed).
+        """
+        from lstmtrace._atomic import atomic_open
+
+        with atomic_open(path, "wb") as f:
+            np.savez(f, **self.state_dict())
+
+
+def _check_sizes(input_size, hidden_size):
+    for name, n in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name} must be a whole number ≥ 1, not {n!r}")
+    return int(input_size), int(hidden_size)
+
+
+def _seed(spec: str) -> int:
+    """The seed of ``random`` (0) or ``random:SEED``."""
+    _, colon, seed = spec.partition(":")
+    if not colon:
+        return 0
+    if not seed.isdigit():
+        raise ValueError(f"the seed in {spec!r} must be a whole number ≥ 0")
+    return int(seed)
+
+
+def _numeric(key: str, array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"key {key!r} holds {array.dtype} values, not real numbers")
+    return array.astype(np.float64)
+
+
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ")"

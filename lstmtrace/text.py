@@ -1,0 +1,208 @@
+"""The annotated explanation of a trace, as plain text or Markdown.
+
+Every number printed is read from the trace; the notes only compare those
+numbers with thresholds (0.5, 0.01 of the ends) to say what they mean.
+"""
+from typing import List, Optional
+
+import numpy as np
+from tabulate import tabulate
+
+__all__ = ["render"]
+
+SATURATION = 0.01
+"""An activation within this distance of its bounds (0 and 1 for σ, ±1 for tanh) is saturated."""
+
+FORMULA = {
+    "forget": ("Forget gate", "f = σ(W_f·x + U_f·h_prev + b_f)", "f"),
+    "input": ("Input gate", "i = σ(W_i·x + U_i·h_prev + b_i)", "i"),
+    "candidate": ("Candidate", "c̃ = tanh(W_g·x + U_g·h_prev + b_g)", "c̃"),
+    "output": ("Output gate", "o = σ(W_o·x + U_o·h_prev + b_o)", "o"),
+}
+MATRIX_INDEX = {"forget": "f", "input": "i", "candidate": "g", "output": "o"}
+
+SIGMOID_NOTE = (
+    "σ(preact) lies strictly between 0 and 1: it is exactly 0.5 where preact = 0, "
+    "and comes within 0.01 of 0 or 1 only beyond |preact| ≈ 4.6. "
+    "A gate is a soft switch, not a 0-or-1 one."
+)
+TANH_NOTE = (
+    "tanh(preact) lies strictly between −1 and 1: it is 0 where preact = 0, "
+    "and comes within 0.01 of ±1 only beyond |preact| ≈ 2.6."
+)
+SHARE = {  # how each σ gate's value is used, for the "more than half" note
+    "forget": "keeps more than half of c_prev",
+    "input": "writes more than half of c̃ into the cell",
+    "output": "shows more than half of tanh(c) as h",
+}
+
+
+class _Doc:
+    """Collects headings, tables and notes, in text or Markdown."""
+
+    def __init__(self, markdown: bool, precision: int):
+        self.markdown, self.precision, self.parts = markdown, precision, []
+
+    def num(self, v: float) -> str:
+        return f"{v:.{self.precision}g}"
+
+    def heading(self, text: str, level: int = 2) -> None:
+        if self.markdown:
+            self.parts.append("#" * (level + 1) + " " + text)
+        else:
+            self.parts.append(text + "\n" + ("=" if level == 1 else "-") * len(text))
+
+    def formula(self, text: str) -> None:
+        self.parts.append(f"`{text}`" if self.markdown else text)
+
+    def table(self, columns: dict) -> None:
+        """``{header: vector}``; vectors shorter than the longest leave blanks."""
+        n = max(len(v) for v in columns.values())
+        rows = [[u] + [v[u] if u < len(v) else None for v in columns.values()] for u in range(n)]
+        self.parts.append(tabulate(rows, headers=["unit", *columns], tablefmt="github" if self.markdown
+                                   else "simple", floatfmt=f".{self.precision}g", missingval=""))
+
+    def note(self, text: str) -> None:
+        self.parts.append(text if self.markdown else _wrap(text, "  "))
+
+    def lines(self, lines: List[str]) -> None:
+        self.parts.append("\n".join(("    " if self.markdown else "  ") + s for s in lines))
+
+    def text(self) -> str:
+        return "\n\n".join(self.parts) + "\n"
+
+
+def _wrap(text: str, indent: str, width: int = 88) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=width, initial_indent=indent, subsequent_indent=indent)
+
+
+def _units(mask: np.ndarray, most: int = 12) -> str:
+    """'unit 3' or 'units 0, 2, 4', shortened after ``most`` units."""
+    idx = np.flatnonzero(mask)
+    shown = ", ".join(str(u) for u in idx[:most])
+    if len(idx) > most:
+        shown += f", … ({len(idx)} units in all)"
+    return ("unit " if len(idx) == 1 else "units ") + shown
+
+
+def _split_note(act: np.ndarray, middle: float, doc: _Doc, what: str, symbol: str) -> None:
+    above, below, equal = act > middle, act < middle, act == middle
+    parts = []
+    if above.any():
+        parts.append(f"{what} ({symbol} > {middle:g}) in {_units(above)}")
+    if below.any():
+        parts.append(f"less than half ({symbol} < {middle:g}) in {_units(below)}")
+    if equal.any():
+        parts.append(f"exactly half ({symbol} = {middle:g}) in {_units(equal)}")
+    doc.note("It " + "; ".join(parts) + ".")
+
+
+def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
+    title, formula, symbol = FORMULA[gate]
+    act = v[gate, "act"]
+    low = -1.0 if gate == "candidate" else 0.0
+    saturated_low, saturated_high = act < low + SATURATION, act > 1.0 - SATURATION
+    doc.heading(title)
+    doc.formula(f"{formula}    act = {symbol}")
+    columns = {q: v[gate, q] for q in ("Wx", "Uh", "bias", "preact", "act")}
+    if (saturated_low | saturated_high).any():
+        columns["note"] = np.where(saturated_high, f"saturated ≈ 1", np.where(
+            saturated_low, f"saturated ≈ {low:g}", ""))
+    doc.table(columns)
+    if gate in ("forget", "candidate"):
+        doc.note(SIGMOID_NOTE if gate == "forget" else TANH_NOTE)
+    saturated = saturated_low | saturated_high
+    if saturated.any():
+        doc.note(f"Saturated (within 0.01 of {low:g} or 1): {_units(saturated)}.")
+    else:
+        doc.note(f"No unit is saturated: |preact| is at most {doc.num(np.abs(v[gate, 'preact']).max())} "
+                 f"here, so every {symbol} is between {low + SATURATION:g} and {1 - SATURATION:g}.")
+    if gate in SHARE:
+        _split_note(act, 0.5, doc, SHARE[gate], symbol)
+
+
+def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
+    num = doc.num
+    paren = lambda a: f"({num(a)})" if a < 0 else num(a)
+    doc.heading(f"Unit {u}, term by term")
+    p = trace.params
+    x, h_prev = v["given", "x"], v["given", "h_prev"]
+    for gate in FORMULA:
+        _, _, symbol = FORMULA[gate]
+        k = MATRIX_INDEX[gate]
+        lines = [f"{gate}:"]
+        if p is not None:
+            for M, vec, name, q in ((p[gate].W, x, "x", "Wx"), (p[gate].U, h_prev, "h_prev", "Uh")):
+                terms = [f"{num(w)}×{paren(a)}" for w, a in zip(M[u], vec)]
+                if len(terms) > 16:
+                    terms = terms[:8] + [f"… {len(terms) - 10} more terms …"] + terms[-2:]
+                lines.append(f"  {'W' if q == 'Wx' else 'U'}_{k}[{u},:]·{name} = "
+                             f"{' + '.join(terms)} = {num(v[gate, q][u])}")
+        Wx, Uh, b, pre, act = (v[gate, q][u] for q in ("Wx", "Uh", "bias", "preact", "act"))
+        lines.append(f"  preact = Wx + Uh + b = {num(Wx)} + {paren(Uh)} + {paren(b)} = {num(pre)}")
+        if gate == "candidate":
+            lines.append(f"  {symbol} = tanh(preact) = tanh({num(pre)}) = {num(act)}")
+        else:
+            lines.append(f"  {symbol} = σ(preact) = 1 / (1 + e^{paren(-pre)}) = {num(act)}")
+        doc.lines(lines)
+    f, i, g, o = (v[gate, "act"][u] for gate in FORMULA)
+    c_prev, fc, ig, c = v["given", "c_prev"][u], *(v["cell", q][u] for q in
+                                                   ("forget*c_prev", "input*candidate", "c"))
+    tanh_c, h = v["hidden", "tanh(c)"][u], v["hidden", "h"][u]
+    doc.lines([
+        "cell:",
+        f"  forget*c_prev = f × c_prev = {num(f)} × {paren(c_prev)} = {num(fc)}",
+        f"  input*candidate = i × c̃ = {num(i)} × {paren(g)} = {num(ig)}",
+        f"  c = forget*c_prev + input*candidate = {num(fc)} + {paren(ig)} = {num(c)}",
+        "hidden:",
+        f"  tanh(c) = tanh({num(c)}) = {num(tanh_c)}",
+        f"  h = o × tanh(c) = {num(o)} × {paren(tanh_c)} = {num(h)}",
+    ])
+    if p is None:
+        doc.note("A saved trace does not hold W and U, so their dot products are not written out "
+                 "term by term: run `lstmtrace step … --expand` with the same weights for that.")
+
+
+def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bool = False,
+           title: Optional[str] = None) -> str:
+    """The explanation of every step of ``trace``, in pipeline order; ``title`` opens it.
+
+    >>> from lstmtrace import Parameters, step
+    >>> print(render(step(Parameters.zeros(1, 1), [2.0]))[:60])
+    LSTM step t = 1 · input size E = 1 · hidden size H = 1
+    ======
+    """
+    if precision < 1:
+        raise ValueError(f"precision must be at least 1, not {precision}")
+    H = trace.hidden_size
+    if expand is not None and not 0 <= expand < H:
+        raise ValueError(f"unit {expand} is not in 0..{H - 1} (hidden size H = {H})")
+    doc = _Doc(markdown, precision)
+    if title:
+        doc.note(title)
+    for t in range(1, trace.steps + 1):
+        v = trace._vectors(t)
+        doc.heading(f"LSTM step t = {t} · input size E = {trace.input_size} · hidden size H = {H}", 1)
+        doc.heading("Given")
+        doc.table({"x": v["given", "x"], "h_prev": v["given", "h_prev"], "c_prev": v["given", "c_prev"]})
+        for gate in FORMULA:
+            _gate_section(doc, v, gate)
+        doc.heading("Cell state")
+        doc.formula("c = f⊙c_prev + i⊙c̃    (⊙: multiply unit by unit)")
+        doc.table({"f": v["forget", "act"], "c_prev": v["given", "c_prev"],
+                   "forget*c_prev": v["cell", "forget*c_prev"], "i": v["input", "act"],
+                   "c̃": v["candidate", "act"], "input*candidate": v["cell", "input*candidate"],
+                   "c": v["cell", "c"]})
+        doc.note("The forget gate scales the old memory c_prev, the input gate scales the candidate "
+                 "c̃, and the two add up to the new cell state c.")
+        doc.heading("Hidden state")
+        doc.formula("h = o⊙tanh(c)")
+        doc.table({"o": v["output", "act"], "c": v["cell", "c"], "tanh(c)": v["hidden", "tanh(c)"],
+                   "h": v["hidden", "h"]})
+        doc.note("tanh keeps the sign of c and squeezes it into (−1, 1); the output gate o "
+                 "decides how much of it becomes the new hidden state h.")
+        if expand is not None:
+            _expand(doc, trace, v, expand)
+    return doc.text()

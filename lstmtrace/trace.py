@@ -1,0 +1,313 @@
+"""The trace: every value of an LSTM step as one row of a long-form DataFrame.
+
+======== ========== ====================================================
+column   dtype      holds
+======== ========== ====================================================
+step     int64      t, from 1
+gate     category   given, forget, input, candidate, output, cell, hidden
+quantity category   x, h_prev, c_prev, Wx, Uh, bias, preact, act, ...
+unit     int64      the element's 0-based index in its vector
+value    float64    the number the computation produced
+======== ========== ====================================================
+
+Rows follow :data:`lstmtrace.cell.PIPELINE`, unit by unit, step by step.
+"""
+import io
+import json
+import os
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+
+from lstmtrace._atomic import atomic_open
+from lstmtrace.cell import PIPELINE, forward
+from lstmtrace.params import Parameters
+
+__all__ = ["COLUMNS", "NonFiniteError", "Trace", "read_trace", "step"]
+
+COLUMNS = ("step", "gate", "quantity", "unit", "value")
+
+STAGES: Tuple[Tuple[str, str], ...] = tuple((g, q) for g, qs in PIPELINE for q in qs)
+"""Every (gate, quantity) of one step, in pipeline order."""
+
+GATE_DTYPE = pd.CategoricalDtype([g for g, _ in PIPELINE], ordered=True)
+QUANTITY_DTYPE = pd.CategoricalDtype(list(dict.fromkeys(q for _, q in STAGES)), ordered=True)
+
+# (gate code, quantity code) -> position in STAGES, or -1 where the pair is no stage
+_STAGE_OF = np.full((len(GATE_DTYPE.categories), len(QUANTITY_DTYPE.categories)), -1)
+for _k, (_g, _q) in enumerate(STAGES):
+    _STAGE_OF[GATE_DTYPE.categories.get_loc(_g), QUANTITY_DTYPE.categories.get_loc(_q)] = _k
+
+# pandas before 3.0 parses floats in CSV exactly only when asked to
+_ROUND_TRIP = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
+class NonFiniteError(ArithmeticError):
+    """A traced value overflowed to infinity or became NaN; says where."""
+
+    def __init__(self, step: int, gate: str, quantity: str, unit: int, value: float):
+        self.step, self.gate, self.quantity, self.unit, self.value = step, gate, quantity, unit, value
+        super().__init__(
+            f"{gate}.{quantity} is {value} at unit {unit} of step {step}: "
+            "the computation overflowed float64; use smaller inputs or weights"
+        )
+
+
+def _stage_sizes(input_size: int, hidden_size: int) -> np.ndarray:
+    return np.array([input_size if q == "x" else hidden_size for _, q in STAGES])
+
+
+def _keys(input_size: int, hidden_size: int, steps: int) -> Dict[str, np.ndarray]:
+    """The step, gate code, quantity code and unit of every row of a trace of this size."""
+    sizes = _stage_sizes(input_size, hidden_size)
+    n = sizes.sum()
+    stage = np.repeat(np.arange(len(STAGES)), sizes)
+    gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in STAGES])[stage]
+    quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in STAGES])[stage]
+    unit = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return {
+        "step": np.repeat(np.arange(1, steps + 1, dtype=np.int64), n),
+        "gate": np.tile(gate, steps),
+        "quantity": np.tile(quantity, steps),
+        "unit": np.tile(unit.astype(np.int64), steps),
+    }
+
+
+def _frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int) -> pd.DataFrame:
+    keys = _keys(input_size, hidden_size, steps)
+    return pd.DataFrame({
+        "step": keys["step"],
+        "gate": pd.Categorical.from_codes(keys["gate"], dtype=GATE_DTYPE),
+        "quantity": pd.Categorical.from_codes(keys["quantity"], dtype=QUANTITY_DTYPE),
+        "unit": keys["unit"],
+        "value": values,
+    })
+
+
+def _check_finite(values: np.ndarray, input_size: int, hidden_size: int) -> None:
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    first = int(np.argmin(finite))
+    n = _stage_sizes(input_size, hidden_size).sum()
+    keys = _keys(input_size, hidden_size, 1)
+    row = first % n
+    raise NonFiniteError(
+        first // n + 1,
+        GATE_DTYPE.categories[keys["gate"][row]],
+        QUANTITY_DTYPE.categories[keys["quantity"][row]],
+        int(keys["unit"][row]),
+        float(values[first]),
+    )
+
+
+class Trace:
+    """Every intermediate value of LSTM steps; ``.frame`` is the DataFrame.
+
+    >>> t = step(Parameters.identity(2, 2), [1.0, -1.0])
+    >>> t.value("forget", "preact")
+    array([ 1., -1.])
+    >>> t.frame.head(3)
+       step   gate quantity  unit  value
+    0     1  given        x     0    1.0
+    1     1  given        x     1   -1.0
+    2     1  given   h_prev     0    0.0
+    """
+
+    def __init__(self, frame: pd.DataFrame, params: Optional[Parameters] = None):
+        self.frame = frame
+        self.params = params  # the weights that made it (not copied); None when read from a file
+        self.steps = int(frame["step"].iloc[-1])
+        rows = len(frame) // self.steps
+        self.input_size = int((frame["quantity"].iloc[:rows] == "x").sum())
+        self.hidden_size = int((frame["quantity"].iloc[:rows] == "h_prev").sum())
+
+    def __repr__(self) -> str:
+        return (f"<Trace: {self.steps} step(s), input size {self.input_size}, "
+                f"hidden size {self.hidden_size}, {len(self.frame)} values>")
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def value(self, gate: str, quantity: str, step: Optional[int] = None) -> np.ndarray:
+        """One quantity over units; for a trace of several steps and no ``step``, steps × units."""
+        if (gate, quantity) not in STAGES:
+            valid = "; ".join(f"{g}: {', '.join(qs)}" for g, qs in PIPELINE)
+            raise KeyError(f"no quantity {gate}.{quantity} in a trace ({valid})")
+        vectors = [self._vectors(t)[gate, quantity] for t in range(1, self.steps + 1)]
+        if step is not None:
+            if not 1 <= step <= self.steps:
+                raise IndexError(f"step {step} is not in 1..{self.steps}")
+            return vectors[step - 1]
+        return vectors[0] if self.steps == 1 else np.vstack(vectors)
+
+    def _vectors(self, step: int = 1) -> Dict[Tuple[str, str], np.ndarray]:
+        """{(gate, quantity): vector} of one step, sliced straight out of the frame."""
+        sizes = _stage_sizes(self.input_size, self.hidden_size)
+        start = (step - 1) * sizes.sum()
+        values = self.frame["value"].to_numpy()
+        ends = start + np.cumsum(sizes)
+        return {stage: values[end - n:end] for stage, n, end in zip(STAGES, sizes, ends)}
+
+    # -- exports -------------------------------------------------------------------
+
+    def to_csv(self, path: Union[str, os.PathLike, None] = None) -> Optional[str]:
+        """CSV with full float64 precision (reads back bit-identical); the text when no path."""
+        if path is None:
+            return self.frame.to_csv(index=False, lineterminator="\n")
+        with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+            self.frame.to_csv(f, index=False, lineterminator="\n")
+        return None
+
+    def to_json(self) -> str:
+        """A JSON list of ``{"step", "gate", "quantity", "unit", "value"}`` rows, floats in full."""
+        columns = [self.frame[c].astype(str if c in ("gate", "quantity") else object).tolist()
+                   for c in COLUMNS]
+        return json.dumps([dict(zip(COLUMNS, row)) for row in zip(*columns)], indent=1) + "\n"
+
+    def to_text(self, precision: int = 6, expand: Optional[int] = None,
+                title: Optional[str] = None) -> str:
+        """The annotated, step-by-step explanation (what ``lstmtrace step`` prints).
+
+        ``precision`` is the significant digits shown, ``expand`` a unit whose dot
+        products are written out term by term, ``title`` a line to open with.
+        """
+        from lstmtrace.text import render
+
+        return render(self, precision=precision, expand=expand, markdown=False, title=title)
+
+    def to_markdown(self, precision: int = 6, expand: Optional[int] = None,
+                    title: Optional[str] = None) -> str:
+        """The same explanation with Markdown headings and tables, for notes."""
+        from lstmtrace.text import render
+
+        return render(self, precision=precision, expand=expand, markdown=True, title=title)
+
+
+def _vector(name: str, value, size: int, what: str) -> np.ndarray:
+    array = np.array(value, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a vector, not shape {array.shape}")
+    if array.shape[0] != size:
+        raise ValueError(f"{name} has {array.shape[0]} values but the weights have {what} {size}")
+    if not np.isfinite(array).all():
+        k = int(np.argmin(np.isfinite(array)))
+        raise ValueError(f"{name}[{k}] is {array[k]}; lstmtrace needs finite numbers")
+    return array
+
+
+def step(params: Parameters, x: Sequence[float], h_prev: Optional[Sequence[float]] = None,
+         c_prev: Optional[Sequence[float]] = None) -> Trace:
+    """Run one LSTM step and record every intermediate value; h_prev and c_prev default to zeros.
+
+    >>> t = step(Parameters.identity(5, 5), [-0.1, 0.3, 0.1, -0.25, 0.1], [0, 0.5, 0.1, 0.2, 0.6])
+    >>> t.value("forget", "act").round(8)
+    array([0.47502081, 0.68997448, 0.549834  , 0.4875026 , 0.66818777])
+    """
+    E, H = params.input_size, params.hidden_size
+    x = _vector("x", x, E, "input size E =")
+    h_prev = np.zeros(H) if h_prev is None else _vector("h_prev", h_prev, H, "hidden size H =")
+    c_prev = np.zeros(H) if c_prev is None else _vector("c_prev", c_prev, H, "hidden size H =")
+    v = forward(params, x, h_prev, c_prev)
+    values = np.concatenate([v[stage] for stage in STAGES])
+    _check_finite(values, E, H)
+    return Trace(_frame(values, E, H, 1), params=params)
+
+
+def read_trace(path: Union[str, os.PathLike, io.IOBase]) -> Trace:
+    """Load a trace saved by :meth:`Trace.to_csv`, checking that it is whole.
+
+    >>> t = step(Parameters.random(3, 2), [1, 2, 3])
+    >>> read_trace(io.StringIO(t.to_csv())).frame.equals(t.frame)
+    True
+    """
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
+    try:
+        frame = _read_csv(path, dtype=_CSV_DTYPES, **_ROUND_TRIP)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{name} is empty, not a trace CSV") from None
+    except ValueError as e:  # a cell that is not a number, a ragged row, bytes that are not UTF-8
+        raise ValueError(f"{name} is not a trace CSV: {_diagnose(path, e)}") from None
+    if tuple(frame.columns) != COLUMNS:
+        raise ValueError(f"{name} has columns {', '.join(map(str, frame.columns))}; "
+                         f"a trace has exactly {', '.join(COLUMNS)}")
+    if frame.empty:
+        raise ValueError(f"{name} has a header but no rows")
+    try:
+        return Trace(_checked_frame(frame))
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+
+
+_CSV_DTYPES = {"step": np.int64, "gate": str, "quantity": str, "unit": np.int64, "value": np.float64}
+
+
+def _read_csv(path, **kwargs) -> pd.DataFrame:
+    if hasattr(path, "seek"):
+        path.seek(0)
+    return pd.read_csv(path, keep_default_na=False, na_filter=False, encoding="utf-8", **kwargs)
+
+
+def _line(row: int) -> int:
+    return row + 2  # the header is line 1
+
+
+def _diagnose(path, error: ValueError) -> str:
+    """Say which line of a CSV that pandas would not read as a trace is wrong."""
+    try:
+        frame = _read_csv(path, dtype=str)
+    except ValueError as e:
+        return _first_line(e)
+    if tuple(frame.columns) != COLUMNS:
+        return f"its columns are {', '.join(map(str, frame.columns))}, not {', '.join(COLUMNS)}"
+    for column, kind in (("step", "a whole number"), ("unit", "a whole number"), ("value", "a number")):
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() | ((numbers % 1 != 0) if kind == "a whole number" else False)
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            return f"line {_line(row)}: {column} {frame[column].iloc[row]!r} is not {kind}"
+    return _first_line(error)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a CSV trace, checked and put in pipeline order, or a ValueError naming the line."""
+    step_, unit, value = (frame[c].to_numpy() for c in ("step", "unit", "value"))
+    for column, bad, what in (("step", step_ < 1, "a step ≥ 1"), ("unit", unit < 0, "a unit ≥ 0"),
+                              ("value", ~np.isfinite(value), "a finite number")):
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"line {_line(row)}: {column} {frame[column].iloc[row]!r} is not {what}")
+
+    gate = pd.Categorical(frame["gate"], dtype=GATE_DTYPE).codes
+    quantity = pd.Categorical(frame["quantity"], dtype=QUANTITY_DTYPE).codes
+    stage = np.where((gate >= 0) & (quantity >= 0), _STAGE_OF[gate, quantity], -1)
+    if (stage < 0).any():
+        row = int(np.argmax(stage < 0))
+        raise ValueError(f"line {_line(row)}: {frame['gate'].iloc[row]}.{frame['quantity'].iloc[row]} "
+                         "is not a gate and quantity of an LSTM step")
+
+    steps = int(step_.max())
+    E = int(((step_ == 1) & (stage == 0)).sum())
+    H = int(((step_ == 1) & (stage == 1)).sum())
+    expected = np.tile(_stage_sizes(E, H), steps)
+    counts = np.bincount((step_ - 1) * len(STAGES) + stage, minlength=steps * len(STAGES))
+    wrong = counts != expected
+    if wrong.any() or E == 0 or H == 0:
+        k = int(np.argmax(wrong))
+        t, (g, q) = k // len(STAGES) + 1, STAGES[k % len(STAGES)]
+        raise ValueError(f"step {t} has {counts[k]} rows of {g}.{q}, expected {expected[k]} "
+                         f"(input size {E} and hidden size {H}, from step 1's x and h_prev)")
+
+    order = np.lexsort((unit, stage, step_))
+    misplaced = unit[order] != _keys(E, H, steps)["unit"]
+    if misplaced.any():
+        row = int(order[np.argmax(misplaced)])
+        raise ValueError(f"line {_line(row)}: unit {unit[row]} of {frame['gate'].iloc[row]}."
+                         f"{frame['quantity'].iloc[row]} is repeated or out of range")
+    return _frame(value[order], E, H, steps)
