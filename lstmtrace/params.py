@@ -212,9 +212,9 @@ class Parameters:
             )
         bad = ~np.isfinite(array)
         if bad.any():
-            where = np.argwhere(bad)[0]
+            where = tuple(int(k) for k in np.argwhere(bad)[0])
             raise ValueError(
-                f"{gate}.{param} has {array[tuple(where)]} at {list(where)}; "
+                f"{gate}.{param} has {array[where]} at {list(where)}; "
                 "lstmtrace needs finite numbers"
             )
         return array
@@ -336,4 +336,4 @@ def _numeric(key: str, array: np.ndarray) -> np.ndarray:
 
 
 def _shape_text(shape: tuple) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ")"
+    return str(tuple(int(n) for n in shape))

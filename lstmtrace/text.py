@@ -30,10 +30,10 @@ TANH_NOTE = (
     "tanh(preact) lies strictly between −1 and 1: it is 0 where preact = 0, "
     "and comes within 0.01 of ±1 only beyond |preact| ≈ 2.6."
 )
-SHARE = {  # how each σ gate's value is used, for the "more than half" note
-    "forget": "keeps more than half of c_prev",
-    "input": "writes more than half of c̃ into the cell",
-    "output": "shows more than half of tanh(c) as h",
+SHARE = {  # how each σ gate's value is used: (verb, what), for the "more than half" note
+    "forget": ("keeps", "of c_prev"),
+    "input": ("writes", "of c̃ into the cell"),
+    "output": ("shows", "of tanh(c) as h"),
 }
 
 
@@ -87,16 +87,15 @@ def _units(mask: np.ndarray, most: int = 12) -> str:
     return ("unit " if len(idx) == 1 else "units ") + shown
 
 
-def _split_note(act: np.ndarray, middle: float, doc: _Doc, what: str, symbol: str) -> None:
-    above, below, equal = act > middle, act < middle, act == middle
-    parts = []
-    if above.any():
-        parts.append(f"{what} ({symbol} > {middle:g}) in {_units(above)}")
-    if below.any():
-        parts.append(f"less than half ({symbol} < {middle:g}) in {_units(below)}")
-    if equal.any():
-        parts.append(f"exactly half ({symbol} = {middle:g}) in {_units(equal)}")
-    doc.note("It " + "; ".join(parts) + ".")
+def _share_note(doc: "_Doc", act: np.ndarray, gate: str, symbol: str) -> None:
+    """Which units a σ gate passes more than half of, less than half, or exactly half."""
+    verb, what = SHARE[gate]
+    groups = [("more than half", ">", act > 0.5), ("less than half", "<", act < 0.5),
+              ("exactly half", "=", act == 0.5)]
+    parts = [f"{amount} ({symbol} {op} 0.5) in {_units(mask)}" for amount, op, mask in groups if mask.any()]
+    first, *rest = parts
+    amount, brackets = first.split(" (", 1)
+    doc.note(f"It {verb} " + "; ".join([f"{amount} {what} ({brackets}", *rest]) + ".")
 
 
 def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
@@ -120,7 +119,7 @@ def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
         doc.note(f"No unit is saturated: |preact| is at most {doc.num(np.abs(v[gate, 'preact']).max())} "
                  f"here, so every {symbol} is between {low + SATURATION:g} and {1 - SATURATION:g}.")
     if gate in SHARE:
-        _split_note(act, 0.5, doc, SHARE[gate], symbol)
+        _share_note(doc, act, gate, symbol)
 
 
 def _expand(doc: _Doc, trace, v: dict, u: int) -> None:

@@ -284,8 +284,8 @@ def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
             row = int(np.argmax(bad))
             raise ValueError(f"line {_line(row)}: {column} {frame[column].iloc[row]!r} is not {what}")
 
-    gate = pd.Categorical(frame["gate"], dtype=GATE_DTYPE).codes
-    quantity = pd.Categorical(frame["quantity"], dtype=QUANTITY_DTYPE).codes
+    gate = GATE_DTYPE.categories.get_indexer(frame["gate"])  # -1 where not a gate
+    quantity = QUANTITY_DTYPE.categories.get_indexer(frame["quantity"])
     stage = np.where((gate >= 0) & (quantity >= 0), _STAGE_OF[gate, quantity], -1)
     if (stage < 0).any():
         row = int(np.argmax(stage < 0))

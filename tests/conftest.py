@@ -1,0 +1,58 @@
+"""Shared fixtures and one-line helpers for driving the CLI (in the spirit of csvkit's tests/utils.py)."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import settings
+
+from lstmtrace import Parameters
+from lstmtrace.cli import cli
+from lstmtrace.examples import SEED_NOTEBOOK, SEED_QUESTION
+
+# Shared machines are noisy: hypothesis must never fail a test for being slow.
+settings.register_profile("lstmtrace", deadline=None, max_examples=60)
+settings.load_profile("lstmtrace")
+
+
+def invoke(*args, **kwargs):
+    """Run ``lstmtrace ARGS…`` in-process; stdout and stderr stay separate."""
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, **kwargs)
+
+
+def assert_ok(result):
+    assert result.exit_code == 0, f"exit {result.exit_code}\nstderr: {result.stderr}"
+    return result
+
+
+def assert_error(result, *fragments):
+    """Bad input: exit 2, nothing on stdout, one line on stderr that says what and where."""
+    assert result.exit_code == 2, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+@pytest.fixture
+def seed_question():
+    """The learner's step: identity weights, zero biases, their x and h_prev, c_prev = 0."""
+    return Parameters.identity(5, 5), SEED_QUESTION
+
+
+@pytest.fixture
+def notebook_inputs():
+    """The teacher's notebook input: x = 10,0,0; h_prev = 0,0,10; c_prev = 1,1,1."""
+    return SEED_NOTEBOOK
+
+
+@pytest.fixture
+def random_params():
+    """Random weights with E ≠ H and nonzero biases."""
+    p = Parameters.random(3, 4, seed=1)
+    rng = np.random.default_rng(2)
+    for gate in p.gates:
+        p.set(gate, "b", rng.uniform(-0.5, 0.5, 4))
+    return p

@@ -1,0 +1,61 @@
+"""The committed traces in traces/ are what lstmtrace makes today (regenerate: python traces/regenerate.py)."""
+import difflib
+import importlib.util
+import io
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmtrace import read_trace
+
+TRACES = pathlib.Path(__file__).parent.parent / "traces"
+_spec = importlib.util.spec_from_file_location("regenerate", TRACES / "regenerate.py")
+regenerate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(regenerate)
+
+CASES = [(name, suffix) for name in regenerate.TRACES for suffix in regenerate.FORMATS]
+STALE = "is stale: run `python traces/regenerate.py` and commit the result if the change is intended"
+
+
+def _diff(expected: str, actual: str, name: str) -> str:
+    lines = difflib.unified_diff(expected.splitlines(), actual.splitlines(), f"traces/{name} (committed)",
+                                 f"traces/{name} (made now)", lineterm="", n=2)
+    return "\n".join(list(lines)[:60])
+
+
+@pytest.mark.parametrize("name, suffix", CASES, ids=[f"{n}.{s}" for n, s in CASES])
+def test_committed_trace_is_current(name, suffix):
+    path = TRACES / f"{name}.{suffix}"
+    assert path.exists(), f"traces/{path.name} is missing: run `python traces/regenerate.py`"
+    committed, now = path.read_text(encoding="utf-8"), regenerate.render(name, suffix)
+    if suffix == "csv" and committed != now:
+        # the last bit of exp/tanh may differ between CPUs; anything beyond that is a real change
+        a, b = pd.read_csv(io.StringIO(committed)), pd.read_csv(io.StringIO(now))
+        assert a.drop(columns="value").equals(b.drop(columns="value")), _diff(committed, now, path.name)
+        np.testing.assert_allclose(b["value"], a["value"], rtol=1e-14, atol=1e-300,
+                                   err_msg=f"traces/{path.name} {STALE}")
+    else:
+        assert committed == now, f"traces/{path.name} {STALE}\n{_diff(committed, now, path.name)}"
+
+
+@pytest.mark.parametrize("name", regenerate.TRACES)
+def test_committed_csv_reads_back_as_a_trace(name):
+    assert read_trace(TRACES / f"{name}.csv").hidden_size in (3, 5)
+
+
+def test_seed_question_trace_holds_the_learners_numbers():
+    trace = read_trace(TRACES / "seed_question.csv")
+    np.testing.assert_allclose(trace.value("forget", "act"),
+                               [0.47502081, 0.68997448, 0.549834, 0.4875026, 0.66818777], atol=5e-9)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("notebook_1_zeros", [0.5, 0.5, 0.5]),
+    ("notebook_2_identity", [0.9999546, 0.5, 0.9999546]),
+    ("notebook_3_u_zeros", [0.9999546, 0.5, 0.5]),
+])
+def test_notebook_traces_hold_the_notebooks_numbers(name, expected):
+    trace = read_trace(TRACES / f"{name}.csv")
+    np.testing.assert_allclose(trace.value("cell", "forget*c_prev"), expected, atol=5e-8)

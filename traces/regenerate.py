@@ -1,0 +1,49 @@
+"""Regenerate the committed golden traces from the lstmtrace command itself.
+
+    python traces/regenerate.py        (or: make traces)
+
+Each trace is written twice, as CSV (every digit) and as the annotated text.
+tests/test_traces.py runs the same commands and fails when a file here is stale.
+"""
+import pathlib
+import sys
+
+from click.testing import CliRunner
+
+HERE = pathlib.Path(__file__).parent
+
+NOTEBOOK = ["--x", "10,0,0", "--h", "0,0,10", "--c", "1,1,1", "--weights", "zeros"]
+
+TRACES = {
+    # The learner's question: identity weights, zero biases; why is f 0.475 and not 0 or 1?
+    "seed_question": ["step"],
+    # The teacher's notebook: all weights zero, so every gate is σ(0) = 0.5 ...
+    "notebook_1_zeros": ["step", *NOTEBOOK],
+    # ... then the forget gate's W and U are identity matrices ...
+    "notebook_2_identity": ["step", *NOTEBOOK, "--set", "forget.W=identity", "--set", "forget.U=identity"],
+    # ... then W stays identity and U is zeroed: h_prev no longer reaches the forget gate.
+    "notebook_3_u_zeros": ["step", *NOTEBOOK, "--set", "forget.W=identity", "--set", "forget.U=zeros"],
+}
+FORMATS = {"csv": "csv", "txt": "text"}
+
+
+def render(name: str, suffix: str) -> str:
+    """What ``lstmtrace`` prints for trace ``name`` in the format of ``suffix``."""
+    from lstmtrace.cli import cli
+
+    result = CliRunner().invoke(cli, [*TRACES[name], "--format", FORMATS[suffix]], catch_exceptions=False)
+    if result.exit_code != 0:
+        raise RuntimeError(f"lstmtrace {' '.join(TRACES[name])} failed: {result.stderr}")
+    return result.stdout
+
+
+def main() -> None:
+    for name in TRACES:
+        for suffix in FORMATS:
+            path = HERE / f"{name}.{suffix}"
+            path.write_text(render(name, suffix), encoding="utf-8")
+            print(f"wrote {path.relative_to(HERE.parent)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
