@@ -169,9 +169,8 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     """The explanation of every step of ``trace``, in pipeline order; ``title`` opens it.
 
     >>> from lstmtrace import Parameters, step
-    >>> print(render(step(Parameters.zeros(1, 1), [2.0]))[:60])
+    >>> print(render(step(Parameters.zeros(1, 1), [2.0])).splitlines()[0])
     LSTM step t = 1 · input size E = 1 · hidden size H = 1
-    ======
     """
     if precision < 1:
         raise ValueError(f"precision must be at least 1, not {precision}")

@@ -1,0 +1,18 @@
+# lstmtrace: the everyday commands. `make help` lists them.
+
+.PHONY: help test traces fixtures check
+
+help:           ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+test:           ## run every test (unit, property, CLI, golden traces, doctests)
+	python -m pytest
+
+traces:         ## rewrite the golden traces in traces/ from the current code
+	python traces/regenerate.py
+
+fixtures:       ## rewrite the PyTorch parity fixtures (needs torch)
+	python tests/fixtures/make_torch_fixtures.py
+
+check:          ## what CI runs: a fresh virtual environment, the README's test command, live PyTorch parity
+	bash .ci/run

@@ -1,0 +1,91 @@
+"""The documentation keeps up: help on every command and option, a README that matches the code."""
+import pathlib
+import re
+import subprocess
+import sys
+
+import click
+import pytest
+
+from lstmtrace.cell import PIPELINE
+from lstmtrace.cli import cli
+
+ROOT = pathlib.Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+COMMANDS = sorted(cli.commands)
+
+
+def test_readme_opens_with_the_two_commands_for_a_fresh_machine():
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    assert blocks[0].strip() == "pip install . && lstmtrace step"
+    assert blocks[1].strip() == "pip install '.[test]' && python -m pytest"
+    assert README.index(blocks[1]) < README.index("\n## ")
+
+
+def test_ci_runs_the_readmes_test_command():
+    assert "pip install '.[test]' && python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help_with_an_example(name):
+    command = cli.commands[name]
+    assert command.help and "\b" in command.help, f"{name} has no example block"
+    assert f"lstmtrace {name}" in command.help
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_has_help(name):
+    for param in cli.commands[name].params:
+        if isinstance(param, click.Option):
+            assert param.help, f"lstmtrace {name} {param.opts[0]} has no help"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_and_option_is_in_the_readme(name):
+    assert f"### `lstmtrace {name}`" in README
+    for param in cli.commands[name].params:
+        if isinstance(param, click.Option) and param.name != "help":
+            assert any(opt in README for opt in param.opts), f"{param.opts} of {name} not in README"
+
+
+def test_readme_format_table_lists_every_quantity_in_order():
+    table = README[README.index("| gate | quantities, in order |"):]
+    for gate, quantities in PIPELINE:
+        row = next(line for line in table.splitlines() if gate in line.split("|")[1])
+        assert re.findall(r"`([^`]+)`", row) == list(quantities)
+
+
+def test_help_answers_without_importing_numpy_or_pandas():
+    code = ("import sys\nfrom lstmtrace.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('pandas', 'numpy', 'tabulate') if m in sys.modules]\n"
+            "sys.stderr.write(repr(heavy))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "lstmtrace step" in result.stdout
+    assert result.stderr == "[]"
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "lstmtrace", "--version"], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0 and "lstmtrace, version" in result.stdout
+
+
+def test_public_api_is_declared():
+    import lstmtrace
+
+    for name in lstmtrace.__all__:
+        value = getattr(lstmtrace, name)
+        if callable(value):
+            assert value.__doc__ and ">>>" in (value.__doc__ + (value.__init__.__doc__ or "")) \
+                or name in ("Gate", "NonFiniteError"), f"lstmtrace.{name} has no example"
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "torch" not in b]
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "step.csv").exists() and (tmp_path / "cell.npz").exists()
