@@ -134,6 +134,10 @@ def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
         lines = [f"{gate}:"]
         if p is not None:
             for M, vec, name, q in ((p[gate].W, x, "x", "Wx"), (p[gate].U, h_prev, "h_prev", "Uh")):
+                if not np.isclose(M[u] @ vec, v[gate, q][u], rtol=1e-9, atol=1e-12):
+                    lines.append(f"  ({gate}.{q}: the weights changed after this trace was made, "
+                                 "so their terms are not shown)")
+                    continue
                 terms = [f"{num(w)}×{paren(a)}" for w, a in zip(M[u], vec)]
                 if len(terms) > 16:
                     terms = terms[:8] + [f"… {len(terms) - 10} more terms …"] + terms[-2:]

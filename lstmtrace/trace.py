@@ -135,12 +135,12 @@ class Trace:
         if (gate, quantity) not in STAGES:
             valid = "; ".join(f"{g}: {', '.join(qs)}" for g, qs in PIPELINE)
             raise KeyError(f"no quantity {gate}.{quantity} in a trace ({valid})")
-        vectors = [self._vectors(t)[gate, quantity] for t in range(1, self.steps + 1)]
         if step is not None:
             if not 1 <= step <= self.steps:
                 raise IndexError(f"step {step} is not in 1..{self.steps}")
-            return vectors[step - 1]
-        return vectors[0] if self.steps == 1 else np.vstack(vectors)
+            return self._vectors(step)[gate, quantity].copy()
+        vectors = [self._vectors(t)[gate, quantity] for t in range(1, self.steps + 1)]
+        return vectors[0].copy() if self.steps == 1 else np.vstack(vectors)
 
     def _vectors(self, step: int = 1) -> Dict[Tuple[str, str], np.ndarray]:
         """{(gate, quantity): vector} of one step, sliced straight out of the frame."""
@@ -295,10 +295,13 @@ def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
     steps = int(step_.max())
     E = int(((step_ == 1) & (stage == 0)).sum())
     H = int(((step_ == 1) & (stage == 1)).sum())
+    if E == 0 or H == 0:
+        raise ValueError(f"step 1 has no given.{'x' if E == 0 else 'h_prev'} rows, so the trace's "
+                         "sizes are unknown")
     expected = np.tile(_stage_sizes(E, H), steps)
     counts = np.bincount((step_ - 1) * len(STAGES) + stage, minlength=steps * len(STAGES))
     wrong = counts != expected
-    if wrong.any() or E == 0 or H == 0:
+    if wrong.any():
         k = int(np.argmax(wrong))
         t, (g, q) = k // len(STAGES) + 1, STAGES[k % len(STAGES)]
         raise ValueError(f"step {t} has {counts[k]} rows of {g}.{q}, expected {expected[k]} "

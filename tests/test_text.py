@@ -111,3 +111,13 @@ def test_every_number_in_a_table_is_a_trace_value(seed_question):
                                               trace.to_text(precision=17))}
     values = set(trace.frame["value"]) | set(range(0, 100))  # units and sizes are small integers
     assert shown - values - {0.5, 0.01, 0.99, -0.99, 4.6, 2.6, 1.0, 0.8} == set()
+
+
+def test_expand_will_not_show_weights_changed_after_the_step(seed_question):
+    params, v = seed_question
+    params = params.copy()
+    trace = lstmtrace.step(params, v["x"], v["h_prev"])
+    params.set("forget", "W", "ones")
+    text = trace.to_text(expand=0)
+    assert "forget.Wx: the weights changed after this trace was made" in text
+    assert "W_f[0,:]·x" not in text and "U_f[0,:]·h_prev = 1×0" in text

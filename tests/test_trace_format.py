@@ -156,3 +156,15 @@ def test_read_trace_refuses_what_is_not_a_trace(content, message):
 def test_read_trace_names_the_broken_line(trace, edit, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_trace(_csv_with(trace, edit))
+
+
+def test_value_is_a_copy_the_trace_keeps_its_numbers(trace):
+    v = trace.value("forget", "act")
+    v[:] = 0
+    assert trace.value("forget", "act").any()
+
+
+def test_a_trace_without_x_rows_is_refused(trace):
+    frame = trace.frame[trace.frame["quantity"] != "x"]
+    with pytest.raises(ValueError, match="step 1 has no given.x rows"):
+        read_trace(io.StringIO(frame.to_csv(index=False)))
