@@ -23,6 +23,9 @@ class _OneLineErrors(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # plain `lstmtrace`: help, not an error
+            click.echo(e.ctx.get_help())
+            sys.exit(0)
         except click.ClickException as e:
             message = " ".join(e.format_message().split())
             if isinstance(e, click.UsageError) and e.ctx is not None and not isinstance(
@@ -86,7 +89,7 @@ def _output_options(formats):
                               "keep every digit).")(f)
         f = click.option("--expand", type=click.IntRange(min=0), metavar="UNIT", default=None,
                          help="Also write out one unit's computation term by term, e.g. "
-                              "W_f[u,:]·x = 1×(−0.1) + 0×0.3 + … = −0.1.")(f)
+                              "W_f[u,:]·x = 1×(-0.1) + 0×0.3 + … = -0.1.")(f)
         return f
     return decorate
 
@@ -109,6 +112,9 @@ def _check_output(output):
     """Fail before any work when the output cannot be written where asked."""
     if output in (None, "-"):
         return
+    if not output.strip():
+        raise click.BadParameter("is empty; give a file name, or '-' for standard output",
+                                 param_hint="'-o' / '--output'")
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise click.BadParameter(f"folder {os.path.dirname(output) or folder!r} does not exist",

@@ -189,11 +189,12 @@ class Parameters:
         if "," in word or ";" in word:
             return parse_matrix(word)
         try:
-            return np.full(shape, parse_number(word))
+            float(word)
         except ValueError:
             raise ValueError(
                 f"{text!r} is not {WEIGHT_SPECS}, a number or a matrix like 1,0;0,1"
             ) from None
+        return np.full(shape, parse_number(word))  # a number, but perhaps not a finite one
 
     def _checked(self, gate: str, param: str, value: ArrayLike) -> np.ndarray:
         """``value`` as a float64 array of ``param``'s shape, finite, or a ValueError."""

@@ -282,7 +282,7 @@ def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
                               ("value", ~np.isfinite(value), "a finite number")):
         if bad.any():
             row = int(np.argmax(bad))
-            raise ValueError(f"line {_line(row)}: {column} {frame[column].iloc[row]!r} is not {what}")
+            raise ValueError(f"line {_line(row)}: {column} {str(frame[column].iloc[row])!r} is not {what}")
 
     gate = GATE_DTYPE.categories.get_indexer(frame["gate"])  # -1 where not a gate
     quantity = QUANTITY_DTYPE.categories.get_indexer(frame["quantity"])
@@ -311,6 +311,6 @@ def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
     misplaced = unit[order] != _keys(E, H, steps)["unit"]
     if misplaced.any():
         row = int(order[np.argmax(misplaced)])
-        raise ValueError(f"line {_line(row)}: unit {unit[row]} of {frame['gate'].iloc[row]}."
+        raise ValueError(f"line {_line(row)}: unit {int(unit[row])} of {frame['gate'].iloc[row]}."
                          f"{frame['quantity'].iloc[row]} is repeated or out of range")
     return _frame(value[order], E, H, steps)

@@ -195,10 +195,9 @@ def test_bias_sets_every_gate_bias():
 
 # -- --set -------------------------------------------------------------------------------
 
-def _forget_after(spec, param, E=2, H=2):
-    """The forget gate's W, U or b column after ``--set forget.PARAM=SPEC`` on zeros weights."""
-    df = csv_of("--x", "1,2", "--h", "3,4", "--weights", "zeros", "--set", f"forget.{param}={spec}")
-    return df
+def _forget_after(spec, param):
+    """The trace after ``--set forget.PARAM=SPEC`` on zeros weights, x = 1,2 and h = 3,4."""
+    return csv_of("--x", "1,2", "--h", "3,4", "--weights", "zeros", "--set", f"forget.{param}={spec}")
 
 
 @pytest.mark.parametrize("param, vec", [("W", [1, 2]), ("U", [3, 4])])
@@ -275,9 +274,10 @@ NOTEBOOK = ("--x", "10,0,0", "--h", "0,0,10", "--c", "1,1,1", "--weights", "zero
 def test_notebook_experiments_forget_times_c_prev(sets, expected):
     df = csv_of(*NOTEBOOK, *sets)
     np.testing.assert_allclose(col(df, "cell", "forget*c_prev"), expected, atol=1e-7, rtol=0)
-    independent = sigmoid(np.array(expected) * 0)  # sanity: zeros preact → 0.5
-    assert independent[1] == 0.5
-    np.testing.assert_allclose(SIGMA_10, sigmoid(10.0), atol=1e-7)
+
+
+def test_notebook_constant_is_sigmoid_of_10():
+    np.testing.assert_allclose(sigmoid(10.0), SIGMA_10, atol=1e-7, rtol=0)
 
 
 # -- formats and outputs -------------------------------------------------------------------
@@ -325,8 +325,10 @@ def test_output_format_from_suffix(tmp_path, suffix, check):
     assert check(path.read_text(encoding="utf-8"))
 
 
-def test_output_uppercase_suffix():
-    pass
+def test_output_suffix_is_case_insensitive(tmp_path):
+    path = tmp_path / "OUT.CSV"
+    assert assert_ok(invoke("step", "-o", path)).stdout == ""
+    assert path.read_text().startswith("step,gate")
 
 
 def test_format_overrides_the_suffix(tmp_path):
@@ -473,3 +475,8 @@ def test_show_output_file(saved, tmp_path, name, marker):
 
 def test_show_output_dash(saved):
     assert assert_ok(invoke("show", saved, "-o", "-")).stdout == invoke("show", saved).stdout
+
+
+def test_plain_lstmtrace_prints_help_not_an_error():
+    result = assert_ok(invoke())
+    assert "lstmtrace step" in result.stdout and result.stderr == ""
