@@ -43,36 +43,25 @@ class _OneLineErrors(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-class Vector(click.ParamType):
-    """Comma-separated finite numbers, such as -0.1,0.3,0.1."""
+class Parsed(click.ParamType):
+    """An option value read by one of lstmtrace.spec's parsers; its ValueError becomes the option's error."""
 
-    name = "v1,v2,…"
+    def __init__(self, name: str, parser: str):
+        self.name, self.parser = name, parser
 
     def convert(self, value, param, ctx):
-        from lstmtrace.spec import parse_vector
+        from lstmtrace import spec
 
         if not isinstance(value, str):
             return value
         try:
-            return parse_vector(value)
+            return getattr(spec, self.parser)(value)
         except ValueError as e:
             self.fail(str(e), param, ctx)
 
 
-class Number(click.ParamType):
-    """One finite number."""
-
-    name = "number"
-
-    def convert(self, value, param, ctx):
-        from lstmtrace.spec import parse_number
-
-        if not isinstance(value, str):
-            return value
-        try:
-            return parse_number(value)
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
+VECTOR = Parsed("v1,v2,…", "parse_vector")  # comma-separated finite numbers, e.g. -0.1,0.3,0.1
+NUMBER = Parsed("number", "parse_number")  # one finite number
 
 
 def _output_options(formats):
@@ -84,7 +73,7 @@ def _output_options(formats):
         f = click.option("-o", "--output", metavar="PATH", default="-",
                          help="Write here instead of standard output ('-'). The file appears whole "
                               "or not at all; a failed run never touches an existing one.")(f)
-        f = click.option("--precision", type=click.IntRange(1, 17), default=6, show_default=True,
+        f = click.option("--precision", type=click.IntRange(1, 17), default=6, show_default=True, metavar="N",
                          help="Significant digits shown in text and Markdown (CSV and JSON always "
                               "keep every digit).")(f)
         f = click.option("--expand", type=click.IntRange(min=0), metavar="UNIT", default=None,
@@ -160,19 +149,19 @@ def cli():
 
 
 @cli.command()
-@click.option("--x", "x", type=Vector(), default=None,
+@click.option("--x", "x", type=VECTOR, default=None,
               help="The input x_t, comma-separated, e.g. --x -0.1,0.3. Without it (and without "
                    "--h/--c/--hidden-size), the worked example is traced.")
-@click.option("--h", "h", type=Vector(), default=None,
+@click.option("--h", "h", type=VECTOR, default=None,
               help="The previous hidden state h_{t-1} [default: zeros].")
-@click.option("--c", "c", type=Vector(), default=None,
+@click.option("--c", "c", type=VECTOR, default=None,
               help="The previous cell state c_{t-1} [default: zeros].")
-@click.option("--hidden-size", type=click.IntRange(min=1), default=None,
+@click.option("--hidden-size", type=click.IntRange(min=1), default=None, metavar="H",
               help="H when neither --h nor --c gives it [default: the weights file's, else len(x)].")
 @click.option("--weights", default="identity", show_default=True, metavar="SPEC|FILE",
               help="identity (W = np.eye(H, E), U = np.eye(H)), zeros, ones, random or random:SEED "
                    "(uniform in ±1/√H), or an .npz file with torch.nn.LSTMCell's state_dict keys.")
-@click.option("--bias", type=Number(), default=None,
+@click.option("--bias", type=NUMBER, default=None,
               help="Set every gate's bias b to this number [default: 0, or the weights file's biases].")
 @click.option("--set", "sets", multiple=True, metavar="GATE.PARAM=SPEC",
               help="Change one matrix after --weights/--bias; repeatable. GATE: forget|input|candidate|"

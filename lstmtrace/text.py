@@ -115,6 +115,9 @@ def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
     saturated = saturated_low | saturated_high
     if saturated.any():
         doc.note(f"Saturated (within 0.01 of {low:g} or 1): {_units(saturated)}.")
+    elif not v[gate, "preact"].any():
+        doc.note(f"No unit is saturated: every preact is 0 here, so every {symbol} is "
+                 f"{'0' if gate == 'candidate' else '0.5'}.")
     else:
         doc.note(f"No unit is saturated: |preact| is at most {doc.num(np.abs(v[gate, 'preact']).max())} "
                  f"here, so every {symbol} is between {low + SATURATION:g} and {1 - SATURATION:g}.")
@@ -193,15 +196,16 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
             _gate_section(doc, v, gate)
         doc.heading("Cell state")
         doc.formula("c = f⊙c_prev + i⊙c̃    (⊙: multiply unit by unit)")
-        doc.table({"f": v["forget", "act"], "c_prev": v["given", "c_prev"],
-                   "forget*c_prev": v["cell", "forget*c_prev"], "i": v["input", "act"],
-                   "c̃": v["candidate", "act"], "input*candidate": v["cell", "input*candidate"],
+        # headers are the trace's own names (and plain ASCII: a combining ~ would misalign tables)
+        doc.table({"forget": v["forget", "act"], "c_prev": v["given", "c_prev"],
+                   "forget*c_prev": v["cell", "forget*c_prev"], "input": v["input", "act"],
+                   "candidate": v["candidate", "act"], "input*candidate": v["cell", "input*candidate"],
                    "c": v["cell", "c"]})
         doc.note("The forget gate scales the old memory c_prev, the input gate scales the candidate "
                  "c̃, and the two add up to the new cell state c.")
         doc.heading("Hidden state")
         doc.formula("h = o⊙tanh(c)")
-        doc.table({"o": v["output", "act"], "c": v["cell", "c"], "tanh(c)": v["hidden", "tanh(c)"],
+        doc.table({"output": v["output", "act"], "c": v["cell", "c"], "tanh(c)": v["hidden", "tanh(c)"],
                    "h": v["hidden", "h"]})
         doc.note("tanh keeps the sign of c and squeezes it into (−1, 1); the output gate o "
                  "decides how much of it becomes the new hidden state h.")
