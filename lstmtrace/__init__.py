@@ -9,7 +9,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "read_trace", "sigmoid", "step"]
+__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "read_trace", "run", "sigmoid", "step"]
 
 # The names load on first use, so that `lstmtrace --help` answers without
 # importing numpy or pandas (PEP 562).
@@ -22,6 +22,7 @@ _HOME = {
     "Trace": "lstmtrace.trace",
     "read_trace": "lstmtrace.trace",
     "step": "lstmtrace.trace",
+    "run": "lstmtrace.trace",
 }
 
 

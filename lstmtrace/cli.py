@@ -3,6 +3,7 @@
 numpy and pandas are imported inside the commands, never at the top, so
 ``lstmtrace --help`` answers at the speed of click alone.
 """
+import functools
 import os
 import sys
 
@@ -112,16 +113,23 @@ def _check_output(output):
         raise click.BadParameter(f"{output!r} is a folder, not a file", param_hint="'-o' / '--output'")
 
 
-def _emit(trace, fmt, output, precision, expand, title=None):
+def _emit(trace, fmt, output, precision, expand, title=None, steps=None):
     """Render ``trace`` and write it to ``output`` (whole or not at all), or to stdout."""
     from lstmtrace._atomic import atomic_open
+    from lstmtrace.spec import parse_steps
 
     if expand is not None and expand >= trace.hidden_size:
         raise click.BadParameter(f"unit {expand} is not in 0..{trace.hidden_size - 1} "
                                  f"(hidden size H = {trace.hidden_size})", param_hint="'--expand'")
+    if steps is not None:
+        try:
+            steps = parse_steps(steps, trace.steps)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="'--steps'")
+    options = dict(precision=precision, expand=expand, title=title, steps=steps)
     render = {
-        "text": lambda: trace.to_text(precision=precision, expand=expand, title=title),
-        "markdown": lambda: trace.to_markdown(precision=precision, expand=expand, title=title),
+        "text": lambda: trace.to_text(**options),
+        "markdown": lambda: trace.to_markdown(**options),
         "csv": trace.to_csv,
         "json": trace.to_json,
     }[fmt]
@@ -135,6 +143,54 @@ def _emit(trace, fmt, output, precision, expand, title=None):
             f.write(content)
 
 
+def _state_options(f):
+    """--h, --c and --hidden-size: the state a step or a sequence starts from."""
+    f = click.option("--hidden-size", type=click.IntRange(min=1), default=None, metavar="H",
+                     help="H when neither --h nor --c gives it [default: the weights file's, "
+                          "else the input size E].")(f)
+    f = click.option("--c", "c", type=VECTOR, default=None,
+                     help="The previous cell state c_{t-1} [default: zeros].")(f)
+    f = click.option("--h", "h", type=VECTOR, default=None,
+                     help="The previous hidden state h_{t-1} [default: zeros].")(f)
+    return f
+
+
+def _weight_options(f):
+    """Where the weights come from, and the changes made to them; the command gets one dict."""
+    options = [
+        click.option("--weights", default="identity", show_default=True, metavar="SPEC|FILE",
+                     help="identity (W = np.eye(H, E), U = np.eye(H)), zeros, ones, random or "
+                          "random:SEED (uniform in ±1/√H), or a file: .npz (PyTorch or Keras keys), "
+                          ".pt/.pth (a PyTorch state_dict), .weights.h5 (Keras 3)."),
+        click.option("--layer", type=click.IntRange(min=0), default=None, metavar="K",
+                     help="Which layer of a multi-layer torch.nn.LSTM or Keras model [default: 0]."),
+        click.option("--prefix", default=None, metavar="P",
+                     help="The module whose LSTM to read from a state_dict, e.g. encoder.lstm "
+                          "[default: the only one]."),
+        click.option("--layout", type=click.Choice(["torch", "keras"]), default=None,
+                     help="How to read an .npz [default: from its keys: weight_ih… is torch, "
+                          "kernel… is keras]."),
+        click.option("--bias", type=NUMBER, default=None,
+                     help="Set every gate's bias b to this number [default: 0, or the file's biases]."),
+        click.option("--forget-bias", type=NUMBER, default=None, metavar="NUMBER",
+                     help="Add this to the forget gate's bias, as TensorFlow's LSTMCell(forget_bias=1.0) "
+                          "does when it runs (Keras' unit_forget_bias is already in its saved bias)."),
+        click.option("--set", "sets", multiple=True, metavar="GATE.PARAM=SPEC",
+                     help="Change one matrix last; repeatable. GATE: forget|input|candidate|output; "
+                          "PARAM: W|U|b. SPEC for W and U: identity|zeros|ones|random[:SEED], a number "
+                          "to fill it, or rows like 1,0;0,1. For b: a number or H comma-separated values."),
+    ]
+    names = ("weights", "layer", "prefix", "layout", "bias", "forget_bias", "sets")
+
+    @functools.wraps(f)
+    def command(**kwargs):
+        return f(weights={name: kwargs.pop(name) for name in names}, **kwargs)
+
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lstmtrace")
 def cli():
@@ -145,6 +201,8 @@ def cli():
         lstmtrace step
     then change one thing and look again:
         lstmtrace step --set forget.b=3
+    or follow a sequence through a trained PyTorch model's layer:
+        lstmtrace run --weights model.pt --prefix encoder.lstm --xs inputs.csv
     """
 
 
@@ -152,23 +210,10 @@ def cli():
 @click.option("--x", "x", type=VECTOR, default=None,
               help="The input x_t, comma-separated, e.g. --x -0.1,0.3. Without it (and without "
                    "--h/--c/--hidden-size), the worked example is traced.")
-@click.option("--h", "h", type=VECTOR, default=None,
-              help="The previous hidden state h_{t-1} [default: zeros].")
-@click.option("--c", "c", type=VECTOR, default=None,
-              help="The previous cell state c_{t-1} [default: zeros].")
-@click.option("--hidden-size", type=click.IntRange(min=1), default=None, metavar="H",
-              help="H when neither --h nor --c gives it [default: the weights file's, else len(x)].")
-@click.option("--weights", default="identity", show_default=True, metavar="SPEC|FILE",
-              help="identity (W = np.eye(H, E), U = np.eye(H)), zeros, ones, random or random:SEED "
-                   "(uniform in ±1/√H), or an .npz file with torch.nn.LSTMCell's state_dict keys.")
-@click.option("--bias", type=NUMBER, default=None,
-              help="Set every gate's bias b to this number [default: 0, or the weights file's biases].")
-@click.option("--set", "sets", multiple=True, metavar="GATE.PARAM=SPEC",
-              help="Change one matrix after --weights/--bias; repeatable. GATE: forget|input|candidate|"
-                   "output; PARAM: W|U|b. SPEC for W and U: identity|zeros|ones|random[:SEED], a number "
-                   "to fill it, or rows like 1,0;0,1. For b: a number or H comma-separated values.")
+@_state_options
+@_weight_options
 @_output_options(FORMATS)
-def step(x, h, c, hidden_size, weights, bias, sets, fmt, output, precision, expand):
+def step(x, h, c, hidden_size, weights, fmt, output, precision, expand):
     """Trace one LSTM step and explain every number in it.
 
     \b
@@ -199,86 +244,99 @@ def step(x, h, c, hidden_size, weights, bias, sets, fmt, output, precision, expa
         x, h, c = (np.array(SEED_QUESTION[k]) for k in ("x", "h_prev", "c_prev"))
         title = ("The worked example: a learner's hand-written step, with x and h_prev from "
                  "their question and c_prev = 0.")
-    params = _parameters(weights, bias, sets, len(x), _hidden_size(x, h, c, hidden_size))
-    title = " ".join(filter(None, [title, _describe(weights, bias, sets)]))
+    params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
+    title = " ".join(filter(None, [title, _describe(weights)]))
+    _emit(_traced(lstmtrace.step, params, x, h, c), fmt, output, precision, expand, title)
+
+
+@cli.command()
+@click.option("--xs", required=True, metavar="FILE|ROWS",
+              help="The sequence x_1…x_T, one x_t per row: a CSV or whitespace-separated text file "
+                   "(a header row is skipped), an .npy of shape T×E, or inline rows like '1,2;3,4'.")
+@_state_options
+@_weight_options
+@click.option("--steps", default=None, metavar="RANGE",
+              help="Explain only these steps in full after the summary, e.g. 3-5 or 1,4-6 "
+                   "[default: every step]. CSV and JSON always hold every step.")
+@_output_options(FORMATS)
+def run(xs, h, c, hidden_size, weights, steps, fmt, output, precision, expand):
+    """Trace a sequence, carrying h and c from each step to the next.
+
+    \b
+    Three steps written inline; a summary table, then each step:
+        lstmtrace run --xs '1,0;0,1;1,1' --hidden-size 2
+    A trained PyTorch layer over a file of inputs, to a spreadsheet:
+        lstmtrace run --weights model.pt --prefix encoder.lstm --layer 1 \\
+            --xs inputs.csv -o trace.csv
+    A Keras model's first LSTM layer, explaining steps 3 to 5 only:
+        lstmtrace run --weights model.weights.h5 --xs inputs.npy --steps 3-5
+    """
+    import lstmtrace
+    from lstmtrace import spec
+
+    fmt = _format_for(fmt, output, FORMATS)
+    _check_output(output)
     try:
-        trace = lstmtrace.step(params, x, h, c)
-    except lstmtrace.NonFiniteError as e:
-        raise click.ClickException(str(e))
-    _emit(trace, fmt, output, precision, expand, title)
+        sequence = spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
+    except (OSError, ValueError) as e:
+        if not os.path.exists(xs) and not set(xs) <= set("0123456789.,;-+eE \t"):
+            e = f"no file {xs!r}, nor rows of numbers like '1,2;3,4'"
+        raise click.BadParameter(str(e), param_hint="'--xs'")
+    params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
+    T = sequence.shape[0]
+    show_bar = T >= 100 and sys.stderr.isatty()
+    with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as bar:
+        trace = _traced(lstmtrace.run, params, sequence, h, c, progress=bar.update)
+    _emit(trace, fmt, output, precision, expand, _describe(weights), steps)
 
 
-def _hidden_size(x, h, c, hidden_size):
-    """H from --h, --c or --hidden-size (None to leave it to the weights), checking they agree."""
-    sizes = [(name, len(v)) for name, v in (("--h", h), ("--c", c)) if v is not None]
-    if hidden_size is not None:
-        sizes.append(("--hidden-size", hidden_size))
-    for name, n in sizes[1:]:
-        if n != sizes[0][1]:
-            raise click.BadParameter(f"gives hidden size {n} but {sizes[0][0]} gives {sizes[0][1]}",
-                                     param_hint=f"'{name}'")
-    return sizes[0][1] if sizes else None
+@cli.command()
+@click.option("--show", "show_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE", help="Summarise this weights file (same as --weights FILE).")
+@click.option("--input-size", type=click.IntRange(min=1), default=None, metavar="E",
+              help="E for weights made from a SPEC [default: 1].")
+@click.option("--hidden-size", type=click.IntRange(min=1), default=None, metavar="H",
+              help="H for weights made from a SPEC [default: E].")
+@_weight_options
+@click.option("-o", "--output", metavar="PATH.npz", default=None,
+              help="Also write the weights to this .npz, in torch.nn.LSTMCell's layout (whole or "
+                   "not at all).")
+def params(show_file, input_size, hidden_size, weights, output):
+    """Make a weights file from a spec, or look inside one, before tracing with it.
 
+    \b
+    Look inside a trained model's layer:
+        lstmtrace params --show model.pt --prefix encoder.lstm --layer 1
+    Make weights for an experiment, and trace with them:
+        lstmtrace params --weights random:3 --input-size 3 --hidden-size 5 \\
+            --set forget.b=1 -o cell.npz
+        lstmtrace step --weights cell.npz --x 1,2,3
+    """
+    from tabulate import tabulate
 
-def _parameters(weights, bias, sets, E, H):
-    """The Parameters that --weights, --bias and --set describe, for input size E and hidden size H."""
-    from lstmtrace.params import Parameters, WEIGHT_SPECS
-
-    hint = "'--weights'"
-    if weights in WORDS or weights.split(":")[0] == "random":
-        try:
-            params = Parameters.from_spec(weights, E, H if H is not None else E)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint=hint)
-    elif os.path.isfile(weights):
-        try:
-            params = Parameters.load(weights)
-        except (OSError, ValueError) as e:
-            raise click.BadParameter(str(e), param_hint=hint)
-        if params.input_size != E:
-            raise click.BadParameter(f"has {E} values but the weights in {weights} have input size "
-                                     f"E = {params.input_size}", param_hint="'--x'")
-        if H is not None and H != params.hidden_size:
-            raise click.BadParameter(f"hidden size {H} (from --h, --c or --hidden-size) does not match "
-                                     f"hidden size H = {params.hidden_size} of {weights}", param_hint=hint)
-    else:
-        raise click.BadParameter(f"{weights!r} is neither {WEIGHT_SPECS} nor a file that exists",
-                                 param_hint=hint)
-    if bias is not None:
-        for gate in params.gates:
-            params.set(gate, "b", bias)
-    for item in sets:
-        target, eq, spec = item.partition("=")
-        gate, dot, param = target.partition(".")
-        if not eq or not dot or not spec.strip():
-            raise click.BadParameter(f"{item!r} is not GATE.PARAM=SPEC, e.g. forget.U=zeros",
-                                     param_hint="'--set'")
-        try:
-            params.set(gate.strip(), param.strip(), spec)
-        except ValueError as e:
-            raise click.BadParameter(f"{item}: {e}", param_hint="'--set'")
-    return params
-
-
-def _describe(weights, bias, sets):
-    words = {"identity": "identity (W = np.eye(H, E), U = np.eye(H))", "zeros": "all zeros",
-             "ones": "all ones"}
-    text = words.get(weights) or (f"{weights} (uniform in ±1/√H)" if weights.startswith("random")
-                                  else f"from {os.path.basename(weights)}")
-    if bias is not None:
-        text += f", every bias {bias:g}"
-    elif not os.path.isfile(weights):
-        text += ", zero biases"
-    if sets:
-        text += ", then " + ", ".join(sets)
-    return f"Weights: {text}."
+    if show_file is not None:
+        weights["weights"] = show_file
+    if output is not None:
+        _check_output(output)
+        if not output.lower().endswith(".npz"):
+            raise click.BadParameter(f"{output!r} must end in .npz", param_hint="'-o' / '--output'")
+    p = _parameters(weights, input_size, hidden_size, "--input-size")
+    described = p.describe()
+    click.echo(f"LSTM weights · input size E = {p.input_size} · hidden size H = {p.hidden_size}\n"
+               f"{_describe(weights)}\n")
+    click.echo(tabulate(described, headers="keys", showindex=False, floatfmt=".6g") + "\n")
+    if output is not None:
+        p.save(output)
+        click.echo(f"wrote {output}", err=True)
 
 
 @cli.command()
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False))
+@click.option("--steps", default=None, metavar="RANGE",
+              help="Explain only these steps in full after the summary, e.g. 3-5 [default: every step].")
 @_output_options(("text", "markdown"))
-def show(trace, fmt, output, precision, expand):
-    """Explain a saved CSV trace, as `lstmtrace step` does.
+def show(trace, steps, fmt, output, precision, expand):
+    """Explain a saved CSV trace, as `lstmtrace step` and `lstmtrace run` do.
 
     \b
     Save a trace, open it in a spreadsheet, and read it again later:
@@ -293,7 +351,117 @@ def show(trace, fmt, output, precision, expand):
         loaded = read_trace(trace)
     except (OSError, ValueError) as e:
         raise click.BadParameter(str(e), param_hint="'TRACE'")
-    _emit(loaded, fmt, output, precision, expand)
+    _emit(loaded, fmt, output, precision, expand, steps=steps)
+
+
+# -- the pieces the commands share ----------------------------------------------------------
+
+class _no_bar:
+    """Stands in for a progress bar where none is shown (stderr is not a terminal, or T is small)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
+
+
+def _traced(trace_function, params, *args, **kwargs):
+    """Run lstmtrace.step or lstmtrace.run; an overflow becomes a one-line error naming where."""
+    import lstmtrace
+
+    try:
+        return trace_function(params, *args, **kwargs)
+    except lstmtrace.NonFiniteError as e:
+        raise click.ClickException(str(e))
+
+
+def _hidden_size(h, c, hidden_size):
+    """H from --h, --c or --hidden-size (None to leave it to the weights), checking they agree."""
+    sizes = [(name, len(v)) for name, v in (("--h", h), ("--c", c)) if v is not None]
+    if hidden_size is not None:
+        sizes.append(("--hidden-size", hidden_size))
+    for name, n in sizes[1:]:
+        if n != sizes[0][1]:
+            raise click.BadParameter(f"gives hidden size {n} but {sizes[0][0]} gives {sizes[0][1]}",
+                                     param_hint=f"'{name}'")
+    return sizes[0][1] if sizes else None
+
+
+def _parameters(weights, E, H, input_hint):
+    """The Parameters the weight options describe, for input size E and hidden size H (None: any).
+
+    ``input_hint`` names the option that gave E, for the error when a file disagrees.
+    """
+    from lstmtrace.params import Parameters, WEIGHT_SPECS
+
+    spec, hint = weights["weights"], "'--weights'"
+    is_word = spec in WORDS or spec.split(":")[0] == "random"
+    if is_word:
+        for name in ("layer", "prefix", "layout"):
+            if weights[name] is not None:
+                raise click.BadParameter(f"reads a weights file, and --weights is {spec!r}",
+                                         param_hint=f"'--{name}'")
+        try:
+            params = Parameters.from_spec(spec, E or 1, H or E or 1)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint=hint)
+    elif os.path.isfile(spec):
+        try:
+            params = Parameters.load(spec, layer=weights["layer"], prefix=weights["prefix"],
+                                     layout=weights["layout"])
+        except (OSError, ValueError, ImportError) as e:
+            raise click.BadParameter(" ".join(str(e).split()), param_hint=hint)
+        if E is not None and params.input_size != E:
+            raise click.BadParameter(f"has {E} values{' per row' if input_hint == '--xs' else ''} but "
+                                     f"the weights in {spec} have input size E = {params.input_size}",
+                                     param_hint=f"'{input_hint}'")
+        if H is not None and H != params.hidden_size:
+            raise click.BadParameter(f"hidden size {H} (from --h, --c or --hidden-size) does not match "
+                                     f"hidden size H = {params.hidden_size} of {spec}", param_hint=hint)
+    else:
+        raise click.BadParameter(f"{spec!r} is neither {WEIGHT_SPECS} nor a file that exists",
+                                 param_hint=hint)
+    if weights["bias"] is not None:
+        for gate in params.gates:
+            params.set(gate, "b", weights["bias"])
+    if weights["forget_bias"] is not None:
+        params.set("forget", "b", params.forget.b + weights["forget_bias"])
+    for item in weights["sets"]:
+        target, eq, value = item.partition("=")
+        gate, dot, param = target.partition(".")
+        if not eq or not dot or not value.strip():
+            raise click.BadParameter(f"{item!r} is not GATE.PARAM=SPEC, e.g. forget.U=zeros",
+                                     param_hint="'--set'")
+        try:
+            params.set(gate.strip(), param.strip(), value)
+        except ValueError as e:
+            raise click.BadParameter(f"{item}: {e}", param_hint="'--set'")
+    return params
+
+
+def _describe(weights):
+    """One sentence saying which weights a trace used, to open its text."""
+    spec = weights["weights"]
+    words = {"identity": "identity (W = np.eye(H, E), U = np.eye(H))", "zeros": "all zeros",
+             "ones": "all ones"}
+    if spec in words or spec.startswith("random"):
+        text = words.get(spec) or f"{spec} (uniform in ±1/√H)"
+    else:
+        where = [f"{k} {weights[k]}" for k in ("layer", "prefix") if weights[k] is not None]
+        text = f"from {os.path.basename(spec)}" + (f" ({', '.join(where)})" if where else "")
+    if weights["bias"] is not None:
+        text += f", every bias {weights['bias']:g}"
+    elif not os.path.isfile(spec):
+        text += ", zero biases"
+    if weights["forget_bias"] is not None:
+        text += f", forget bias {weights['forget_bias']:+g}"
+    if weights["sets"]:
+        text += ", then " + ", ".join(weights["sets"])
+    return f"Weights: {text}."
 
 
 main = cli

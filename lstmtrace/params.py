@@ -18,7 +18,7 @@ Files are read with ``allow_pickle=False``: a weights file can never run code.
 """
 import os
 from dataclasses import dataclass
-from typing import Dict, Mapping, Union
+from typing import Dict, Mapping, Optional, Union
 
 import numpy as np
 
@@ -220,6 +220,20 @@ class Parameters:
             )
         return array
 
+    def describe(self):
+        """A DataFrame of each gate's W, U and b: shape, min, mean, max, standard deviation.
+
+        >>> Parameters.identity(3, 2).describe().head(2).round(3)
+             gate param   shape  min   mean  max    std
+        0  forget     W  (2, 3)  0.0  0.333  1.0  0.471
+        1  forget     U  (2, 2)  0.0  0.500  1.0  0.500
+        """
+        import pandas as pd
+
+        rows = [(g, p, _shape_text(a.shape), *(float(f(a)) for f in (np.min, np.mean, np.max, np.std)))
+                for g in GATES for p, a in zip("WUb", (self[g].W, self[g].U, self[g].b))]
+        return pd.DataFrame(rows, columns=["gate", "param", "shape", "min", "mean", "max", "std"])
+
     # -- the PyTorch layout and weights files ------------------------------------
 
     def state_dict(self) -> Dict[str, np.ndarray]:
@@ -270,36 +284,34 @@ class Parameters:
         return cls(gates)
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "Parameters":
-        """Weights from an ``.npz`` file with a torch.nn.LSTMCell state_dict's keys (never unpickled)."""
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        if magic[:1] == b"\x80":
-            raise ValueError(
-                f"{os.fspath(path)} is a Python pickle; lstmtrace never loads pickles "
-                "(they can run code): save the weights with np.savez"
-            )
-        if magic != b"PK\x03\x04":
-            raise ValueError(
-                f"{os.fspath(path)} is not an .npz file (a zip of .npy arrays, as np.savez writes)"
-            )
-        with np.load(path, allow_pickle=False) as npz:
-            if any(name.endswith("data.pkl") for name in npz.zip.namelist()):
-                raise ValueError(
-                    f"{os.fspath(path)} is a PyTorch checkpoint (torch.save), not an .npz: "
-                    "save it with np.savez(path, **{k: v.numpy() for k, v in sd.items()})"
-                )
-            state = {}
-            for key in STATE_DICT_KEYS:
-                if key in npz.files:
-                    try:
-                        state[key] = npz[key]
-                    except ValueError:
-                        raise ValueError(
-                            f"key {key!r} holds Python objects, which would need pickle to load; "
-                            "lstmtrace reads only numeric arrays"
-                        ) from None
-        return cls.from_state_dict(state)
+    def load(cls, path: Union[str, os.PathLike], layer: Optional[int] = None,
+             prefix: Optional[str] = None, layout: Optional[str] = None) -> "Parameters":
+        """Weights from a file, never unpickled: ``.npz`` (PyTorch or Keras keys), ``.pt``, ``.weights.h5``.
+
+        ``layer`` picks one layer of a torch.nn.LSTM or Keras model (0 when not given),
+        ``prefix`` the module holding it (e.g. ``"encoder.lstm."``), ``layout`` forces
+        ``"torch"`` or ``"keras"`` for an ``.npz``.  See :mod:`lstmtrace.weights`.
+        """
+        from lstmtrace.weights import load
+
+        return load(path, layer=layer, prefix=prefix, layout=layout)
+
+    @classmethod
+    def from_keras(cls, kernel: np.ndarray, recurrent_kernel: np.ndarray,
+                   bias: Optional[np.ndarray] = None) -> "Parameters":
+        """Weights from a Keras LSTM's ``layer.get_weights()``: kernel (E×4H), recurrent_kernel (H×4H), bias.
+
+        >>> p = Parameters.random(2, 3)
+        >>> sd = p.state_dict()
+        >>> Parameters.from_keras(sd["weight_ih"].T, sd["weight_hh"].T, sd["bias_ih"]) == p
+        True
+        """
+        from lstmtrace.weights import _keras_arrays
+
+        arrays = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
+        if bias is not None:
+            arrays["bias"] = bias
+        return _keras_arrays(arrays, "Keras weights")
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write an ``.npz`` weights file that :meth:`load` and PyTorch both read back.

@@ -4,11 +4,12 @@
 ``;``).  Every reader raises :class:`ValueError` with a sentence that says
 what was wrong, so the command line can pass it on as it is.
 """
+import io
 import math
 
 import numpy as np
 
-__all__ = ["parse_number", "parse_vector", "parse_matrix"]
+__all__ = ["parse_number", "parse_vector", "parse_matrix", "parse_sequence", "read_sequence", "check_sequence", "parse_steps"]
 
 
 def parse_number(text: str) -> float:
@@ -63,3 +64,100 @@ def parse_matrix(text: str) -> np.ndarray:
     if len(widths) > 1:
         raise ValueError(f"rows have different lengths {[len(row) for row in rows]}")
     return np.vstack(rows)
+
+
+def read_sequence(path) -> np.ndarray:
+    """A T×E float64 sequence from a file: ``.npy``, or CSV/whitespace text, one x_t per row.
+
+    A first row that is not numbers is taken for a header and skipped.
+
+    >>> import io
+    >>> read_sequence(io.StringIO("a,b\\n1,2\\n3,4\\n"))
+    array([[1., 2.],
+           [3., 4.]])
+    """
+    name = getattr(path, "name", None) or str(path)
+    if str(name).lower().endswith(".npy"):
+        try:
+            xs = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"{name} is not a plain .npy array ({e})") from None
+        if xs.dtype.kind not in "iuf":
+            raise ValueError(f"{name} holds {xs.dtype} values, not real numbers")
+        xs = xs.astype(np.float64)
+        if xs.ndim == 1:
+            xs = xs[:, None]
+        return check_sequence(xs, name)
+    text = path.read() if hasattr(path, "read") else open(path, encoding="utf-8").read()
+    lines = [(k + 1, line) for k, line in enumerate(text.splitlines()) if line.strip()]
+    if not lines:
+        raise ValueError(f"{name} is empty: a sequence needs at least one row")
+    delimiter = "," if "," in lines[0][1] else None
+    split = lambda line: line.split(delimiter)
+    try:
+        [float(v) for v in split(lines[0][1])]
+        header = False
+    except ValueError:
+        header = True
+    if header and len(lines) == 1:
+        raise ValueError(f"{name} has a header but no rows")
+    body = "\n".join(text.splitlines()[lines[0][0]:]) if header else text
+    try:  # C speed for the usual case: every row the same width of plain numbers
+        xs = np.loadtxt(io.StringIO(body), delimiter=delimiter, ndmin=2, dtype=np.float64)
+    except ValueError:
+        # say which line is wrong (only on this error path is there a loop over rows)
+        width = len(split(lines[header][1]))
+        for number, line in lines[header:]:
+            cells = split(line)
+            if len(cells) != width:
+                raise ValueError(f"{name} line {number} has {len(cells)} values, "
+                                 f"the first row {width}") from None
+            for cell in cells:
+                try:
+                    float(cell)
+                except ValueError:
+                    raise ValueError(f"{name} line {number}: {cell.strip()!r} is not a number") from None
+        raise ValueError(f"{name} could not be read as rows of numbers") from None
+    return check_sequence(xs, name)
+
+
+def parse_sequence(text: str) -> np.ndarray:
+    """A T×E sequence written inline, rows split by ``;``.
+
+    >>> parse_sequence("1,2;3,4").shape
+    (2, 2)
+    """
+    return check_sequence(parse_matrix(text), "the sequence")
+
+
+def check_sequence(xs: np.ndarray, name: str) -> np.ndarray:
+    """``xs`` if it is a finite T×E array with T, E ≥ 1, else a ValueError saying where it is not."""
+    if xs.ndim != 2:
+        raise ValueError(f"{name} must be T×E (one x_t per row), not shape {xs.shape}")
+    if xs.shape[0] == 0 or xs.shape[1] == 0:
+        raise ValueError(f"{name} is empty: a sequence needs at least one row of at least one number")
+    bad = ~np.isfinite(xs)
+    if bad.any():
+        t, e = (int(k) for k in np.argwhere(bad)[0])
+        raise ValueError(f"{name} has {xs[t, e]} at step {t + 1}, element {e}; lstmtrace needs "
+                         "finite numbers")
+    return xs
+
+
+def parse_steps(text: str, last: int) -> list:
+    """Step numbers from ``"3-5"``, ``"7"`` or ``"1,3-4"``, each within 1..last.
+
+    >>> parse_steps("1,3-4", 5)
+    [1, 3, 4]
+    """
+    steps = []
+    for part in text.split(","):
+        first, dash, end = part.strip().partition("-")
+        try:
+            a, b = int(first), int(end) if dash else int(first)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a step or a range like 3-5") from None
+        if not 1 <= a <= b <= last:
+            raise ValueError(f"{part.strip()!r} is not within steps 1..{last}")
+        steps.extend(range(a, b + 1))
+    return sorted(set(steps))

@@ -3,7 +3,7 @@
 Every number printed is read from the trace; the notes only compare those
 numbers with thresholds (0.5, 0.01 of the ends) to say what they mean.
 """
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 from tabulate import tabulate
@@ -171,9 +171,37 @@ def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
                  "term by term: run `lstmtrace step … --expand` with the same weights for that.")
 
 
+def _summary(doc: _Doc, trace) -> None:
+    """One row per step: x, the σ gates' means, c, h, and how many units saturate."""
+    doc.heading(f"{trace.steps} steps · input size E = {trace.input_size} · hidden size H = "
+                f"{trace.hidden_size}", 1)
+    short = lambda vectors: [_short(doc, v) for v in vectors]
+    act = {gate: trace._block(gate, "act") for gate in FORMULA}
+    columns = {"x": short(trace._block("given", "x")),
+               **{f"{gate} mean": act[gate].mean(axis=1) for gate in ("forget", "input", "output")},
+               "c": short(trace._block("cell", "c")), "h": short(trace._block("hidden", "h"))}
+    counts = {gate: ((a < (-1 if gate == "candidate" else 0) + SATURATION) | (a > 1 - SATURATION)).sum(axis=1)
+              for gate, a in act.items()}
+    columns["saturated units"] = [", ".join(f"{g} {counts[g][t]}" for g in FORMULA if counts[g][t])
+                                  or "none" for t in range(trace.steps)]
+    rows = [[t + 1, *(col[t] for col in columns.values())] for t in range(trace.steps)]
+    doc.parts.append(tabulate(rows, headers=["step", *columns], tablefmt="github" if doc.markdown
+                              else "simple", floatfmt=f".{doc.precision}g", disable_numparse=[1, 5, 6]))
+    doc.note("Each step's h and c become the next step's h_prev and c_prev. A gate's mean is over its "
+             "units; a unit is saturated when its activation is within 0.01 of its bound.")
+
+
+def _short(doc: _Doc, vector: np.ndarray, most: int = 3) -> str:
+    shown = ", ".join(doc.num(v) for v in vector[:most])
+    return shown + (f", … ({len(vector)})" if len(vector) > most else "")
+
+
 def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bool = False,
-           title: Optional[str] = None) -> str:
-    """The explanation of every step of ``trace``, in pipeline order; ``title`` opens it.
+           title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
+    """The explanation of ``trace``, in pipeline order; ``title`` opens it.
+
+    A trace of several steps starts with a table of one row per step, then explains
+    each step in ``steps`` (every step when not given).
 
     >>> from lstmtrace import Parameters, step
     >>> print(render(step(Parameters.zeros(1, 1), [2.0])).splitlines()[0])
@@ -184,10 +212,19 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     H = trace.hidden_size
     if expand is not None and not 0 <= expand < H:
         raise ValueError(f"unit {expand} is not in 0..{H - 1} (hidden size H = {H})")
+    detail = range(1, trace.steps + 1) if steps is None else list(steps)
+    outside = [t for t in detail if not 1 <= t <= trace.steps]
+    if outside:
+        raise ValueError(f"step {outside[0]} is not in 1..{trace.steps}")
     doc = _Doc(markdown, precision)
     if title:
         doc.note(title)
-    for t in range(1, trace.steps + 1):
+    if trace.steps > 1:
+        _summary(doc, trace)
+        if steps is not None:
+            doc.note(f"The detail below is of step{'s' if len(detail) > 1 else ''} "
+                     f"{', '.join(map(str, detail))} of {trace.steps}.")
+    for t in detail:
         v = trace._vectors(t)
         doc.heading(f"LSTM step t = {t} · input size E = {trace.input_size} · hidden size H = {H}", 1)
         doc.heading("Given")

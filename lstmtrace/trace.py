@@ -15,7 +15,7 @@ Rows follow :data:`lstmtrace.cell.PIPELINE`, unit by unit, step by step.
 import io
 import json
 import os
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from lstmtrace._atomic import atomic_open
 from lstmtrace.cell import PIPELINE, forward
 from lstmtrace.params import Parameters
 
-__all__ = ["COLUMNS", "NonFiniteError", "Trace", "read_trace", "step"]
+__all__ = ["COLUMNS", "NonFiniteError", "Trace", "read_trace", "run", "step"]
 
 COLUMNS = ("step", "gate", "quantity", "unit", "value")
 
@@ -131,24 +131,31 @@ class Trace:
         return len(self.frame)
 
     def value(self, gate: str, quantity: str, step: Optional[int] = None) -> np.ndarray:
-        """One quantity over units; for a trace of several steps and no ``step``, steps × units."""
-        if (gate, quantity) not in STAGES:
-            valid = "; ".join(f"{g}: {', '.join(qs)}" for g, qs in PIPELINE)
-            raise KeyError(f"no quantity {gate}.{quantity} in a trace ({valid})")
+        """One quantity over units; for a trace of several steps and no ``step``, steps × units.
+
+        The array is a copy: changing it leaves the trace as it was.
+        """
+        block = self._block(gate, quantity)
         if step is not None:
             if not 1 <= step <= self.steps:
                 raise IndexError(f"step {step} is not in 1..{self.steps}")
-            return self._vectors(step)[gate, quantity].copy()
-        vectors = [self._vectors(t)[gate, quantity] for t in range(1, self.steps + 1)]
-        return vectors[0].copy() if self.steps == 1 else np.vstack(vectors)
+            return block[step - 1].copy()
+        return block[0].copy() if self.steps == 1 else block.copy()
+
+    def _block(self, gate: str, quantity: str) -> np.ndarray:
+        """A steps × units view of one quantity, sliced straight out of the value column."""
+        if (gate, quantity) not in STAGES:
+            valid = "; ".join(f"{g}: {', '.join(qs)}" for g, qs in PIPELINE)
+            raise KeyError(f"no quantity {gate}.{quantity} in a trace ({valid})")
+        sizes = _stage_sizes(self.input_size, self.hidden_size)
+        k = STAGES.index((gate, quantity))
+        start = int(sizes[:k].sum())
+        values = self.frame["value"].to_numpy().reshape(self.steps, int(sizes.sum()))
+        return values[:, start:start + sizes[k]]
 
     def _vectors(self, step: int = 1) -> Dict[Tuple[str, str], np.ndarray]:
-        """{(gate, quantity): vector} of one step, sliced straight out of the frame."""
-        sizes = _stage_sizes(self.input_size, self.hidden_size)
-        start = (step - 1) * sizes.sum()
-        values = self.frame["value"].to_numpy()
-        ends = start + np.cumsum(sizes)
-        return {stage: values[end - n:end] for stage, n, end in zip(STAGES, sizes, ends)}
+        """{(gate, quantity): vector} of one step."""
+        return {stage: self._block(*stage)[step - 1] for stage in STAGES}
 
     # -- exports -------------------------------------------------------------------
 
@@ -167,22 +174,24 @@ class Trace:
         return json.dumps([dict(zip(COLUMNS, row)) for row in zip(*columns)], indent=1) + "\n"
 
     def to_text(self, precision: int = 6, expand: Optional[int] = None,
-                title: Optional[str] = None) -> str:
+                title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
         """The annotated, step-by-step explanation (what ``lstmtrace step`` prints).
 
         ``precision`` is the significant digits shown, ``expand`` a unit whose dot
-        products are written out term by term, ``title`` a line to open with.
+        products are written out term by term, ``title`` a line to open with, and
+        ``steps`` the steps explained in full (every one when not given) after the
+        one-row-per-step summary that a trace of several steps opens with.
         """
         from lstmtrace.text import render
 
-        return render(self, precision=precision, expand=expand, markdown=False, title=title)
+        return render(self, precision=precision, expand=expand, markdown=False, title=title, steps=steps)
 
     def to_markdown(self, precision: int = 6, expand: Optional[int] = None,
-                    title: Optional[str] = None) -> str:
+                    title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
         """The same explanation with Markdown headings and tables, for notes."""
         from lstmtrace.text import render
 
-        return render(self, precision=precision, expand=expand, markdown=True, title=title)
+        return render(self, precision=precision, expand=expand, markdown=True, title=title, steps=steps)
 
 
 def _vector(name: str, value, size: int, what: str) -> np.ndarray:
@@ -205,14 +214,49 @@ def step(params: Parameters, x: Sequence[float], h_prev: Optional[Sequence[float
     >>> t.value("forget", "act").round(8)
     array([0.47502081, 0.68997448, 0.549834  , 0.4875026 , 0.66818777])
     """
-    E, H = params.input_size, params.hidden_size
-    x = _vector("x", x, E, "input size E =")
-    h_prev = np.zeros(H) if h_prev is None else _vector("h_prev", h_prev, H, "hidden size H =")
-    c_prev = np.zeros(H) if c_prev is None else _vector("c_prev", c_prev, H, "hidden size H =")
-    v = forward(params, x, h_prev, c_prev)
-    values = np.concatenate([v[stage] for stage in STAGES])
+    x = _vector("x", x, params.input_size, "input size E =")
+    return _trace(params, x[None, :], h_prev, c_prev)
+
+
+def run(params: Parameters, xs, h0: Optional[Sequence[float]] = None,
+        c0: Optional[Sequence[float]] = None, progress: Optional[Callable[[int], None]] = None) -> Trace:
+    """Run T steps over the rows of ``xs`` (T×E), carrying h and c from each step to the next.
+
+    ``h0`` and ``c0`` default to zeros; ``progress``, if given, is called with 1 after
+    each step (a click progress bar's ``update``, say).  The trace has steps 1..T.
+
+    >>> t = run(Parameters.identity(1, 1), [[1.0], [1.0], [1.0]])
+    >>> t.value("cell", "c").round(4)      # steps × units: the cell fills up step by step
+    array([[0.5568],
+           [1.1444],
+           [1.7395]])
+    """
+    xs = np.array(xs, dtype=np.float64)
+    if xs.ndim != 2 or xs.shape[1] != params.input_size or xs.shape[0] == 0:
+        raise ValueError(f"xs must be T×E with T ≥ 1 and E = {params.input_size} (the weights' input "
+                         f"size), not shape {xs.shape}")
+    if not np.isfinite(xs).all():
+        t, e = (int(k) for k in np.argwhere(~np.isfinite(xs))[0])
+        raise ValueError(f"xs[{t}, {e}] is {xs[t, e]}; lstmtrace needs finite numbers")
+    return _trace(params, xs, h0, c0, progress)
+
+
+def _trace(params, xs, h, c, progress=None) -> Trace:
+    """Every step over the rows of ``xs``, written straight into one preallocated value array."""
+    (T, E), H = xs.shape, params.hidden_size
+    h = np.zeros(H) if h is None else _vector("h_prev", h, H, "hidden size H =")
+    c = np.zeros(H) if c is None else _vector("c_prev", c, H, "hidden size H =")
+    sizes = _stage_sizes(E, H)
+    n = int(sizes.sum())
+    values = np.empty(T * n)
+    for t in range(T):  # the recurrence: step t needs step t-1's h and c
+        v = forward(params, xs[t], h, c)
+        np.concatenate([v[stage] for stage in STAGES], out=values[t * n:(t + 1) * n])
+        h, c = v["hidden", "h"], v["cell", "c"]
+        if progress is not None:
+            progress(1)
     _check_finite(values, E, H)
-    return Trace(_frame(values, E, H, 1), params=params)
+    return Trace(_frame(values, E, H, T), params=params)
 
 
 def read_trace(path: Union[str, os.PathLike, io.IOBase]) -> Trace:

@@ -78,3 +78,56 @@ def test_saved_weights_load_into_torch(tmp_path):
     trace = lstmtrace.step(params, x)
     np.testing.assert_allclose(trace.value("hidden", "h"), h[0].numpy(), rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(trace.value("cell", "c"), c[0].numpy(), rtol=0, atol=TOLERANCE)
+
+
+# -- torch.nn.LSTM: two layers over a sequence -------------------------------------------------
+
+LSTM_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "torch_lstm_2layer.npz"
+SEQUENCE_TOLERANCE = 1e-10
+
+
+def _trace_layers(path, xs, h0, c0, layers=2, **load):
+    """Trace each layer from its own weights, the layer below's h as its input."""
+    traces = []
+    for k in range(layers):
+        params = Parameters.load(path, layer=k, **load)
+        traces.append(lstmtrace.run(params, xs, h0[k], c0[k]))
+        xs = traces[-1].value("hidden", "h")
+    return traces
+
+
+def test_two_layer_nn_lstm_matches_every_h_and_c():
+    data = np.load(LSTM_FIXTURE, allow_pickle=False)
+    assert data["xs"].shape == (20, 3) and data["h"].shape == (2, 20, 5)  # T = 20, E ≠ H
+    traces = _trace_layers(LSTM_FIXTURE, data["xs"], data["h0"], data["c0"], prefix="encoder.lstm")
+    for k, trace in enumerate(traces):
+        np.testing.assert_allclose(trace.value("hidden", "h"), data["h"][k], rtol=0, atol=SEQUENCE_TOLERANCE)
+        np.testing.assert_allclose(trace.value("cell", "c"), data["c"][k], rtol=0, atol=SEQUENCE_TOLERANCE)
+
+
+def test_two_layer_nn_lstm_from_the_pt_file():
+    _torch()
+    data = np.load(LSTM_FIXTURE, allow_pickle=False)
+    pt = LSTM_FIXTURE.with_suffix(".pt")
+    traces = _trace_layers(pt, data["xs"], data["h0"], data["c0"], prefix="encoder.lstm.")
+    np.testing.assert_allclose(traces[1].value("hidden", "h"), data["h"][1], rtol=0, atol=SEQUENCE_TOLERANCE)
+
+
+def test_live_nn_lstm_matches_a_fresh_model():
+    torch = _torch()
+    torch.manual_seed(21)
+    lstm = torch.nn.LSTM(4, 6, num_layers=2).double()
+    xs = torch.randn(15, 1, 4, dtype=torch.float64)
+    with torch.no_grad():
+        output, (h_n, c_n) = lstm(xs)
+    state = {k: v.numpy() for k, v in lstm.state_dict().items()}
+    inputs = xs[:, 0].numpy()
+    for k in range(2):
+        params = Parameters.from_state_dict({name: state[f"{name}_l{k}"] for name in
+                                             ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+        trace = lstmtrace.run(params, inputs)
+        inputs = trace.value("hidden", "h")
+        np.testing.assert_allclose(inputs[-1], h_n[k, 0].numpy(), rtol=0, atol=SEQUENCE_TOLERANCE)
+        np.testing.assert_allclose(trace.value("cell", "c")[-1], c_n[k, 0].numpy(), rtol=0,
+                                   atol=SEQUENCE_TOLERANCE)
+    np.testing.assert_allclose(inputs, output[:, 0].numpy(), rtol=0, atol=SEQUENCE_TOLERANCE)

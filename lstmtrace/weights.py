@@ -1,0 +1,237 @@
+"""Reading one LSTM layer's weights from the files PyTorch, Keras and numpy write.
+
+=================== =========================================================
+file                what is read
+=================== =========================================================
+``.npz``            a torch.nn.LSTMCell state_dict (weight_ih, weight_hh,
+                    bias_ih, bias_hh), a torch.nn.LSTM one (weight_ih_l0, …,
+                    under any module prefix), or Keras' kernel,
+                    recurrent_kernel, bias; read with ``allow_pickle=False``
+``.pt``, ``.pth``   a PyTorch state_dict, read with ``torch.load(...,
+                    weights_only=True)`` (needs the ``torch`` extra)
+``.weights.h5``     Keras 3 ``model.save_weights`` (needs the ``keras`` extra,
+                    h5py)
+=================== =========================================================
+
+Nothing here unpickles anything: a weights file can never run code.  torch and
+h5py are imported only when such a file is read.
+"""
+import os
+import re
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+
+from lstmtrace.params import STATE_DICT_KEYS, Parameters
+
+__all__ = ["LAYOUTS", "load"]
+
+LAYOUTS = ("torch", "keras")
+KERAS_KEYS = ("kernel", "recurrent_kernel", "bias")
+_TORCH_KEY = re.compile(r"^(?P<prefix>.*?)weight_ih(?:_l(?P<layer>\d+))?(?P<reverse>_reverse)?$")
+
+
+def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
+         layout: Optional[str] = None) -> Parameters:
+    """The weights of one LSTM layer in ``path``: ``layer`` (0 when not given) under ``prefix``.
+
+    ``layout`` forces how an ``.npz`` is read ("torch" or "keras"); by default its keys decide.
+    """
+    path = os.fspath(path)
+    if layout not in (None, *LAYOUTS):
+        raise ValueError(f"unknown layout {layout!r}; the layouts are {', '.join(LAYOUTS)}")
+    name = path.lower()
+    if name.endswith(".h5") or name.endswith(".hdf5"):
+        return _keras_h5(path, layer)
+    arrays = _torch_file(path) if name.endswith((".pt", ".pth")) else _npz(path)
+    if layout == "keras" or (layout is None and all(k in arrays for k in KERAS_KEYS[:2])):
+        return _keras_arrays(arrays, path)
+    return _torch_cell(arrays, layer, prefix, path)
+
+
+# -- the containers ------------------------------------------------------------------
+
+def _npz(path: str) -> Dict[str, np.ndarray]:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:1] == b"\x80":
+        raise ValueError(f"{path} is a Python pickle; lstmtrace never loads pickles "
+                         "(they can run code): save the weights with np.savez")
+    if magic != b"PK\x03\x04":
+        raise ValueError(f"{path} is not an .npz file (a zip of .npy arrays, as np.savez writes)")
+    with np.load(path, allow_pickle=False) as npz:
+        if any(member.endswith("data.pkl") for member in npz.zip.namelist()):
+            raise ValueError(f"{path} is a PyTorch checkpoint (torch.save) named like an .npz: "
+                             "rename it to .pt, or save it with np.savez")
+        arrays = {}
+        for key in npz.files:
+            try:
+                arrays[key] = npz[key]
+            except ValueError:
+                raise ValueError(f"key {key!r} holds Python objects, which would need pickle to "
+                                 "load; lstmtrace reads only numeric arrays") from None
+    return arrays
+
+
+def _torch_file(path: str) -> Dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"reading {os.path.basename(path)} needs PyTorch: pip install "
+                          "'lstmtrace[torch]' (or save the state_dict with np.savez, see the README)"
+                          ) from None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no file {path!r}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds; all mean "not a state_dict we may read"
+        if "weights only" in str(e).lower():
+            raise ValueError(f"{path} holds more than tensors (a whole pickled model?), which "
+                             "would need pickle to load: save model.state_dict() instead") from None
+        raise ValueError(f"{path} is not a file torch.load can read") from None
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path} holds a {type(obj).__name__}, not a state_dict (a dict of tensors)")
+    arrays = {}
+
+    def flatten(mapping, at):  # a checkpoint may nest the state_dict: {"model": {...}, ...}
+        for key, value in mapping.items():
+            if isinstance(value, Mapping):
+                flatten(value, f"{at}{key}.")
+            elif isinstance(value, torch.Tensor):
+                arrays[f"{at}{key}"] = value.detach().to(torch.float64).numpy()
+
+    flatten(obj, "")
+    return arrays
+
+
+def _keras_h5(path: str, layer: Optional[int]) -> Parameters:
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError(f"reading {os.path.basename(path)} needs h5py: pip install 'lstmtrace[keras]'"
+                          ) from None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no file {path!r}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise ValueError(f"{path} is not an HDF5 file") from None
+    with f:
+        cells = _keras_cells(f)
+        if not cells:
+            raise ValueError(f"{path} has no LSTM layer (Keras 3 save_weights keeps each under "
+                             "layers/<name>/cell/vars)")
+        k = 0 if layer is None else layer
+        if not 0 <= k < len(cells):
+            raise ValueError(f"{path} has no LSTM layer {k}; its layers are "
+                             + ", ".join(f"{j} ({name})" for j, (name, _) in enumerate(cells)))
+        name, group = cells[k]
+        if "backward" in group.name:
+            raise ValueError(f"{group.name}: the backward half of a Bidirectional layer is not "
+                             "supported (lstmtrace traces left to right)")
+        arrays = {key: group[str(j)][()] for j, key in enumerate(KERAS_KEYS) if str(j) in group}
+    return _keras_arrays(arrays, f"{path} layer {k} ({name})")
+
+
+def _keras_cells(f) -> list:
+    """[(layer name, vars group)] of every LSTM cell in a Keras 3 weights file, in layer order."""
+    import h5py
+
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and name.endswith("cell/vars") and "0" in obj and "1" in obj:
+            kernel, recurrent = obj["0"], obj["1"]
+            if (len(kernel.shape) == 2 and len(recurrent.shape) == 2
+                    and kernel.shape[1] == recurrent.shape[1] == 4 * recurrent.shape[0]):
+                layer_vars = f.get(name[: -len("cell/vars")] + "vars")
+                label = layer_vars.attrs.get("name", name) if layer_vars is not None else name
+                found.append((str(label), obj))
+
+    f.visititems(visit)
+    natural = lambda item: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", item[1].name)]
+    return sorted(found, key=natural)
+
+
+# -- the layouts ---------------------------------------------------------------------
+
+def _keras_arrays(arrays: Mapping[str, np.ndarray], where: str) -> Parameters:
+    """Keras' kernel (E×4H), recurrent_kernel (H×4H), bias (4H), gates i, f, c, o."""
+    missing = [k for k in KERAS_KEYS[:2] if k not in arrays]
+    if missing:
+        raise ValueError(f"{where}: no key {missing[0]!r}; a Keras LSTM has kernel (E×4H), "
+                         "recurrent_kernel (H×4H) and bias (4H)")
+    kernel, recurrent = np.asarray(arrays["kernel"]), np.asarray(arrays["recurrent_kernel"])
+    if kernel.ndim != 2 or recurrent.ndim != 2:
+        raise ValueError(f"{where}: kernel and recurrent_kernel must be matrices, not shapes "
+                         f"{kernel.shape} and {recurrent.shape}")
+    H = recurrent.shape[0]
+    bias = np.asarray(arrays["bias"]) if "bias" in arrays else np.zeros(4 * H)  # use_bias=False
+    try:
+        # Keras stacks the gates as PyTorch does (i, f, c, o), in columns rather than rows
+        return Parameters.from_state_dict({"weight_ih": kernel.T, "weight_hh": recurrent.T,
+                                           "bias_ih": bias, "bias_hh": np.zeros_like(bias)})
+    except ValueError as e:
+        keras_names = {"weight_ih": "kernel", "weight_hh": "recurrent_kernel", "bias_ih": "bias"}
+        message = str(e)
+        for torch_name, keras_name in keras_names.items():
+            message = message.replace(f"'{torch_name}'", f"'{keras_name}' (transposed)"
+                                      if torch_name != "bias_ih" else f"'{keras_name}'")
+        raise ValueError(f"{where}: {message}") from None
+
+
+def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: Optional[str],
+                where: str) -> Parameters:
+    """One cell of a torch.nn.LSTMCell or torch.nn.LSTM state_dict, under a module prefix."""
+    cells: Dict[str, set] = {}
+    for key in arrays:
+        m = _TORCH_KEY.match(key)
+        if m and not m["reverse"]:
+            cells.setdefault(m["prefix"], set()).add(None if m["layer"] is None else int(m["layer"]))
+    if not cells:
+        shown = ", ".join(list(arrays)[:6]) + (", …" if len(arrays) > 6 else "")
+        raise ValueError(f"{where} has no LSTM weights (no key 'weight_ih'); a weights file holds "
+                         f"{', '.join(STATE_DICT_KEYS)} as in torch.nn.LSTMCell's state_dict, "
+                         f"weight_ih_l0, … as in torch.nn.LSTM's, or Keras' {', '.join(KERAS_KEYS)}; "
+                         f"it has {shown or 'no arrays'}")
+    prefixes = ", ".join(repr(p) for p in sorted(cells))
+    if prefix is not None:
+        p = next((c for c in (prefix, prefix + ".") if c in cells), None)
+        if p is None:
+            raise ValueError(f"{where} has no LSTM weights under prefix {prefix!r}; "
+                             f"its prefixes are {prefixes}")
+    elif len(cells) > 1:
+        raise ValueError(f"{where} holds LSTM weights under several prefixes, {prefixes}: "
+                         "choose one with --prefix")
+    else:
+        (p,) = cells
+    layers = cells[p]
+    if None in layers:  # an LSTMCell: a single layer
+        if layer not in (None, 0):
+            raise ValueError(f"{where} holds one torch.nn.LSTMCell{f' under {p!r}' if p else ''}; "
+                             f"there is no layer {layer}, only layer 0")
+        suffix = ""
+    else:
+        k = 0 if layer is None else layer
+        if k not in layers:
+            raise ValueError(f"{where} has no layer {k}{f' under {p!r}' if p else ''}; its layers are "
+                             + ", ".join(str(j) for j in sorted(layers)))
+        suffix = f"_l{k}"
+    for unsupported, why in ((f"{p}weight_hr{suffix}", "LSTMs with proj_size"),
+                             (f"{p}weight_ih{suffix}_reverse", "the reverse direction of a bidirectional LSTM")):
+        if unsupported in arrays:
+            raise ValueError(f"{where} has key {unsupported!r}: {why} are not supported "
+                             "(lstmtrace traces one direction of a plain LSTM)")
+    names = {key: f"{p}{key}{suffix}" for key in STATE_DICT_KEYS}
+    state = {key: arrays[name] for key, name in names.items() if name in arrays}
+    if "bias_ih" not in state and "bias_hh" not in state and "weight_ih" in state:  # bias=False
+        H = np.shape(arrays[names["weight_hh"]])[-1] if names["weight_hh"] in arrays else 0
+        state.update(bias_ih=np.zeros(4 * H), bias_hh=np.zeros(4 * H))
+    try:
+        return Parameters.from_state_dict(state)
+    except ValueError as e:
+        message = str(e)
+        for key, name in names.items():
+            message = message.replace(f"'{key}'", f"'{name}'")
+        raise ValueError(f"{where}: {message}") from None
+
