@@ -11,8 +11,9 @@ test:           ## run every test (unit, property, CLI, golden traces, doctests)
 traces:         ## rewrite the golden traces in traces/ from the current code
 	python traces/regenerate.py
 
-fixtures:       ## rewrite the PyTorch parity fixtures (needs torch)
+fixtures:       ## rewrite the PyTorch and Keras parity fixtures (needs torch and keras)
 	python tests/fixtures/make_torch_fixtures.py
+	KERAS_BACKEND=torch python tests/fixtures/make_keras_fixtures.py
 
 check:          ## what CI runs: a fresh virtual environment, the README's test command, live PyTorch parity
 	bash .ci/run

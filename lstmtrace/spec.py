@@ -88,7 +88,11 @@ def read_sequence(path) -> np.ndarray:
         if xs.ndim == 1:
             xs = xs[:, None]
         return check_sequence(xs, name)
-    text = path.read() if hasattr(path, "read") else open(path, encoding="utf-8").read()
+    if hasattr(path, "read"):
+        text = path.read()
+    else:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     lines = [(k + 1, line) for k, line in enumerate(text.splitlines()) if line.strip()]
     if not lines:
         raise ValueError(f"{name} is empty: a sequence needs at least one row")

@@ -217,10 +217,10 @@ def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: 
             raise ValueError(f"{where} has no layer {k}{f' under {p!r}' if p else ''}; its layers are "
                              + ", ".join(str(j) for j in sorted(layers)))
         suffix = f"_l{k}"
-    for unsupported, why in ((f"{p}weight_hr{suffix}", "LSTMs with proj_size"),
-                             (f"{p}weight_ih{suffix}_reverse", "the reverse direction of a bidirectional LSTM")):
+    for unsupported, what in ((f"{p}weight_hr{suffix}", "an LSTM with proj_size"),
+                              (f"{p}weight_ih{suffix}_reverse", "a bidirectional LSTM")):
         if unsupported in arrays:
-            raise ValueError(f"{where} has key {unsupported!r}: {why} are not supported "
+            raise ValueError(f"{where} has key {unsupported!r}: {what} is not supported "
                              "(lstmtrace traces one direction of a plain LSTM)")
     names = {key: f"{p}{key}{suffix}" for key in STATE_DICT_KEYS}
     state = {key: arrays[name] for key, name in names.items() if name in arrays}

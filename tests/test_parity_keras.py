@@ -58,7 +58,9 @@ def test_live_keras_lstm_matches():
     pytest.importorskip("h5py")
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
+    policy = keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # the policy, once made, no longer follows floatx
     try:
         keras.utils.set_random_seed(8)
         inputs = keras.Input((None, 2))
@@ -69,5 +71,6 @@ def test_live_keras_lstm_matches():
         trace = lstmtrace.run(Parameters.from_keras(*model.layers[1].get_weights()), xs)
     finally:
         keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy(policy)
     np.testing.assert_allclose(trace.value("hidden", "h"), seq, rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(trace.value("cell", "c")[-1], c, rtol=0, atol=TOLERANCE)
