@@ -42,7 +42,7 @@ def test_committed_trace_is_current(name, suffix):
 
 @pytest.mark.parametrize("name", regenerate.TRACES)
 def test_committed_csv_reads_back_as_a_trace(name):
-    assert read_trace(TRACES / f"{name}.csv").hidden_size in (3, 5)
+    assert read_trace(TRACES / f"{name}.csv").hidden_size in (1, 3, 5)
 
 
 def test_seed_question_trace_holds_the_learners_numbers():
@@ -59,3 +59,10 @@ def test_seed_question_trace_holds_the_learners_numbers():
 def test_notebook_traces_hold_the_notebooks_numbers(name, expected):
     trace = read_trace(TRACES / f"{name}.csv")
     np.testing.assert_allclose(trace.value("cell", "forget*c_prev"), expected, atol=5e-8)
+
+
+def test_sequence_trace_carries_the_cell_forward():
+    trace = read_trace(TRACES / "sequence_one_unit.csv")
+    c = trace.value("cell", "c")[:, 0]
+    assert trace.steps == 5 and (np.diff(c) > 0).all()
+    np.testing.assert_array_equal(trace.value("given", "c_prev")[1:, 0], c[:-1])

@@ -23,6 +23,8 @@ TRACES = {
     "notebook_2_identity": ["step", *NOTEBOOK, "--set", "forget.W=identity", "--set", "forget.U=identity"],
     # ... then W stays identity and U is zeroed: h_prev no longer reaches the forget gate.
     "notebook_3_u_zeros": ["step", *NOTEBOOK, "--set", "forget.W=identity", "--set", "forget.U=zeros"],
+    # A sequence: one unit, x = 1 five times; the forget gate keeps most of c, so c keeps growing.
+    "sequence_one_unit": ["run", "--xs", "1;1;1;1;1"],
 }
 FORMATS = {"csv": "csv", "txt": "text"}
 
