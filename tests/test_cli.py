@@ -4,6 +4,7 @@ Expected numbers come from the plain-numpy LSTM step below (``lstm``), never
 from lstmtrace's own output.
 """
 import io
+import pathlib
 import json
 
 import numpy as np
@@ -406,8 +407,11 @@ def test_without_expand_no_term_by_term():
 # -- version and help ----------------------------------------------------------------------
 
 def test_version():
+    import lstmtrace
+
     result = assert_ok(invoke("--version"))
-    assert result.stdout.strip() == "lstmtrace, version 0.1.0"
+    assert result.stdout.strip() == f"lstmtrace, version {lstmtrace.__version__}"
+    assert f"## {lstmtrace.__version__} — " in (pathlib.Path(__file__).parent.parent / "CHANGELOG.md").read_text()
 
 
 @pytest.mark.parametrize("args, example", [
