@@ -279,9 +279,9 @@ def run(xs, h, c, hidden_size, weights, steps, fmt, output, precision, expand):
     try:
         sequence = spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
     except (OSError, ValueError) as e:
-        if not os.path.exists(xs) and not set(xs) <= set("0123456789.,;-+eE \t"):
+        if not os.path.exists(xs) and not _looks_inline(xs):
             e = f"no file {xs!r}, nor rows of numbers like '1,2;3,4'"
-        raise click.BadParameter(str(e), param_hint="'--xs'")
+        raise click.BadParameter(" ".join(str(e).split()), param_hint="'--xs'")
     params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
     T = sequence.shape[0]
     show_bar = T >= 100 and sys.stderr.isatty()
@@ -315,12 +315,15 @@ def params(show_file, input_size, hidden_size, weights, output):
     from tabulate import tabulate
 
     if show_file is not None:
+        if weights["weights"] != "identity":
+            raise click.UsageError("give --show FILE or --weights, not both")
         weights["weights"] = show_file
     if output is not None:
         _check_output(output)
         if not output.lower().endswith(".npz"):
             raise click.BadParameter(f"{output!r} must end in .npz", param_hint="'-o' / '--output'")
-    p = _parameters(weights, input_size, hidden_size, "--input-size")
+    p = _parameters(weights, input_size, hidden_size, "--input-size",
+                    weights_hint="'--show'" if show_file else "'--weights'")
     described = p.describe()
     click.echo(f"LSTM weights · input size E = {p.input_size} · hidden size H = {p.hidden_size}\n"
                f"{_describe(weights)}\n")
@@ -369,6 +372,15 @@ class _no_bar:
         pass
 
 
+def _looks_inline(text):
+    """Rows written out ('1,2;3,4', 'nan') rather than a file name."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return "," in text or ";" in text
+
+
 def _traced(trace_function, params, *args, **kwargs):
     """Run lstmtrace.step or lstmtrace.run; an overflow becomes a one-line error naming where."""
     import lstmtrace
@@ -391,14 +403,16 @@ def _hidden_size(h, c, hidden_size):
     return sizes[0][1] if sizes else None
 
 
-def _parameters(weights, E, H, input_hint):
+def _parameters(weights, E, H, input_hint, weights_hint="'--weights'"):
     """The Parameters the weight options describe, for input size E and hidden size H (None: any).
 
     ``input_hint`` names the option that gave E, for the error when a file disagrees.
     """
     from lstmtrace.params import Parameters, WEIGHT_SPECS
 
-    spec, hint = weights["weights"], "'--weights'"
+    from lstmtrace.weights import WhichCellError
+
+    spec, hint = weights["weights"], weights_hint
     is_word = spec in WORDS or spec.split(":")[0] == "random"
     if is_word:
         for name in ("layer", "prefix", "layout"):
@@ -413,6 +427,8 @@ def _parameters(weights, E, H, input_hint):
         try:
             params = Parameters.load(spec, layer=weights["layer"], prefix=weights["prefix"],
                                      layout=weights["layout"])
+        except WhichCellError as e:
+            raise click.BadParameter(" ".join(str(e).split()), param_hint=f"'--{e.option}'")
         except (OSError, ValueError, ImportError) as e:
             raise click.BadParameter(" ".join(str(e).split()), param_hint=hint)
         if E is not None and params.input_size != E:

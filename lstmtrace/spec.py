@@ -60,9 +60,10 @@ def parse_matrix(text: str) -> np.ndarray:
             rows.append(parse_vector(row))
         except ValueError as e:
             raise ValueError(f"row {r + 1}: {e}") from None
-    widths = {len(row) for row in rows}
-    if len(widths) > 1:
-        raise ValueError(f"rows have different lengths {[len(row) for row in rows]}")
+    for r, row in enumerate(rows):
+        if len(row) != len(rows[0]):
+            raise ValueError(f"rows have different lengths: row {r + 1} has {len(row)} values, "
+                             f"row 1 has {len(rows[0])}")
     return np.vstack(rows)
 
 
@@ -89,9 +90,9 @@ def read_sequence(path) -> np.ndarray:
             xs = xs[:, None]
         return check_sequence(xs, name)
     if hasattr(path, "read"):
-        text = path.read()
+        text = path.read().lstrip("\ufeff")
     else:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             text = f.read()
     lines = [(k + 1, line) for k, line in enumerate(text.splitlines()) if line.strip()]
     if not lines:

@@ -24,9 +24,17 @@ import numpy as np
 
 from lstmtrace.params import STATE_DICT_KEYS, Parameters
 
-__all__ = ["LAYOUTS", "load"]
+__all__ = ["LAYOUTS", "WhichCellError", "load"]
 
 LAYOUTS = ("torch", "keras")
+
+
+class WhichCellError(ValueError):
+    """The file is fine, but the layer or prefix asked for is not in it; ``option`` says which."""
+
+    def __init__(self, message: str, option: str):
+        super().__init__(message)
+        self.option = option
 KERAS_KEYS = ("kernel", "recurrent_kernel", "bias")
 _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)weight_ih(?:_l(?P<layer>\d+))?(?P<reverse>_reverse)?$")
 
@@ -123,8 +131,8 @@ def _keras_h5(path: str, layer: Optional[int]) -> Parameters:
                              "layers/<name>/cell/vars)")
         k = 0 if layer is None else layer
         if not 0 <= k < len(cells):
-            raise ValueError(f"{path} has no LSTM layer {k}; its layers are "
-                             + ", ".join(f"{j} ({name})" for j, (name, _) in enumerate(cells)))
+            raise WhichCellError(f"{path} has no LSTM layer {k}; its layers are "
+                                 + ", ".join(f"{j} ({name})" for j, (name, _) in enumerate(cells)), "layer")
         name, group = cells[k]
         if "backward" in group.name:
             raise ValueError(f"{group.name}: the backward half of a Bidirectional layer is not "
@@ -198,24 +206,24 @@ def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: 
     if prefix is not None:
         p = next((c for c in (prefix, prefix + ".") if c in cells), None)
         if p is None:
-            raise ValueError(f"{where} has no LSTM weights under prefix {prefix!r}; "
-                             f"its prefixes are {prefixes}")
+            raise WhichCellError(f"{where} has no LSTM weights under prefix {prefix!r}; "
+                                 f"its prefixes are {prefixes}", "prefix")
     elif len(cells) > 1:
-        raise ValueError(f"{where} holds LSTM weights under several prefixes, {prefixes}: "
-                         "choose one with --prefix")
+        raise WhichCellError(f"{where} holds LSTM weights under several prefixes, {prefixes}: "
+                             "choose one with --prefix", "prefix")
     else:
         (p,) = cells
     layers = cells[p]
     if None in layers:  # an LSTMCell: a single layer
         if layer not in (None, 0):
-            raise ValueError(f"{where} holds one torch.nn.LSTMCell{f' under {p!r}' if p else ''}; "
-                             f"there is no layer {layer}, only layer 0")
+            raise WhichCellError(f"{where} holds one torch.nn.LSTMCell{f' under {p!r}' if p else ''}; "
+                                 f"there is no layer {layer}, only layer 0", "layer")
         suffix = ""
     else:
         k = 0 if layer is None else layer
         if k not in layers:
-            raise ValueError(f"{where} has no layer {k}{f' under {p!r}' if p else ''}; its layers are "
-                             + ", ".join(str(j) for j in sorted(layers)))
+            raise WhichCellError(f"{where} has no layer {k}{f' under {p!r}' if p else ''}; its layers "
+                                 "are " + ", ".join(str(j) for j in sorted(layers)), "layer")
         suffix = f"_l{k}"
     for unsupported, what in ((f"{p}weight_hr{suffix}", "an LSTM with proj_size"),
                               (f"{p}weight_ih{suffix}_reverse", "a bidirectional LSTM")):
