@@ -149,9 +149,11 @@ def _state_options(f):
                      help="H when neither --h nor --c gives it [default: the weights file's, "
                           "else the input size E].")(f)
     f = click.option("--c", "c", type=VECTOR, default=None,
-                     help="The previous cell state c_{t-1} [default: zeros].")(f)
+                     help="The cell state to start from: c_{t-1} of a step, c_0 of a sequence "
+                          "[default: zeros].")(f)
     f = click.option("--h", "h", type=VECTOR, default=None,
-                     help="The previous hidden state h_{t-1} [default: zeros].")(f)
+                     help="The hidden state to start from: h_{t-1} of a step, h_0 of a sequence "
+                          "[default: zeros].")(f)
     return f
 
 
