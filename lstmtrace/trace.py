@@ -130,6 +130,12 @@ class Trace:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def _repr_html_(self) -> str:
+        """The trace as Jupyter shows it: tables grouped by gate, saturated units marked."""
+        from lstmtrace.html import render_html
+
+        return render_html(self)
+
     def value(self, gate: str, quantity: str, step: Optional[int] = None) -> np.ndarray:
         """One quantity over units; for a trace of several steps and no ``step``, steps × units.
 
