@@ -9,7 +9,8 @@ import importlib
 
 __version__ = "0.2.0"
 
-__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "read_trace", "run", "sigmoid", "step"]
+__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "TraceMismatch", "diff", "read_trace", "run",
+           "sigmoid", "step"]
 
 # The names load on first use, so that `lstmtrace --help` answers without
 # importing numpy or pandas (PEP 562).
@@ -23,6 +24,8 @@ _HOME = {
     "read_trace": "lstmtrace.trace",
     "step": "lstmtrace.trace",
     "run": "lstmtrace.trace",
+    "diff": "lstmtrace.compare",
+    "TraceMismatch": "lstmtrace.compare",
 }
 
 

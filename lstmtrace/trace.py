@@ -118,6 +118,7 @@ class Trace:
     def __init__(self, frame: pd.DataFrame, params: Optional[Parameters] = None):
         self.frame = frame
         self.params = params  # the weights that made it (not copied); None when read from a file
+        self.skipped: list = []  # gate.quantity names read_trace(unknown="skip") left out
         self.steps = int(frame["step"].iloc[-1])
         rows = len(frame) // self.steps
         self.input_size = int((frame["quantity"].iloc[:rows] == "x").sum())
@@ -165,13 +166,46 @@ class Trace:
 
     # -- exports -------------------------------------------------------------------
 
-    def to_csv(self, path: Union[str, os.PathLike, None] = None) -> Optional[str]:
-        """CSV with full float64 precision (reads back bit-identical); the text when no path."""
+    def to_csv(self, path: Union[str, os.PathLike, None] = None, layout: str = "long") -> Optional[str]:
+        """CSV with full float64 precision (reads back bit-identical); the text when no path.
+
+        ``layout="long"`` is the frame as it is; ``"wide"`` has one row per step, gate
+        and quantity and a column per unit (u0, u1, …), blank past a vector's end.
+        """
+        frame = self.wide() if layout == "wide" else self.frame
+        if layout not in ("long", "wide"):
+            raise ValueError(f"layout must be 'long' or 'wide', not {layout!r}")
         if path is None:
-            return self.frame.to_csv(index=False, lineterminator="\n")
+            return frame.to_csv(index=False, lineterminator="\n")
         with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-            self.frame.to_csv(f, index=False, lineterminator="\n")
+            frame.to_csv(f, index=False, lineterminator="\n")
         return None
+
+    def wide(self) -> pd.DataFrame:
+        """One row per step, gate and quantity; one column per unit (NaN past a vector's end).
+
+        >>> step(Parameters.identity(1, 2), [3.0]).wide().head(2)
+           step   gate quantity   u0   u1
+        0     1  given        x  3.0  NaN
+        1     1  given   h_prev  0.0  0.0
+        """
+        E, H, T = self.input_size, self.hidden_size, self.steps
+        sizes = _stage_sizes(E, H)
+        values = self.frame["value"].to_numpy().reshape(T, -1)
+        table = np.full((T, len(STAGES), max(E, H)), np.nan)
+        for k, (start, size) in enumerate(zip(np.cumsum(sizes) - sizes, sizes)):  # 28 stages, not rows
+            table[:, k, :size] = values[:, start:start + size]
+        stage = np.tile(np.arange(len(STAGES)), T)
+        gate_codes = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in STAGES])
+        quantity_codes = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in STAGES])
+        frame = pd.DataFrame({
+            "step": np.repeat(np.arange(1, T + 1, dtype=np.int64), len(STAGES)),
+            "gate": pd.Categorical.from_codes(gate_codes[stage], dtype=GATE_DTYPE),
+            "quantity": pd.Categorical.from_codes(quantity_codes[stage], dtype=QUANTITY_DTYPE),
+        })
+        units = pd.DataFrame(table.reshape(T * len(STAGES), -1),
+                             columns=[f"u{k}" for k in range(max(E, H))])
+        return pd.concat([frame, units], axis=1)
 
     def to_json(self) -> str:
         """A JSON list of ``{"step", "gate", "quantity", "unit", "value"}`` rows, floats in full."""
@@ -265,41 +299,85 @@ def _trace(params, xs, h, c, progress=None) -> Trace:
     return Trace(_frame(values, E, H, T), params=params)
 
 
-def read_trace(path: Union[str, os.PathLike, io.IOBase]) -> Trace:
-    """Load a trace saved by :meth:`Trace.to_csv`, checking that it is whole.
+def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Trace:
+    """Load a trace saved by :meth:`Trace.to_csv` (long or wide layout), checking that it is whole.
+
+    Rows of a gate or quantity this version does not know (from a newer lstmtrace,
+    say) are an error, or with ``unknown="skip"`` are left out and named in
+    ``trace.skipped``.
 
     >>> t = step(Parameters.random(3, 2), [1, 2, 3])
     >>> read_trace(io.StringIO(t.to_csv())).frame.equals(t.frame)
     True
     """
+    if unknown not in ("error", "skip"):
+        raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
     try:
-        frame = _read_csv(path, dtype=_CSV_DTYPES, **_ROUND_TRIP)
+        header = _read_csv(path, nrows=0, dtype=str).columns
+        wide = tuple(header[:3]) == COLUMNS[:3] and len(header) > 3 and header[3] == "u0"
+        if wide:  # a blank cell past a vector's end is the only thing read as NaN
+            frame = _read_csv(path, dtype={"step": np.int64, "gate": str, "quantity": str,
+                                           **{u: np.float64 for u in header[3:]}},
+                              na_filter=True, na_values=[""], **_ROUND_TRIP)
+        else:
+            frame = _read_csv(path, dtype=_CSV_DTYPES, **_ROUND_TRIP)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{name} is empty, not a trace CSV") from None
     except ValueError as e:  # a cell that is not a number, a ragged row, bytes that are not UTF-8
         raise ValueError(f"{name} is not a trace CSV: {_diagnose(path, e)}") from None
+    lines = None
+    if wide:
+        try:
+            frame, lines = _long_from_wide(frame)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
     if tuple(frame.columns) != COLUMNS:
-        raise ValueError(f"{name} has columns {', '.join(map(str, frame.columns))}; "
-                         f"a trace has exactly {', '.join(COLUMNS)}")
+        raise ValueError(f"{name} has columns {', '.join(map(str, frame.columns))}; a trace has "
+                         f"exactly {', '.join(COLUMNS)} (or step, gate, quantity, u0, u1, … when wide)")
     if frame.empty:
         raise ValueError(f"{name} has a header but no rows")
     try:
-        return Trace(_checked_frame(frame))
+        checked, skipped = _checked_frame(frame, lines, skip_unknown=unknown == "skip")
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from None
+    trace = Trace(checked)
+    trace.skipped = skipped
+    return trace
+
+
+def _long_from_wide(frame: pd.DataFrame):
+    """A wide trace (one row per step, gate and quantity; a column per unit) as long rows, with their lines."""
+    units = frame.columns[3:]
+    if list(units) != [f"u{k}" for k in range(len(units))]:
+        raise ValueError(f"the unit columns must be u0, u1, …, not {', '.join(map(str, units))}")
+    values = frame[units].to_numpy(dtype=np.float64)  # blank cells are NaN
+    present = ~np.isnan(values)
+    width = present.sum(axis=1)
+    if (present != (np.arange(len(units)) < width[:, None])).any():
+        row = int(np.argmax((present != (np.arange(len(units)) < width[:, None])).any(axis=1)))
+        raise ValueError(f"line {row + 2}: the values of a row must fill u0, u1, … without gaps")
+    rows = np.repeat(np.arange(len(frame)), width)
+    long = pd.DataFrame({"step": frame["step"].to_numpy()[rows],
+                         "gate": frame["gate"].to_numpy()[rows],
+                         "quantity": frame["quantity"].to_numpy()[rows],
+                         "unit": np.nonzero(present)[1].astype(np.int64),
+                         "value": values[present]})
+    return long, rows + 2
 
 
 _CSV_DTYPES = {"step": np.int64, "gate": str, "quantity": str, "unit": np.int64, "value": np.float64}
 
 
 def _read_csv(path, **kwargs) -> pd.DataFrame:
+    """pandas.read_csv that takes no text for NaN: "nan" or "NA" in a trace is an error, not a value."""
     if hasattr(path, "seek"):
         path.seek(0)
-    return pd.read_csv(path, keep_default_na=False, na_filter=False, encoding="utf-8", **kwargs)
+    options = {"keep_default_na": False, "na_filter": False, "encoding": "utf-8", **kwargs}
+    return pd.read_csv(path, **options)
 
 
-def _line(row: int) -> int:
+def _line_of_row(row: int) -> int:
     return row + 2  # the header is line 1
 
 
@@ -316,7 +394,7 @@ def _diagnose(path, error: ValueError) -> str:
         bad = numbers.isna() | ((numbers % 1 != 0) if kind == "a whole number" else False)
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
-            return f"line {_line(row)}: {column} {frame[column].iloc[row]!r} is not {kind}"
+            return f"line {_line_of_row(row)}: {column} {frame[column].iloc[row]!r} is not {kind}"
     return _first_line(error)
 
 
@@ -325,22 +403,37 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a CSV trace, checked and put in pipeline order, or a ValueError naming the line."""
+def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip_unknown: bool = False):
+    """The rows of a CSV trace, checked and put in pipeline order, and the unknown quantities skipped.
+
+    Errors name the file's line: ``lines[row]`` when given, else the row's own line.
+    """
+    _line = (lambda row: int(lines[row])) if lines is not None else _line_of_row
+    gate = GATE_DTYPE.categories.get_indexer(frame["gate"])  # -1 where not a gate
+    quantity = QUANTITY_DTYPE.categories.get_indexer(frame["quantity"])
+    stage = np.where((gate >= 0) & (quantity >= 0), _STAGE_OF[gate, quantity], -1)
+    skipped = []
+    if skip_unknown and (stage < 0).any():
+        unknown = stage < 0
+        names = frame["gate"].astype(str)[unknown] + "." + frame["quantity"].astype(str)[unknown]
+        skipped = sorted(set(names))
+        keep = ~unknown
+        frame, stage = frame[keep], stage[keep]
+        lines = (lines if lines is not None else np.arange(len(keep)) + 2)[keep]
+        _line = lambda row: int(lines[row])  # noqa: E731
+    if (stage < 0).any():
+        row = int(np.argmax(stage < 0))
+        raise ValueError(f"line {_line(row)}: {frame['gate'].iloc[row]}.{frame['quantity'].iloc[row]} "
+                         "is not a gate and quantity of an LSTM step")
+    if frame.empty:
+        raise ValueError("has no rows of a gate and quantity this lstmtrace knows")
+
     step_, unit, value = (frame[c].to_numpy() for c in ("step", "unit", "value"))
     for column, bad, what in (("step", step_ < 1, "a step ≥ 1"), ("unit", unit < 0, "a unit ≥ 0"),
                               ("value", ~np.isfinite(value), "a finite number")):
         if bad.any():
             row = int(np.argmax(bad))
             raise ValueError(f"line {_line(row)}: {column} {str(frame[column].iloc[row])!r} is not {what}")
-
-    gate = GATE_DTYPE.categories.get_indexer(frame["gate"])  # -1 where not a gate
-    quantity = QUANTITY_DTYPE.categories.get_indexer(frame["quantity"])
-    stage = np.where((gate >= 0) & (quantity >= 0), _STAGE_OF[gate, quantity], -1)
-    if (stage < 0).any():
-        row = int(np.argmax(stage < 0))
-        raise ValueError(f"line {_line(row)}: {frame['gate'].iloc[row]}.{frame['quantity'].iloc[row]} "
-                         "is not a gate and quantity of an LSTM step")
 
     steps = int(step_.max())
     E = int(((step_ == 1) & (stage == 0)).sum())
@@ -363,4 +456,4 @@ def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
         row = int(order[np.argmax(misplaced)])
         raise ValueError(f"line {_line(row)}: unit {int(unit[row])} of {frame['gate'].iloc[row]}."
                          f"{frame['quantity'].iloc[row]} is repeated or out of range")
-    return _frame(value[order], E, H, steps)
+    return _frame(value[order], E, H, steps), skipped

@@ -1,0 +1,140 @@
+"""Where two traces part ways: the first stage that differs, by how much, and what it reaches.
+
+Two values differ when ``|a − b| > atol + rtol · max(|a|, |b|)``; the defaults
+(0, 0) call only identical numbers equal, so a recomputation that gives the
+same bits is equal and anything else is reported.  The relative difference is
+``|a − b| / max(|a|, |b|)`` (0 where both are 0).
+"""
+from typing import List, Optional
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from lstmtrace.trace import STAGES, Trace, _keys, _stage_sizes
+
+__all__ = ["TraceMismatch", "diff", "explain", "headline"]
+
+KEYS = ["step", "gate", "quantity"]
+
+
+class TraceMismatch(ValueError):
+    """Two traces that cannot be compared: different sizes or numbers of steps."""
+
+
+def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool = False) -> pd.DataFrame:
+    """The quantities in which ``b`` differs from ``a``, in pipeline order (empty when they agree).
+
+    One row per (step, gate, quantity) that differs: how many units differ (of how
+    many), the largest absolute and relative difference, and the first differing
+    unit with its two values.  With ``units=True``, one row per differing unit.
+
+    >>> from lstmtrace import Parameters, step
+    >>> p = Parameters.identity(3, 3)
+    >>> a = step(p, [10, 0, 0], [0, 0, 10])
+    >>> b = step(p.copy().set("forget", "U", "zeros"), [10, 0, 0], [0, 0, 10])
+    >>> diff(a, b)[["gate", "quantity", "units", "max_abs"]].head(3).round(4)
+         gate quantity  units  max_abs
+    0  forget       Uh      1     10.0
+    1  forget   preact      1     10.0
+    2  forget      act      1      0.5
+    """
+    for what, x, y in (("input size E", a.input_size, b.input_size),
+                       ("hidden size H", a.hidden_size, b.hidden_size),
+                       ("number of steps", a.steps, b.steps)):
+        if x != y:
+            raise TraceMismatch(f"the traces have different {what}: {x} and {y}")
+    if atol < 0 or rtol < 0:
+        raise ValueError("atol and rtol must be ≥ 0")
+    va, vb = a.frame["value"].to_numpy(), b.frame["value"].to_numpy()
+    abs_diff = np.abs(va - vb)
+    scale = np.maximum(np.abs(va), np.abs(vb))
+    rel_diff = np.divide(abs_diff, scale, out=np.zeros_like(abs_diff), where=scale > 0)
+    differs = abs_diff > atol + rtol * scale
+    rows = pd.DataFrame({
+        **{k: a.frame[k] for k in KEYS}, "unit": a.frame["unit"],
+        "a": va, "b": vb, "abs_diff": abs_diff, "rel_diff": rel_diff,
+    })[differs].reset_index(drop=True)
+    if units:
+        return _attrs(rows, a, b, atol, rtol)
+    # a block is one (step, stage): its rows are contiguous, in pipeline order
+    block = (_keys(a.input_size, a.hidden_size, a.steps)["step"] - 1) * len(STAGES) \
+        + np.tile(np.repeat(np.arange(len(STAGES)), _stage_sizes(a.input_size, a.hidden_size)), a.steps)
+    groups = rows.groupby(block[differs], sort=True)
+    summary = groups.first()[KEYS + ["unit", "a", "b"]].rename(columns={"unit": "first_unit"})
+    summary.insert(3, "units", groups.size())
+    sizes = _stage_sizes(a.input_size, a.hidden_size)
+    summary.insert(4, "of", sizes[summary.index.to_numpy() % len(STAGES)])
+    summary.insert(5, "max_abs", groups["abs_diff"].max())
+    summary.insert(6, "max_rel", groups["rel_diff"].max())
+    return _attrs(summary.reset_index(drop=True), a, b, atol, rtol)
+
+
+def _attrs(frame: pd.DataFrame, a: Trace, b: Trace, atol: float, rtol: float) -> pd.DataFrame:
+    frame.attrs.update(atol=atol, rtol=rtol, compared=len(a.frame), steps=a.steps,
+                       skipped_a=list(a.skipped), skipped_b=list(b.skipped))
+    return frame
+
+
+def explain(summary: pd.DataFrame, units: Optional[pd.DataFrame] = None, markdown: bool = False,
+            precision: int = 6) -> str:
+    """The diff as a learner reads it: a headline, what the difference reaches, then the table."""
+    lines = headline(summary)
+    table = summary.assign(quantity=summary["gate"].astype(str) + "." + summary["quantity"].astype(str),
+                           units=summary["units"].astype(str) + "/" + summary["of"].astype(str))
+    parts = [" ".join(lines[:1]), *lines[1:]]
+    fmt = "github" if markdown else "simple"
+    if len(summary):
+        columns = (["step"] if summary.attrs.get("steps", 1) > 1 else []) + \
+            ["quantity", "units", "max_abs", "max_rel"]
+        parts.append(tabulate(table[columns], headers=[c.replace("_", " ") for c in columns],
+                              tablefmt=fmt, showindex=False, floatfmt=f".{precision}g"))
+    if units is not None and len(units):
+        shown = units.assign(quantity=units["gate"].astype(str) + "." + units["quantity"].astype(str))
+        columns = ["step", "quantity", "unit", "a", "b", "abs_diff", "rel_diff"]
+        parts.append(tabulate(shown[columns], headers=[c.replace("_", " ") for c in columns],
+                              tablefmt=fmt, showindex=False, floatfmt=f".{precision}g"))
+    return "\n\n".join(parts) + "\n"
+
+
+def headline(summary: pd.DataFrame) -> List[str]:
+    """Sentences: where the traces first part ways, and which later quantities the difference reaches."""
+    attrs = summary.attrs
+    tolerance = f"atol={attrs.get('atol', 0):g}, rtol={attrs.get('rtol', 0):g}"
+    notes = []
+    for side in ("a", "b"):
+        if attrs.get(f"skipped_{side}"):
+            notes.append(f"Compared on what both traces have; skipped from {side.upper()}: "
+                         f"{', '.join(attrs[f'skipped_{side}'])}.")
+    if summary.empty:
+        return [f"The traces agree: all {attrs.get('compared', 0)} values are equal within {tolerance}.",
+                *notes]
+    first = summary.iloc[0]
+    where = f"{first['gate']}.{first['quantity']}"
+    at_step = f"step {first['step']}, " if attrs.get("steps", 1) > 1 else ""
+    lead = ("the traces differ from the start" if (first["step"], where) == (1, "given.x")
+            else f"traces agree up to {at_step}{where}")
+    lines = [f"{lead[0].upper()}{lead[1:]}; first difference at step {first['step']}, {where}, unit "
+             f"{first['first_unit']}: {float(first['a'])!r} vs {float(first['b'])!r}."]
+    later = summary.iloc[1:]
+    same_step = later[later["step"] == first["step"]]
+    reach = [f"{g}.{q}" for g, q in zip(same_step["gate"], same_step["quantity"])]
+    if reach:
+        lines.append(f"It reaches {', '.join(reach)}" + (f" at step {first['step']}" if at_step else "") + ".")
+    later_steps = sorted(set(later["step"]) - {first["step"]})
+    if later_steps:
+        lines.append(f"It carries on into step{'s' if len(later_steps) > 1 else ''} "
+                     f"{_ranges(later_steps)}, through h and c.")
+    lines.append(f"{len(summary)} quantit{'ies' if len(summary) > 1 else 'y'} differ (within {tolerance}).")
+    return lines + notes
+
+
+
+def _ranges(steps: List[int]) -> str:
+    """'2-4, 7' from [2, 3, 4, 7]."""
+    out, start = [], steps[0]
+    for prev, cur in zip(steps, steps[1:] + [None]):
+        if cur != prev + 1 if cur is not None else True:
+            out.append(f"{start}-{prev}" if prev > start else f"{start}")
+            start = cur
+    return ", ".join(out)
