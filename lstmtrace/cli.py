@@ -65,7 +65,7 @@ VECTOR = Parsed("v1,v2,…", "parse_vector")  # comma-separated finite numbers, 
 NUMBER = Parsed("number", "parse_number")  # one finite number
 
 
-def _output_options(formats):
+def _output_options(formats, expand=True):
     def decorate(f):
         f = click.option("--format", "fmt", type=click.Choice(formats), default=None,
                          help=f"What to write [default: from the --output suffix "
@@ -77,6 +77,8 @@ def _output_options(formats):
         f = click.option("--precision", type=click.IntRange(1, 17), default=6, show_default=True, metavar="N",
                          help="Significant digits shown in text and Markdown (CSV and JSON always "
                               "keep every digit).")(f)
+        if not expand:
+            return f
         f = click.option("--expand", type=click.IntRange(min=0), metavar="UNIT", default=None,
                          help="Also write out one unit's computation term by term, e.g. "
                               "W_f[u,:]·x = 1×(-0.1) + 0×0.3 + … = -0.1.")(f)
@@ -113,9 +115,11 @@ def _check_output(output):
         raise click.BadParameter(f"{output!r} is a folder, not a file", param_hint="'-o' / '--output'")
 
 
-def _emit(trace, fmt, output, precision, expand, title=None, steps=None):
+def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=None):
     """Render ``trace`` and write it to ``output`` (whole or not at all), or to stdout."""
-    from lstmtrace._atomic import atomic_open
+    if layout is not None and fmt != "csv":
+        raise click.BadParameter(f"{layout} is a CSV layout, and the format is {fmt}",
+                                 param_hint="'--layout'")
     from lstmtrace.spec import parse_steps
 
     if expand is not None and expand >= trace.hidden_size:
@@ -130,17 +134,13 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None):
     render = {
         "text": lambda: trace.to_text(**options),
         "markdown": lambda: trace.to_markdown(**options),
-        "csv": trace.to_csv,
+        "csv": lambda: trace.to_csv(layout=layout or "long"),
         "json": trace.to_json,
     }[fmt]
-    if output in (None, "-"):
-        click.echo(render(), nl=False)
-    elif fmt == "csv":
-        trace.to_csv(output)
+    if fmt == "csv" and output not in (None, "-"):
+        trace.to_csv(output, layout=layout or "long")  # streamed into the file, not built as one string
     else:
-        content = render()
-        with atomic_open(output, "w", encoding="utf-8") as f:
-            f.write(content)
+        _write(render(), output)
 
 
 def _state_options(f):
@@ -169,9 +169,11 @@ def _weight_options(f):
         click.option("--prefix", default=None, metavar="P",
                      help="The module whose LSTM to read from a state_dict, e.g. encoder.lstm "
                           "[default: the only one]."),
-        click.option("--layout", type=click.Choice(["torch", "keras"]), default=None,
-                     help="How to read an .npz [default: from its keys: weight_ih… is torch, "
-                          "kernel… is keras]."),
+        click.option("--layout", "layouts", type=click.Choice(["torch", "keras", "long", "wide"]),
+                     multiple=True,
+                     help="torch or keras: how to read an .npz [default: from its keys]. long or wide: "
+                          "CSV with one row per value, or one row per step, gate and quantity and a "
+                          "column per unit [default: long]. Give both kinds with --layout twice."),
         click.option("--bias", type=NUMBER, default=None,
                      help="Set every gate's bias b to this number [default: 0, or the file's biases]."),
         click.option("--forget-bias", type=NUMBER, default=None, metavar="NUMBER",
@@ -182,11 +184,18 @@ def _weight_options(f):
                           "PARAM: W|U|b. SPEC for W and U: identity|zeros|ones|random[:SEED], a number "
                           "to fill it, or rows like 1,0;0,1. For b: a number or H comma-separated values."),
     ]
-    names = ("weights", "layer", "prefix", "layout", "bias", "forget_bias", "sets")
+    names = ("weights", "layer", "prefix", "layouts", "bias", "forget_bias", "sets")
 
     @functools.wraps(f)
     def command(**kwargs):
-        return f(weights={name: kwargs.pop(name) for name in names}, **kwargs)
+        weights = {name: kwargs.pop(name) for name in names}
+        layouts = weights.pop("layouts")
+        for kind, choices in (("layout", ("torch", "keras")), ("csv_layout", ("long", "wide"))):
+            chosen = [v for v in layouts if v in choices]
+            if len(set(chosen)) > 1:
+                raise click.BadParameter(f"{' and '.join(chosen)} cannot both hold", param_hint="'--layout'")
+            weights[kind] = chosen[0] if chosen else None
+        return f(weights=weights, **kwargs)
 
     for option in reversed(options):
         command = option(command)
@@ -248,7 +257,8 @@ def step(x, h, c, hidden_size, weights, fmt, output, precision, expand):
                  "their question and c_prev = 0.")
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
     title = " ".join(filter(None, [title, _describe(weights)]))
-    _emit(_traced(lstmtrace.step, params, x, h, c), fmt, output, precision, expand, title)
+    _emit(_traced(lstmtrace.step, params, x, h, c), fmt, output, precision, expand, title,
+          layout=weights["csv_layout"])
 
 
 @cli.command()
@@ -289,7 +299,7 @@ def run(xs, h, c, hidden_size, weights, steps, fmt, output, precision, expand):
     show_bar = T >= 100 and sys.stderr.isatty()
     with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as bar:
         trace = _traced(lstmtrace.run, params, sequence, h, c, progress=bar.update)
-    _emit(trace, fmt, output, precision, expand, _describe(weights), steps)
+    _emit(trace, fmt, output, precision, expand, _describe(weights), steps, layout=weights["csv_layout"])
 
 
 @cli.command()
@@ -316,6 +326,8 @@ def params(show_file, input_size, hidden_size, weights, output):
     """
     from tabulate import tabulate
 
+    if weights["csv_layout"] is not None:
+        raise click.BadParameter("long and wide are for traces, not weights files", param_hint="'--layout'")
     if show_file is not None:
         if weights["weights"] != "identity":
             raise click.UsageError("give --show FILE or --weights, not both")
@@ -357,6 +369,112 @@ def show(trace, steps, fmt, output, precision, expand):
     except (OSError, ValueError) as e:
         raise click.BadParameter(str(e), param_hint="'TRACE'")
     _emit(loaded, fmt, output, precision, expand, steps=steps)
+
+
+@cli.command()
+@click.argument("traces", nargs=-1, type=click.Path(exists=True, dir_okay=False), metavar="[A.csv B.csv]")
+@click.option("--x", "x", type=VECTOR, default=None, help="Without files: trace this x_t under both weight choices.")
+@click.option("--xs", default=None, metavar="FILE|ROWS",
+              help="Without files: trace this sequence under both weight choices (as `run --xs`).")
+@_state_options
+@_weight_options
+@click.option("--a-weights", default=None, metavar="SPEC|FILE", help="Trace A's --weights [default: --weights].")
+@click.option("--b-weights", default=None, metavar="SPEC|FILE", help="Trace B's --weights [default: --weights].")
+@click.option("--a-set", multiple=True, metavar="GATE.PARAM=SPEC", help="A --set for trace A only; repeatable.")
+@click.option("--b-set", multiple=True, metavar="GATE.PARAM=SPEC", help="A --set for trace B only; repeatable.")
+@click.option("--atol", type=NUMBER, default=0.0, show_default=True,
+              help="Absolute tolerance: values differ when |a − b| > atol + rtol·max(|a|, |b|).")
+@click.option("--rtol", type=NUMBER, default=0.0, show_default=True,
+              help="Relative tolerance (with the defaults, only identical numbers are equal).")
+@click.option("--units", is_flag=True, help="Also list every differing unit with both values.")
+@_output_options(FORMATS, expand=False)
+def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set, b_set, atol, rtol,
+         units, fmt, output, precision):
+    """Compare two traces: where they part ways, by how much, and what it reaches.
+
+    Exit status as diff(1): 0 when they agree within the tolerance, 1 when they
+    differ, 2 on trouble (a file that is not a trace, traces of different sizes).
+
+    \b
+    Two saved traces:
+        lstmtrace diff zeros.csv identity.csv
+    The notebook's experiment in one command (trace A, then B):
+        lstmtrace diff --x 10,0,0 --h 0,0,10 --c 1,1,1 --weights zeros \\
+            --set forget.W=identity --a-set forget.U=identity --b-set forget.U=zeros
+    Every differing unit, for a spreadsheet:
+        lstmtrace diff a.csv b.csv --units -o diff.csv
+    """
+    import lstmtrace
+    from lstmtrace.compare import TraceMismatch, explain
+    from lstmtrace.trace import read_trace, records_json
+
+    fmt = _format_for(fmt, output, FORMATS)
+    _check_output(output)
+    if atol < 0 or rtol < 0:
+        raise click.BadParameter("must be ≥ 0", param_hint="'--atol' / '--rtol'")
+    if traces:
+        inline = [name for name, v in (("--x", x), ("--xs", xs), ("--a-set", a_set), ("--b-set", b_set),
+                                       ("--a-weights", a_weights), ("--b-weights", b_weights)) if v]
+        if len(traces) != 2:
+            raise click.UsageError(f"give two traces to compare, not {len(traces)}")
+        if inline:
+            raise click.UsageError(f"{inline[0]} is for comparing without files; give files or options, "
+                                   "not both")
+        loaded = []
+        for name, path in zip("AB", traces):
+            try:
+                loaded.append(read_trace(path, unknown="skip"))
+            except (OSError, ValueError) as e:
+                raise click.BadParameter(" ".join(str(e).split()), param_hint=f"'{name}'")
+        a, b = loaded
+    else:
+        if (x is None) == (xs is None):
+            raise click.UsageError("give two trace files, or --x (or --xs) to trace under two weight choices")
+        a, b = (_trace_inline(x, xs, h, c, hidden_size,
+                              dict(weights, weights=side_weights or weights["weights"],
+                                   sets=weights["sets"] + side_sets))
+                for side_weights, side_sets in ((a_weights, a_set), (b_weights, b_set)))
+    try:
+        summary = lstmtrace.diff(a, b, atol=atol, rtol=rtol)
+    except TraceMismatch as e:
+        raise click.ClickException(f"cannot compare: {e}")
+    per_unit = lstmtrace.diff(a, b, atol=atol, rtol=rtol, units=True) if units else None
+    table = per_unit if units else summary
+    render = {
+        "text": lambda: explain(summary, per_unit, markdown=False, precision=precision),
+        "markdown": lambda: explain(summary, per_unit, markdown=True, precision=precision),
+        "csv": lambda: table.to_csv(index=False, lineterminator="\n"),
+        "json": lambda: records_json(table),
+    }[fmt]
+    _write(render(), output)
+    click.get_current_context().exit(0 if summary.empty else 1)
+
+
+def _trace_inline(x, xs, h, c, hidden_size, weights):
+    """One side of an inline diff: the same inputs as `step --x` or `run --xs`, these weights."""
+    import lstmtrace
+    from lstmtrace import spec
+
+    if xs is not None:
+        try:
+            sequence = spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
+        except (OSError, ValueError) as e:
+            raise click.BadParameter(" ".join(str(e).split()), param_hint="'--xs'")
+        params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
+        return _traced(lstmtrace.run, params, sequence, h, c)
+    params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
+    return _traced(lstmtrace.step, params, x, h, c)
+
+
+def _write(content, output):
+    """Text to stdout, or to a file that appears whole or not at all."""
+    from lstmtrace._atomic import atomic_open
+
+    if output in (None, "-"):
+        click.echo(content, nl=False)
+    else:
+        with atomic_open(output, "w", encoding="utf-8", newline="") as f:
+            f.write(content)
 
 
 # -- the pieces the commands share ----------------------------------------------------------
@@ -417,7 +535,7 @@ def _parameters(weights, E, H, input_hint, weights_hint="'--weights'"):
     spec, hint = weights["weights"], weights_hint
     is_word = spec in WORDS or spec.split(":")[0] == "random"
     if is_word:
-        for name in ("layer", "prefix", "layout"):
+        for name in ("layer", "prefix", "layout"):  # the weights' layout: torch or keras
             if weights[name] is not None:
                 raise click.BadParameter(f"reads a weights file, and --weights is {spec!r}",
                                          param_hint=f"'--{name}'")

@@ -209,9 +209,7 @@ class Trace:
 
     def to_json(self) -> str:
         """A JSON list of ``{"step", "gate", "quantity", "unit", "value"}`` rows, floats in full."""
-        columns = [self.frame[c].astype(str if c in ("gate", "quantity") else object).tolist()
-                   for c in COLUMNS]
-        return json.dumps([dict(zip(COLUMNS, row)) for row in zip(*columns)], indent=1) + "\n"
+        return records_json(self.frame)
 
     def to_text(self, precision: int = 6, expand: Optional[int] = None,
                 title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
@@ -232,6 +230,13 @@ class Trace:
         from lstmtrace.text import render
 
         return render(self, precision=precision, expand=expand, markdown=True, title=title, steps=steps)
+
+
+def records_json(frame: pd.DataFrame) -> str:
+    """A DataFrame as a JSON list of row objects, floats in full (pandas' to_json keeps 15 digits)."""
+    columns = [frame[c].astype(str).tolist() if not pd.api.types.is_numeric_dtype(frame[c])
+               else frame[c].tolist() for c in frame.columns]
+    return json.dumps([dict(zip(frame.columns, row)) for row in zip(*columns)], indent=1) + "\n"
 
 
 def _vector(name: str, value, size: int, what: str) -> np.ndarray:
