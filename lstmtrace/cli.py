@@ -214,6 +214,8 @@ def cli():
         lstmtrace step --set forget.b=3
     or follow a sequence through a trained PyTorch model's layer:
         lstmtrace run --weights model.pt --prefix encoder.lstm --xs inputs.csv
+    and see where two weight choices part ways:
+        lstmtrace diff --x 1,2 --h 0.5,-1 --a-set forget.U=zeros --b-set forget.U=identity
     """
 
 
