@@ -13,11 +13,13 @@ The equations are PyTorch's ``torch.nn.LSTMCell`` [1]_ (and colah's
 .. [1] https://pytorch.org/docs/stable/generated/torch.nn.LSTMCell.html
 .. [2] https://colah.github.io/posts/2015-08-Understanding-LSTMs/
 """
+from typing import Optional
+
 import numpy as np
 
 from lstmtrace.params import GATES
 
-__all__ = ["PIPELINE", "sigmoid", "forward"]
+__all__ = ["PIPELINE", "sigmoid", "forward", "step_values", "unpack"]
 
 PIPELINE = (
     ("given", ("x", "h_prev", "c_prev")),
@@ -38,33 +40,56 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
+                out: Optional[np.ndarray] = None) -> np.ndarray:
+    """One step's every value as one vector in PIPELINE order: E + 27H numbers.
+
+    This is the trace's value column for the step, written in place into ``out``
+    when given (a row of a preallocated T × (E + 27H) array, say).  The four gates
+    are computed together, with params.W (4H×E) and params.U (4H×H) stacked in
+    the order forget, input, candidate, output.  Overflow is not warned about
+    here: the caller checks every value and names the first that is not finite.
+    """
+    E, H = params.input_size, params.hidden_size
+    out = np.empty(E + 27 * H) if out is None else out
+    given, gates, rest = out[:E + 2 * H], out[E + 2 * H:E + 22 * H], out[E + 22 * H:]
+    given[:E], given[E:E + H], given[E + H:] = x, h_prev, c_prev
+    Wx, Uh, bias, preact, act = gates.reshape(4, 5, H).transpose(1, 0, 2)  # each (gate, unit)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Wx[:] = (params.W @ x).reshape(4, H)  # W·x of all four gates in one product
+        Uh[:] = (params.U @ h_prev).reshape(4, H)
+        bias[:] = params.b.reshape(4, H)
+        np.add(Wx + Uh, bias, out=preact)
+        act[:] = sigmoid(preact)  # σ for the forget, input and output gates ...
+        np.tanh(preact[2], out=act[2])  # ... and tanh for the candidate
+        f, i, g, o = act
+        forget_c_prev, input_candidate, c, tanh_c, h = rest.reshape(5, H)
+        np.multiply(f, c_prev, out=forget_c_prev)  # c = f⊙c_prev + i⊙c̃
+        np.multiply(i, g, out=input_candidate)
+        np.add(forget_c_prev, input_candidate, out=c)
+        np.tanh(c, out=tanh_c)  # h = o⊙tanh(c)
+        np.multiply(o, tanh_c, out=h)
+    return out
+
+
 def forward(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray) -> dict:
     """One step; returns ``{(gate, quantity): vector}`` for every entry of PIPELINE, in order.
-
-    Overflow is not warned about here: the caller checks every value and names
-    the first one that is not finite.
 
     >>> from lstmtrace.params import Parameters
     >>> v = forward(Parameters.zeros(2, 2), np.ones(2), np.zeros(2), np.ones(2))
     >>> v["forget", "act"], v["cell", "c"]
     (array([0.5, 0.5]), array([0.5, 0.5]))
     """
-    v = {("given", "x"): x, ("given", "h_prev"): h_prev, ("given", "c_prev"): c_prev}
-    with np.errstate(over="ignore", invalid="ignore"):
-        for gate in GATES:
-            W, U, b = params[gate].W, params[gate].U, params[gate].b
-            Wx = W @ x  # (H,)
-            Uh = U @ h_prev  # (H,)
-            preact = Wx + Uh + b
-            act = np.tanh(preact) if gate == "candidate" else sigmoid(preact)
-            v.update({(gate, "Wx"): Wx, (gate, "Uh"): Uh, (gate, "bias"): b,
-                      (gate, "preact"): preact, (gate, "act"): act})
-        f, i, g, o = (v[gate, "act"] for gate in GATES)
-        forget_c_prev = f * c_prev
-        input_candidate = i * g
-        c = forget_c_prev + input_candidate
-        tanh_c = np.tanh(c)
-        h = o * tanh_c
-    v.update({("cell", "forget*c_prev"): forget_c_prev, ("cell", "input*candidate"): input_candidate,
-              ("cell", "c"): c, ("hidden", "tanh(c)"): tanh_c, ("hidden", "h"): h})
-    return v
+    values = step_values(params, x, h_prev, c_prev)
+    return unpack(values, params.input_size, params.hidden_size)
+
+
+def unpack(values: np.ndarray, input_size: int, hidden_size: int) -> dict:
+    """``{(gate, quantity): view}`` of one step's values, in PIPELINE order."""
+    out, start = {}, 0
+    for gate, quantities in PIPELINE:
+        for quantity in quantities:
+            n = input_size if quantity == "x" else hidden_size
+            out[gate, quantity] = values[start:start + n]
+            start += n
+    return out

@@ -17,8 +17,7 @@ bias_hh    (4H,)   hidden-side bias
 Files are read with ``allow_pickle=False``: a weights file can never run code.
 """
 import os
-from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Union
+from typing import Dict, Mapping, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -40,9 +39,12 @@ WEIGHT_SPECS = "identity|zeros|ones|random[:SEED]"
 ArrayLike = Union[np.ndarray, float, int, str, list]
 
 
-@dataclass
-class Gate:
-    """One gate's weights: W (H×E) multiplies x, U (H×H) multiplies h_prev, b (H) is added."""
+class Gate(NamedTuple):
+    """One gate's weights: W (H×E) multiplies x, U (H×H) multiplies h_prev, b (H) is added.
+
+    A gate taken from :class:`Parameters` holds views of its stacked arrays: change
+    them with :meth:`Parameters.set`, or element by element in place.
+    """
 
     W: np.ndarray
     U: np.ndarray
@@ -51,6 +53,11 @@ class Gate:
 
 class Parameters:
     """W, U and b of the forget, input, candidate and output gates of one LSTM cell.
+
+    The gates are stored stacked, as one LSTM computes them: ``W`` (4H×E), ``U``
+    (4H×H) and ``b`` (4H) hold the forget, input, candidate and output gates'
+    rows in that order, and ``params.forget`` (or ``params["forget"]``) is a
+    :class:`Gate` of views into them.
 
     >>> p = Parameters.identity(input_size=3, hidden_size=2)
     >>> p.forget.W
@@ -65,31 +72,40 @@ class Parameters:
         missing = [g for g in GATES if g not in gates]
         if missing:
             raise ValueError(f"no weights for gate(s) {', '.join(missing)}")
-        first = gates[GATES[0]]
-        W = np.asarray(first.W)
+        W = np.asarray(gates[GATES[0]].W)
         if W.ndim != 2:
             raise ValueError(f"forget.W must be a matrix (H×E), not shape {W.shape}")
         self.hidden_size, self.input_size = W.shape
-        self.gates: Dict[str, Gate] = {}
+        H, E = W.shape
+        self.W, self.U, self.b = np.empty((4 * H, E)), np.empty((4 * H, H)), np.empty(4 * H)
         for name in GATES:
-            gate = gates[name]
-            self.gates[name] = Gate(
-                self._checked(name, "W", gate.W),
-                self._checked(name, "U", gate.U),
-                self._checked(name, "b", gate.b),
-            )
+            for param in "WUb":
+                self._stacked(param)[self._rows(name)] = self._checked(name, param, getattr(gates[name], param))
 
     # -- the four gates, by name -------------------------------------------------
 
-    def __getitem__(self, gate: str) -> Gate:
-        if gate not in self.gates:
-            raise KeyError(f"unknown gate {gate!r}; the gates are {', '.join(GATES)}")
-        return self.gates[gate]
+    def _rows(self, gate: str) -> slice:
+        k = GATES.index(gate)
+        return slice(k * self.hidden_size, (k + 1) * self.hidden_size)
 
-    forget = property(lambda self: self.gates["forget"], doc="Gate f: how much of c_prev to keep.")
-    input = property(lambda self: self.gates["input"], doc="Gate i: how much of the candidate to write.")
-    candidate = property(lambda self: self.gates["candidate"], doc="c̃ (PyTorch's g): the values offered to the cell.")
-    output = property(lambda self: self.gates["output"], doc="Gate o: how much of tanh(c) to show as h.")
+    def _stacked(self, param: str) -> np.ndarray:
+        return {"W": self.W, "U": self.U, "b": self.b}[param]
+
+    def __getitem__(self, gate: str) -> Gate:
+        if gate not in GATES:
+            raise KeyError(f"unknown gate {gate!r}; the gates are {', '.join(GATES)}")
+        rows = self._rows(gate)
+        return Gate(self.W[rows], self.U[rows], self.b[rows])
+
+    @property
+    def gates(self) -> Dict[str, Gate]:
+        """{name: Gate} of the four gates, in pipeline order."""
+        return {g: self[g] for g in GATES}
+
+    forget = property(lambda self: self["forget"], doc="Gate f: how much of c_prev to keep.")
+    input = property(lambda self: self["input"], doc="Gate i: how much of the candidate to write.")
+    candidate = property(lambda self: self["candidate"], doc="c̃ (PyTorch's g): the values offered to the cell.")
+    output = property(lambda self: self["output"], doc="Gate o: how much of tanh(c) to show as h.")
 
     def __repr__(self) -> str:
         return f"Parameters(input_size={self.input_size}, hidden_size={self.hidden_size})"
@@ -97,9 +113,7 @@ class Parameters:
     def __eq__(self, other) -> bool:
         if not isinstance(other, Parameters):
             return NotImplemented
-        return all(
-            np.array_equal(getattr(self[g], p), getattr(other[g], p)) for g in GATES for p in "WUb"
-        )
+        return all(np.array_equal(getattr(self, p), getattr(other, p)) for p in "WUb")
 
     def copy(self) -> "Parameters":
         """An independent copy, to change without touching this one."""
@@ -112,6 +126,7 @@ class Parameters:
         """Every gate's W and U from ``make(shape)``, in gate order, W before U; b = 0."""
         E, H = _check_sizes(input_size, hidden_size)
         return cls({g: Gate(make((H, E)), make((H, H)), np.zeros(H)) for g in GATES})
+
 
     @classmethod
     def zeros(cls, input_size: int, hidden_size: int) -> "Parameters":
@@ -167,7 +182,7 @@ class Parameters:
             raise ValueError(f"unknown parameter {param!r}; each gate has W, U and b")
         if isinstance(value, str):
             value = self._from_string(param, value)
-        setattr(self.gates[gate], param, self._checked(gate, param, value))
+        self._stacked(param)[self._rows(gate)] = self._checked(gate, param, value)
         return self
 
     def _shape(self, param: str) -> tuple:

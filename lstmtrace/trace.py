@@ -3,15 +3,16 @@
 ======== ========== ====================================================
 column   dtype      holds
 ======== ========== ====================================================
-step     int64      t, from 1
+step     int32      t, from 1
 gate     category   given, forget, input, candidate, output, cell, hidden
 quantity category   x, h_prev, c_prev, Wx, Uh, bias, preact, act, ...
-unit     int64      the element's 0-based index in its vector
+unit     int32      the element's 0-based index in its vector
 value    float64    the number the computation produced
 ======== ========== ====================================================
 
 Rows follow :data:`lstmtrace.cell.PIPELINE`, unit by unit, step by step.
 """
+import functools
 import io
 import json
 import os
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lstmtrace._atomic import atomic_open
-from lstmtrace.cell import PIPELINE, forward
+from lstmtrace.cell import PIPELINE, step_values
 from lstmtrace.params import Parameters
 
 __all__ = ["COLUMNS", "NonFiniteError", "Trace", "read_trace", "run", "step"]
@@ -58,31 +59,41 @@ def _stage_sizes(input_size: int, hidden_size: int) -> np.ndarray:
     return np.array([input_size if q == "x" else hidden_size for _, q in STAGES])
 
 
+@functools.lru_cache(maxsize=16)
+def _layout(input_size: int, hidden_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gate code, quantity code and unit of each row of one step (cached: made once per size)."""
+    sizes = _stage_sizes(input_size, hidden_size)
+    stage = np.repeat(np.arange(len(STAGES)), sizes)
+    gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in STAGES], dtype=np.int8)[stage]
+    quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in STAGES], dtype=np.int8)[stage]
+    unit = (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)).astype(np.int32)
+    for array in (gate, quantity, unit):
+        array.setflags(write=False)
+    return gate, quantity, unit
+
+
 def _keys(input_size: int, hidden_size: int, steps: int) -> Dict[str, np.ndarray]:
     """The step, gate code, quantity code and unit of every row of a trace of this size."""
-    sizes = _stage_sizes(input_size, hidden_size)
-    n = sizes.sum()
-    stage = np.repeat(np.arange(len(STAGES)), sizes)
-    gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in STAGES])[stage]
-    quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in STAGES])[stage]
-    unit = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    return {
-        "step": np.repeat(np.arange(1, steps + 1, dtype=np.int64), n),
-        "gate": np.tile(gate, steps),
-        "quantity": np.tile(quantity, steps),
-        "unit": np.tile(unit.astype(np.int64), steps),
-    }
+    gate, quantity, unit = _layout(input_size, hidden_size)
+    tile = (lambda a: a) if steps == 1 else (lambda a: np.tile(a, steps))
+    return {"step": np.repeat(np.arange(1, steps + 1, dtype=np.int32), len(unit)),
+            "gate": tile(gate), "quantity": tile(quantity), "unit": tile(unit)}
+
+
+# pandas ≥ 2.1 can skip re-checking codes that lstmtrace made itself
+_TRUSTED = {"validate": False} if tuple(int(v) for v in pd.__version__.split(".")[:2]) >= (2, 1) else {}
 
 
 def _frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int) -> pd.DataFrame:
     keys = _keys(input_size, hidden_size, steps)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "step": keys["step"],
-        "gate": pd.Categorical.from_codes(keys["gate"], dtype=GATE_DTYPE),
-        "quantity": pd.Categorical.from_codes(keys["quantity"], dtype=QUANTITY_DTYPE),
+        "gate": pd.Categorical.from_codes(keys["gate"], dtype=GATE_DTYPE, **_TRUSTED),
+        "quantity": pd.Categorical.from_codes(keys["quantity"], dtype=QUANTITY_DTYPE, **_TRUSTED),
         "unit": keys["unit"],
         "value": values,
-    })
+    }, copy=False)
+    return frame
 
 
 def _check_finite(values: np.ndarray, input_size: int, hidden_size: int) -> None:
@@ -115,14 +126,16 @@ class Trace:
     2     1  given   h_prev     0    0.0
     """
 
-    def __init__(self, frame: pd.DataFrame, params: Optional[Parameters] = None):
+    def __init__(self, frame: pd.DataFrame, params: Optional[Parameters] = None,
+                 sizes: Optional[Tuple[int, int, int]] = None):
         self.frame = frame
         self.params = params  # the weights that made it (not copied); None when read from a file
         self.skipped: list = []  # gate.quantity names read_trace(unknown="skip") left out
-        self.steps = int(frame["step"].iloc[-1])
-        rows = len(frame) // self.steps
-        self.input_size = int((frame["quantity"].iloc[:rows] == "x").sum())
-        self.hidden_size = int((frame["quantity"].iloc[:rows] == "h_prev").sum())
+        if sizes is None:  # (E, H, T) when the caller knows them; else count
+            steps = int(frame["step"].iloc[-1])
+            rows = frame["quantity"].iloc[:len(frame) // steps]
+            sizes = (int((rows == "x").sum()), int((rows == "h_prev").sum()), steps)
+        self.input_size, self.hidden_size, self.steps = sizes
 
     def __repr__(self) -> str:
         return (f"<Trace: {self.steps} step(s), input size {self.input_size}, "
@@ -199,7 +212,7 @@ class Trace:
         gate_codes = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in STAGES])
         quantity_codes = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in STAGES])
         frame = pd.DataFrame({
-            "step": np.repeat(np.arange(1, T + 1, dtype=np.int64), len(STAGES)),
+            "step": np.repeat(np.arange(1, T + 1, dtype=np.int32), len(STAGES)),
             "gate": pd.Categorical.from_codes(gate_codes[stage], dtype=GATE_DTYPE),
             "quantity": pd.Categorical.from_codes(quantity_codes[stage], dtype=QUANTITY_DTYPE),
         })
@@ -291,17 +304,16 @@ def _trace(params, xs, h, c, progress=None) -> Trace:
     (T, E), H = xs.shape, params.hidden_size
     h = np.zeros(H) if h is None else _vector("h_prev", h, H, "hidden size H =")
     c = np.zeros(H) if c is None else _vector("c_prev", c, H, "hidden size H =")
-    sizes = _stage_sizes(E, H)
-    n = int(sizes.sum())
-    values = np.empty(T * n)
+    values = np.empty((T, E + 27 * H))
+    c_at, h_at = E + 24 * H, E + 26 * H  # where each step's c and h land in its row
     for t in range(T):  # the recurrence: step t needs step t-1's h and c
-        v = forward(params, xs[t], h, c)
-        np.concatenate([v[stage] for stage in STAGES], out=values[t * n:(t + 1) * n])
-        h, c = v["hidden", "h"], v["cell", "c"]
+        row = step_values(params, xs[t], h, c, out=values[t])
+        h, c = row[h_at:h_at + H], row[c_at:c_at + H]
         if progress is not None:
             progress(1)
+    values = values.reshape(-1)
     _check_finite(values, E, H)
-    return Trace(_frame(values, E, H, T), params=params)
+    return Trace(_frame(values, E, H, T), params=params, sizes=(E, H, T))
 
 
 def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Trace:
@@ -366,7 +378,7 @@ def _long_from_wide(frame: pd.DataFrame):
     long = pd.DataFrame({"step": frame["step"].to_numpy()[rows],
                          "gate": frame["gate"].to_numpy()[rows],
                          "quantity": frame["quantity"].to_numpy()[rows],
-                         "unit": np.nonzero(present)[1].astype(np.int64),
+                         "unit": np.nonzero(present)[1].astype(np.int32),
                          "value": values[present]})
     return long, rows + 2
 

@@ -36,7 +36,8 @@ def test_random_is_uniform_within_pytorch_bound_and_reproducible():
 
 def test_gates_are_reachable_by_attribute_and_name():
     p = Parameters.identity(2, 2)
-    assert p.forget is p["forget"] and p.candidate is p["candidate"]
+    assert all(np.array_equal(a, b) for a, b in zip(p.forget, p["forget"]))
+    assert list(p.gates) == ["forget", "input", "candidate", "output"]
     with pytest.raises(KeyError, match="unknown gate 'update'"):
         p["update"]
 
@@ -194,3 +195,14 @@ def test_torch_save_zip_is_recognised(tmp_path):
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         Parameters.load(tmp_path / "nope.npz")
+
+
+def test_gates_are_views_of_the_stacked_matrices():
+    """One LSTM's 4H×E, 4H×H and 4H arrays, gates f, i, g, o; a gate's W is rows of them."""
+    p = Parameters.random(3, 2, seed=6)
+    assert p.W.shape == (8, 3) and p.U.shape == (8, 2) and p.b.shape == (8,)
+    np.testing.assert_array_equal(p.candidate.W, p.W[4:6])
+    p.output.U[1, 0] = 9.0  # in place, element by element: the stacked matrix sees it
+    assert p.U[7, 0] == 9.0
+    with pytest.raises(AttributeError):
+        p.forget.W = np.zeros((2, 3))  # rebinding is refused: use set()

@@ -30,7 +30,7 @@ def trace(random_params):
 def test_columns_and_dtypes(trace):
     assert tuple(trace.frame.columns) == COLUMNS == ("step", "gate", "quantity", "unit", "value")
     dtypes = trace.frame.dtypes
-    assert dtypes["step"] == np.int64 and dtypes["unit"] == np.int64 and dtypes["value"] == np.float64
+    assert dtypes["step"] == np.int32 and dtypes["unit"] == np.int32 and dtypes["value"] == np.float64
     assert isinstance(dtypes["gate"], pd.CategoricalDtype)
     assert isinstance(dtypes["quantity"], pd.CategoricalDtype)
 
