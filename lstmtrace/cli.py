@@ -11,8 +11,9 @@ import click
 
 from lstmtrace import __version__
 
-FORMATS = ("text", "csv", "markdown", "json")
-SUFFIX_FORMATS = {".txt": "text", ".csv": "csv", ".md": "markdown", ".json": "json"}
+FORMATS = ("text", "csv", "markdown", "json", "parquet")
+DIFF_FORMATS = ("text", "csv", "markdown", "json")
+SUFFIX_FORMATS = {".txt": "text", ".csv": "csv", ".md": "markdown", ".json": "json", ".parquet": "parquet"}
 WORDS = ("identity", "zeros", "ones")
 
 
@@ -117,6 +118,13 @@ def _check_output(output):
 
 def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=None):
     """Render ``trace`` and write it to ``output`` (whole or not at all), or to stdout."""
+    if fmt == "parquet":
+        if output in (None, "-"):
+            raise click.BadParameter("Parquet is binary: give -o FILE.parquet", param_hint="'--format'")
+        try:
+            return trace.to_parquet(output)
+        except ImportError as e:
+            raise click.BadParameter(str(e), param_hint="'--format'")
     if layout is not None and fmt != "csv":
         raise click.BadParameter(f"{layout} is a CSV layout, and the format is {fmt}",
                                  param_hint="'--layout'")
@@ -389,7 +397,7 @@ def show(trace, steps, fmt, output, precision, expand):
 @click.option("--rtol", type=NUMBER, default=0.0, show_default=True,
               help="Relative tolerance (with the defaults, only identical numbers are equal).")
 @click.option("--units", is_flag=True, help="Also list every differing unit with both values.")
-@_output_options(FORMATS, expand=False)
+@_output_options(DIFF_FORMATS, expand=False)
 def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set, b_set, atol, rtol,
          units, fmt, output, precision):
     """Compare two traces: where they part ways, by how much, and what it reaches.
@@ -410,7 +418,7 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
     from lstmtrace.compare import TraceMismatch, explain
     from lstmtrace.trace import read_trace, records_json
 
-    fmt = _format_for(fmt, output, FORMATS)
+    fmt = _format_for(fmt, output, DIFF_FORMATS)
     _check_output(output)
     if atol < 0 or rtol < 0:
         raise click.BadParameter("must be ≥ 0", param_hint="'--atol' / '--rtol'")

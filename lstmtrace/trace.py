@@ -184,15 +184,28 @@ class Trace:
 
         ``layout="long"`` is the frame as it is; ``"wide"`` has one row per step, gate
         and quantity and a column per unit (u0, u1, …), blank past a vector's end.
+        The long layout goes through pyarrow's CSV writer when pyarrow is installed.
         """
-        frame = self.wide() if layout == "wide" else self.frame
+        from lstmtrace.export import write_csv, write_csv_pandas
+
         if layout not in ("long", "wide"):
             raise ValueError(f"layout must be 'long' or 'wide', not {layout!r}")
+        write = write_csv if layout == "long" else write_csv_pandas
+        frame = self.frame if layout == "long" else self.wide()
         if path is None:
-            return frame.to_csv(index=False, lineterminator="\n")
+            out = io.StringIO()
+            write(frame, out)
+            return out.getvalue()
         with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-            frame.to_csv(f, index=False, lineterminator="\n")
+            write(frame, f)
         return None
+
+    def to_parquet(self, path: Union[str, os.PathLike]) -> None:
+        """Parquet, for traces too large for a spreadsheet (needs pyarrow); read_trace reads it back."""
+        from lstmtrace.export import write_parquet
+
+        with atomic_open(path, "wb") as f:
+            write_parquet(self.frame, f)
 
     def wide(self) -> pd.DataFrame:
         """One row per step, gate and quantity; one column per unit (NaN past a vector's end).
@@ -330,6 +343,10 @@ def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error")
     if unknown not in ("error", "skip"):
         raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
+    if str(name).lower().endswith(".parquet"):
+        from lstmtrace.export import read_parquet
+
+        return _checked_trace(read_parquet(path), None, unknown, name)
     try:
         header = _read_csv(path, nrows=0, dtype=str).columns
         wide = tuple(header[:3]) == COLUMNS[:3] and len(header) > 3 and header[3] == "u0"
@@ -349,11 +366,18 @@ def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error")
             frame, lines = _long_from_wide(frame)
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
+    return _checked_trace(frame, lines, unknown, name)
+
+
+def _checked_trace(frame: pd.DataFrame, lines, unknown: str, name: str) -> Trace:
     if tuple(frame.columns) != COLUMNS:
         raise ValueError(f"{name} has columns {', '.join(map(str, frame.columns))}; a trace has "
                          f"exactly {', '.join(COLUMNS)} (or step, gate, quantity, u0, u1, … when wide)")
     if frame.empty:
         raise ValueError(f"{name} has a header but no rows")
+    if frame["value"].dtype != np.float64 or not all(np.issubdtype(frame[c].dtype, np.integer)
+                                                     for c in ("step", "unit")):
+        raise ValueError(f"{name}: step and unit must be whole numbers and value float64")
     try:
         checked, skipped = _checked_frame(frame, lines, skip_unknown=unknown == "skip")
     except ValueError as e:
