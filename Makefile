@@ -1,6 +1,6 @@
 # lstmtrace: the everyday commands. `make help` lists them.
 
-.PHONY: help test traces fixtures check
+.PHONY: help test traces fixtures check bench
 
 help:           ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,3 +17,6 @@ fixtures:       ## rewrite the PyTorch and Keras parity fixtures (needs torch an
 
 check:          ## what CI runs: a fresh virtual environment, the README's test command, live PyTorch parity
 	bash .ci/run
+
+bench:          ## the benchmark: ratios against baselines run side by side (takes a few minutes)
+	python benchmarks/bench.py
