@@ -32,12 +32,19 @@ COLUMNS = ("step", "gate", "quantity", "unit", "value")
 STAGES: Tuple[Tuple[str, str], ...] = tuple((g, q) for g, qs in PIPELINE for q in qs)
 """Every (gate, quantity) of one step, in pipeline order."""
 
-GATE_DTYPE = pd.CategoricalDtype([g for g, _ in PIPELINE], ordered=True)
-QUANTITY_DTYPE = pd.CategoricalDtype(list(dict.fromkeys(q for _, q in STAGES)), ordered=True)
+GRAD_STAGES: Tuple[Tuple[str, str], ...] = (
+    tuple((g, "grad:" + q) for g, q in STAGES)
+    + tuple((g, "grad:" + p) for g in ("forget", "input", "candidate", "output") for p in "WUb"))
+"""The gradient rows of one step: dL/d every forward quantity, then each gate's dL/dW, dL/dU, dL/db."""
 
-# (gate code, quantity code) -> position in STAGES, or -1 where the pair is no stage
+PARTS = {"forward": STAGES, "grad": GRAD_STAGES}
+
+GATE_DTYPE = pd.CategoricalDtype([g for g, _ in PIPELINE], ordered=True)
+QUANTITY_DTYPE = pd.CategoricalDtype(list(dict.fromkeys(q for _, q in STAGES + GRAD_STAGES)), ordered=True)
+
+# (gate code, quantity code) -> position in STAGES + GRAD_STAGES, or -1 where the pair is no stage
 _STAGE_OF = np.full((len(GATE_DTYPE.categories), len(QUANTITY_DTYPE.categories)), -1)
-for _k, (_g, _q) in enumerate(STAGES):
+for _k, (_g, _q) in enumerate(STAGES + GRAD_STAGES):
     _STAGE_OF[GATE_DTYPE.categories.get_loc(_g), QUANTITY_DTYPE.categories.get_loc(_q)] = _k
 
 # pandas before 3.0 parses floats in CSV exactly only when asked to
@@ -55,37 +62,48 @@ class NonFiniteError(ArithmeticError):
         )
 
 
-def _stage_sizes(input_size: int, hidden_size: int) -> np.ndarray:
-    return np.array([input_size if q == "x" else hidden_size for _, q in STAGES])
+def _size(quantity: str, input_size: int, hidden_size: int) -> int:
+    """How many units a quantity has: E for x, H·E for dL/dW, H·H for dL/dU, else H."""
+    E, H = input_size, hidden_size
+    return {"x": E, "grad:x": E, "grad:W": H * E, "grad:U": H * H}.get(quantity, H)
+
+
+def _stage_sizes(input_size: int, hidden_size: int, part: str = "forward") -> np.ndarray:
+    return np.array([_size(q, input_size, hidden_size) for _, q in PARTS[part]])
 
 
 @functools.lru_cache(maxsize=16)
-def _layout(input_size: int, hidden_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _layout(input_size: int, hidden_size: int, part: str = "forward") -> Tuple[np.ndarray, ...]:
     """The gate code, quantity code and unit of each row of one step (cached: made once per size)."""
-    sizes = _stage_sizes(input_size, hidden_size)
-    stage = np.repeat(np.arange(len(STAGES)), sizes)
-    gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in STAGES], dtype=np.int8)[stage]
-    quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in STAGES], dtype=np.int8)[stage]
+    stages = PARTS[part]
+    sizes = _stage_sizes(input_size, hidden_size, part)
+    stage = np.repeat(np.arange(len(stages)), sizes)
+    gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in stages], dtype=np.int8)[stage]
+    quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in stages], dtype=np.int8)[stage]
     unit = (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)).astype(np.int32)
     for array in (gate, quantity, unit):
         array.setflags(write=False)
     return gate, quantity, unit
 
 
-def _keys(input_size: int, hidden_size: int, steps: int) -> Dict[str, np.ndarray]:
-    """The step, gate code, quantity code and unit of every row of a trace of this size."""
-    gate, quantity, unit = _layout(input_size, hidden_size)
-    tile = (lambda a: a) if steps == 1 else (lambda a: np.tile(a, steps))
-    return {"step": np.repeat(np.arange(1, steps + 1, dtype=np.int32), len(unit)),
-            "gate": tile(gate), "quantity": tile(quantity), "unit": tile(unit)}
+def _keys(input_size: int, hidden_size: int, steps: int, grad: bool = False) -> Dict[str, np.ndarray]:
+    """The step, gate code, quantity code and unit of every row: all forward rows, then any gradients."""
+    keys = {}
+    for part in ("forward", "grad") if grad else ("forward",):
+        gate, quantity, unit = _layout(input_size, hidden_size, part)
+        tile = (lambda a: a) if steps == 1 else (lambda a: np.tile(a, steps))  # noqa: E731
+        for name, array in (("step", np.repeat(np.arange(1, steps + 1, dtype=np.int32), len(unit))),
+                            ("gate", tile(gate)), ("quantity", tile(quantity)), ("unit", tile(unit))):
+            keys[name] = array if name not in keys else np.concatenate([keys[name], array])
+    return keys
 
 
 # pandas ≥ 2.1 can skip re-checking codes that lstmtrace made itself
 _TRUSTED = {"validate": False} if tuple(int(v) for v in pd.__version__.split(".")[:2]) >= (2, 1) else {}
 
 
-def _frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int) -> pd.DataFrame:
-    keys = _keys(input_size, hidden_size, steps)
+def _frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, grad: bool = False) -> pd.DataFrame:
+    keys = _keys(input_size, hidden_size, steps, grad)
     frame = pd.DataFrame({
         "step": keys["step"],
         "gate": pd.Categorical.from_codes(keys["gate"], dtype=GATE_DTYPE, **_TRUSTED),
@@ -96,21 +114,16 @@ def _frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int) ->
     return frame
 
 
-def _check_finite(values: np.ndarray, input_size: int, hidden_size: int) -> None:
+def _check_finite(values: np.ndarray, input_size: int, hidden_size: int, steps: int = 1,
+                  grad: bool = False) -> None:
     finite = np.isfinite(values)
     if finite.all():
         return
-    first = int(np.argmin(finite))
-    n = _stage_sizes(input_size, hidden_size).sum()
-    keys = _keys(input_size, hidden_size, 1)
-    row = first % n
-    raise NonFiniteError(
-        first // n + 1,
-        GATE_DTYPE.categories[keys["gate"][row]],
-        QUANTITY_DTYPE.categories[keys["quantity"][row]],
-        int(keys["unit"][row]),
-        float(values[first]),
-    )
+    row = int(np.argmin(finite))
+    keys = _keys(input_size, hidden_size, steps, grad)
+    raise NonFiniteError(int(keys["step"][row]), GATE_DTYPE.categories[keys["gate"][row]],
+                         QUANTITY_DTYPE.categories[keys["quantity"][row]], int(keys["unit"][row]),
+                         float(values[row]))
 
 
 class Trace:
@@ -127,15 +140,16 @@ class Trace:
     """
 
     def __init__(self, frame: pd.DataFrame, params: Optional[Parameters] = None,
-                 sizes: Optional[Tuple[int, int, int]] = None):
+                 sizes: Optional[Tuple[int, int, int, bool]] = None):
         self.frame = frame
         self.params = params  # the weights that made it (not copied); None when read from a file
         self.skipped: list = []  # gate.quantity names read_trace(unknown="skip") left out
-        if sizes is None:  # (E, H, T) when the caller knows them; else count
-            steps = int(frame["step"].iloc[-1])
-            rows = frame["quantity"].iloc[:len(frame) // steps]
-            sizes = (int((rows == "x").sum()), int((rows == "h_prev").sum()), steps)
-        self.input_size, self.hidden_size, self.steps = sizes
+        if sizes is None:  # (E, H, T, has gradients) when the caller knows them; else count
+            steps = int(frame["step"].max())
+            quantity = frame["quantity"]
+            sizes = (int((quantity == "x").sum()) // steps, int((quantity == "h_prev").sum()) // steps,
+                     steps, bool((quantity == "grad:h").any()))
+        self.input_size, self.hidden_size, self.steps, self.has_gradients = sizes
 
     def __repr__(self) -> str:
         return (f"<Trace: {self.steps} step(s), input size {self.input_size}, "
@@ -164,18 +178,24 @@ class Trace:
 
     def _block(self, gate: str, quantity: str) -> np.ndarray:
         """A steps × units view of one quantity, sliced straight out of the value column."""
-        if (gate, quantity) not in STAGES:
+        part = "grad" if quantity.startswith("grad:") else "forward"
+        if (gate, quantity) not in PARTS[part] or (part == "grad" and not self.has_gradients):
             valid = "; ".join(f"{g}: {', '.join(qs)}" for g, qs in PIPELINE)
-            raise KeyError(f"no quantity {gate}.{quantity} in a trace ({valid})")
-        sizes = _stage_sizes(self.input_size, self.hidden_size)
-        k = STAGES.index((gate, quantity))
+            raise KeyError(f"no quantity {gate}.{quantity} in this trace ({valid}"
+                           f"{'; and grad:<each of those>, grad:W, grad:U, grad:b' if self.has_gradients else ''})")
+        E, H, T = self.input_size, self.hidden_size, self.steps
+        sizes = _stage_sizes(E, H, part)
+        k = PARTS[part].index((gate, quantity))
         start = int(sizes[:k].sum())
-        values = self.frame["value"].to_numpy().reshape(self.steps, int(sizes.sum()))
+        values = self.frame["value"].to_numpy()
+        if part == "grad":
+            values = values[T * int(_stage_sizes(E, H).sum()):]
+        values = values[:T * int(sizes.sum())].reshape(T, int(sizes.sum()))
         return values[:, start:start + sizes[k]]
 
-    def _vectors(self, step: int = 1) -> Dict[Tuple[str, str], np.ndarray]:
-        """{(gate, quantity): vector} of one step."""
-        return {stage: self._block(*stage)[step - 1] for stage in STAGES}
+    def _vectors(self, step: int = 1, part: str = "forward") -> Dict[Tuple[str, str], np.ndarray]:
+        """{(gate, quantity): vector} of one step's forward (or "grad") quantities."""
+        return {stage: self._block(*stage)[step - 1] for stage in PARTS[part]}
 
     # -- exports -------------------------------------------------------------------
 
@@ -216,22 +236,25 @@ class Trace:
         1     1  given   h_prev  0.0  0.0
         """
         E, H, T = self.input_size, self.hidden_size, self.steps
-        sizes = _stage_sizes(E, H)
-        values = self.frame["value"].to_numpy().reshape(T, -1)
-        table = np.full((T, len(STAGES), max(E, H)), np.nan)
-        for k, (start, size) in enumerate(zip(np.cumsum(sizes) - sizes, sizes)):  # 28 stages, not rows
-            table[:, k, :size] = values[:, start:start + size]
-        stage = np.tile(np.arange(len(STAGES)), T)
-        gate_codes = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in STAGES])
-        quantity_codes = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in STAGES])
-        frame = pd.DataFrame({
-            "step": np.repeat(np.arange(1, T + 1, dtype=np.int32), len(STAGES)),
-            "gate": pd.Categorical.from_codes(gate_codes[stage], dtype=GATE_DTYPE),
-            "quantity": pd.Categorical.from_codes(quantity_codes[stage], dtype=QUANTITY_DTYPE),
-        })
-        units = pd.DataFrame(table.reshape(T * len(STAGES), -1),
-                             columns=[f"u{k}" for k in range(max(E, H))])
-        return pd.concat([frame, units], axis=1)
+        parts = ("forward", "grad") if self.has_gradients else ("forward",)
+        width = max(int(_stage_sizes(E, H, part).max()) for part in parts)
+        frames = []
+        for part in parts:
+            stages = PARTS[part]
+            table = np.full((T, len(stages), width), np.nan)
+            for k, (gate, quantity) in enumerate(stages):  # a loop over stages, not rows
+                block = self._block(gate, quantity)
+                table[:, k, :block.shape[1]] = block
+            stage = np.tile(np.arange(len(stages)), T)
+            codes = lambda dtype, i: np.array([dtype.categories.get_loc(s[i]) for s in stages])[stage]  # noqa: E731
+            keys = pd.DataFrame({
+                "step": np.repeat(np.arange(1, T + 1, dtype=np.int32), len(stages)),
+                "gate": pd.Categorical.from_codes(codes(GATE_DTYPE, 0), dtype=GATE_DTYPE),
+                "quantity": pd.Categorical.from_codes(codes(QUANTITY_DTYPE, 1), dtype=QUANTITY_DTYPE),
+            })
+            units = pd.DataFrame(table.reshape(T * len(stages), width), columns=[f"u{k}" for k in range(width)])
+            frames.append(pd.concat([keys, units], axis=1))
+        return pd.concat(frames, ignore_index=True)
 
     def to_json(self) -> str:
         """A JSON list of ``{"step", "gate", "quantity", "unit", "value"}`` rows, floats in full."""
@@ -325,8 +348,8 @@ def _trace(params, xs, h, c, progress=None) -> Trace:
         if progress is not None:
             progress(1)
     values = values.reshape(-1)
-    _check_finite(values, E, H)
-    return Trace(_frame(values, E, H, T), params=params, sizes=(E, H, T))
+    _check_finite(values, E, H, T)
+    return Trace(_frame(values, E, H, T), params=params, sizes=(E, H, T, False))
 
 
 def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Trace:
@@ -482,19 +505,28 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
     if E == 0 or H == 0:
         raise ValueError(f"step 1 has no given.{'x' if E == 0 else 'h_prev'} rows, so the trace's "
                          "sizes are unknown")
-    expected = np.tile(_stage_sizes(E, H), steps)
-    counts = np.bincount((step_ - 1) * len(STAGES) + stage, minlength=steps * len(STAGES))
+    grad = bool((stage >= len(STAGES)).any())
+    expected = np.concatenate([np.tile(_stage_sizes(E, H, part), steps)
+                               for part in (("forward", "grad") if grad else ("forward",))])
+    # a block is one part's stage at one step, numbered in the order the rows belong in
+    part = (stage >= len(STAGES)).astype(np.int64)
+    in_part = stage - part * len(STAGES)
+    block = part * steps * len(STAGES) + (step_ - 1) * np.where(part == 1, len(GRAD_STAGES), len(STAGES)) + in_part
+    counts = np.bincount(block, minlength=len(expected))
     wrong = counts != expected
     if wrong.any():
         k = int(np.argmax(wrong))
-        t, (g, q) = k // len(STAGES) + 1, STAGES[k % len(STAGES)]
+        in_grad = k >= steps * len(STAGES)
+        stages = GRAD_STAGES if in_grad else STAGES
+        j = k - steps * len(STAGES) if in_grad else k
+        t, (g, q) = j // len(stages) + 1, stages[j % len(stages)]
         raise ValueError(f"step {t} has {counts[k]} rows of {g}.{q}, expected {expected[k]} "
                          f"(input size {E} and hidden size {H}, from step 1's x and h_prev)")
 
-    order = np.lexsort((unit, stage, step_))
-    misplaced = unit[order] != _keys(E, H, steps)["unit"]
+    order = np.lexsort((unit, block))
+    misplaced = unit[order] != _keys(E, H, steps, grad)["unit"]
     if misplaced.any():
         row = int(order[np.argmax(misplaced)])
         raise ValueError(f"line {_line(row)}: unit {int(unit[row])} of {frame['gate'].iloc[row]}."
                          f"{frame['quantity'].iloc[row]} is repeated or out of range")
-    return _frame(value[order], E, H, steps), skipped
+    return _frame(value[order], E, H, steps, grad), skipped

@@ -97,16 +97,16 @@ def test_traces_that_cannot_be_compared(b, message):
 def test_newer_quantities_are_skipped_and_named(tmp_path, notebook_pair):
     a, b = notebook_pair
     newer = pd.concat([b.frame.astype({"gate": str, "quantity": str}),
-                       pd.DataFrame({"step": [1], "gate": ["forget"], "quantity": ["grad:W"],
+                       pd.DataFrame({"step": [1], "gate": ["forget"], "quantity": ["hessian:W"],
                                      "unit": [0], "value": [0.25]})])
     path = tmp_path / "newer.csv"
     newer.to_csv(path, index=False)
-    with pytest.raises(ValueError, match="forget.grad:W is not a gate and quantity"):
+    with pytest.raises(ValueError, match="forget.hessian:W is not a gate and quantity"):
         read_trace(path)
     skipped = read_trace(path, unknown="skip")
-    assert skipped.skipped == ["forget.grad:W"]
+    assert skipped.skipped == ["forget.hessian:W"]
     lines = headline(lstmtrace.diff(a, skipped))
-    assert "Compared on what both traces have; skipped from B: forget.grad:W." in lines
+    assert "Compared on what both traces have; skipped from B: forget.hessian:W." in lines
 
 
 # -- the command -------------------------------------------------------------------------------

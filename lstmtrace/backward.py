@@ -1,0 +1,101 @@
+"""The backward pass: dL/d(every traced quantity) and dL/dW, dU, db, by the chain rule in numpy.
+
+Going back through one step, from dL/dh and the dL/dc that the next step hands
+back (the derivatives of σ and tanh are written with their own outputs)::
+
+    dL/do        = dL/dh ⊙ tanh(c)
+    dL/dtanh(c)  = dL/dh ⊙ o
+    dL/dc        = dL/dtanh(c) ⊙ (1 − tanh²(c)) + dL/dc from step t+1
+    dL/df        = dL/dc ⊙ c_prev          dL/dc_prev = dL/dc ⊙ f
+    dL/di        = dL/dc ⊙ c̃               dL/dc̃      = dL/dc ⊙ i
+    dL/dpreact   = dL/dact ⊙ act ⊙ (1 − act)   for f, i, o (σ)
+                 = dL/dact ⊙ (1 − act²)        for c̃ (tanh)
+    dL/dWx = dL/dUh = dL/dbias = dL/dpreact
+    dL/dW = dL/dpreact ⊗ x,  dL/dU = dL/dpreact ⊗ h_prev,  dL/db = dL/dpreact
+    dL/dx = Σ_gates Wᵀ·dL/dpreact,  dL/dh_prev = Σ_gates Uᵀ·dL/dpreact
+
+A step's h_prev and c_prev are the previous step's h and c, so their gradients
+flow back into it (backpropagation through time); each step's dL/dW, dU, db is
+that step's contribution, and their sum over steps is the whole gradient.
+"""
+from typing import Optional, Sequence
+
+import numpy as np
+
+__all__ = ["LOSSES", "backward_values", "upstream"]
+
+LOSSES = ("sum", "mse")
+
+
+def upstream(h: np.ndarray, loss: str = "sum", target: Optional[Sequence[float]] = None,
+             loss_on: str = "last") -> np.ndarray:
+    """dL/dh_t straight from the loss, for each step (T × H): zero except at the steps it is on.
+
+    ``loss="sum"``: L = Σ h (dL/dh = 1); ``"mse"``: L = ½‖h − target‖² (dL/dh = h − target);
+    on the last step's h, or with ``loss_on="all"`` summed over every step's.
+
+    >>> upstream(np.array([[0.5, 0.2], [0.1, 0.3]]), "mse", target=[0.0, 1.0])
+    array([[ 0. ,  0. ],
+           [ 0.1, -0.7]])
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; the losses are {', '.join(LOSSES)}")
+    if loss_on not in ("last", "all"):
+        raise ValueError(f"loss_on must be 'last' or 'all', not {loss_on!r}")
+    T, H = h.shape
+    if loss == "mse":
+        if target is None:
+            raise ValueError("the mse loss needs a target")
+        target = np.array(target, dtype=np.float64)
+        if target.shape != (H,) or not np.isfinite(target).all():
+            raise ValueError(f"the target must be {H} finite numbers (the hidden size), not {target.shape[0] if target.ndim == 1 else target.shape}")
+    direct = np.ones_like(h) if loss == "sum" else h - target
+    if loss_on == "last":
+        direct[:-1] = 0.0
+    return direct
+
+
+def backward_values(params, forward: np.ndarray, dh: np.ndarray, dc_last: Optional[np.ndarray] = None) -> np.ndarray:
+    """Every gradient of every step (T × m), from the forward values (T × (E + 27H)).
+
+    ``dh`` (T × H) is dL/dh_t from the loss directly, ``dc_last`` an upstream
+    dL/dc of the last step (zero when not given).  The row layout of each step is
+    :data:`lstmtrace.trace.GRAD_STAGES`: the forward quantities' gradients in
+    pipeline order, then each gate's dL/dW (H·E, row-major), dL/dU (H·H) and dL/db.
+    """
+    (T, _), E, H = forward.shape, params.input_size, params.hidden_size
+    m = E + 27 * H + 4 * H * (E + H + 1)
+    grads = np.empty((T, m))
+    dh_next, dc_next = np.zeros(H), (np.zeros(H) if dc_last is None else np.asarray(dc_last, float))
+    for t in reversed(range(T)):  # the chain rule runs from the last step back to the first
+        v, g = forward[t], grads[t]
+        x, h_prev, c_prev = v[:E], v[E:E + H], v[E + H:E + 2 * H]
+        act = v[E + 2 * H:E + 22 * H].reshape(4, 5, H)[:, 4]  # f, i, c̃, o
+        f, i, cand, o = act
+        tanh_c = v[E + 25 * H:E + 26 * H]
+
+        dh_t = dh[t] + dh_next  # from the loss, and from step t+1 through its h_prev
+        dact = np.empty((4, H))
+        dact[3] = dh_t * tanh_c
+        dtanh_c = dh_t * o
+        dc = dtanh_c * (1.0 - tanh_c ** 2) + dc_next
+        dact[0], dact[1], dact[2] = dc * c_prev, dc * cand, dc * i
+        dpreact = dact * act * (1.0 - act)  # σ′ = σ(1 − σ) for f, i, o ...
+        dpreact[2] = dact[2] * (1.0 - cand ** 2)  # ... and tanh′ = 1 − tanh² for c̃
+        dz = dpreact.reshape(-1)  # (4H,), gates in the order of params.W's rows
+
+        g[:E] = params.W.T @ dz  # dL/dx
+        g[E:E + H] = dh_next = params.U.T @ dz  # dL/dh_prev, handed back to step t-1
+        g[E + H:E + 2 * H] = dc_next = dc * f  # dL/dc_prev
+        gates = g[E + 2 * H:E + 22 * H].reshape(4, 5, H)
+        gates[:, 0] = gates[:, 1] = gates[:, 2] = gates[:, 3] = dpreact  # Wx, Uh, bias, preact
+        gates[:, 4] = dact
+        g[E + 22 * H:E + 25 * H] = np.concatenate([dc, dc, dc])  # forget*c_prev, input*candidate, c
+        g[E + 25 * H:E + 26 * H] = dtanh_c
+        g[E + 26 * H:E + 27 * H] = dh_t
+        per_gate = g[E + 27 * H:].reshape(4, H * (E + H + 1))
+        per_gate[:, :H * E] = (dpreact[:, :, None] * x).reshape(4, -1)  # dL/dW = dpreact ⊗ x
+        per_gate[:, H * E:H * (E + H)] = (dpreact[:, :, None] * h_prev).reshape(4, -1)  # ⊗ h_prev
+        per_gate[:, H * (E + H):] = dpreact
+    return grads
+
