@@ -9,8 +9,8 @@ import importlib
 
 __version__ = "0.4.0"
 
-__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "TraceMismatch", "diff", "read_trace", "run",
-           "sigmoid", "step"]
+__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "TraceMismatch", "backward", "diff",
+           "read_trace", "run", "sigmoid", "step"]
 
 # The names load on first use, so that `lstmtrace --help` answers without
 # importing numpy or pandas (PEP 562).
@@ -25,6 +25,7 @@ _HOME = {
     "step": "lstmtrace.trace",
     "run": "lstmtrace.trace",
     "diff": "lstmtrace.compare",
+    "backward": "lstmtrace.gradients",
     "TraceMismatch": "lstmtrace.compare",
 }
 

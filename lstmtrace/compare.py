@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from lstmtrace.trace import STAGES, Trace, _keys, _stage_sizes
+from lstmtrace.trace import Trace, _size, _stage_sizes
 
 __all__ = ["TraceMismatch", "diff", "explain", "headline"]
 
@@ -46,33 +46,40 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
             raise TraceMismatch(f"the traces have different {what}: {x} and {y}")
     if atol < 0 or rtol < 0:
         raise ValueError("atol and rtol must be ≥ 0")
-    va, vb = a.frame["value"].to_numpy(), b.frame["value"].to_numpy()
+    # a trace with gradients and one without are compared on their forward rows
+    forward_rows = a.steps * int(_stage_sizes(a.input_size, a.hidden_size).sum())
+    both = len(a.frame) if a.has_gradients == b.has_gradients else forward_rows
+    fa, fb = a.frame.iloc[:both], b.frame.iloc[:both]
+    va, vb = fa["value"].to_numpy(), fb["value"].to_numpy()
     abs_diff = np.abs(va - vb)
     scale = np.maximum(np.abs(va), np.abs(vb))
     rel_diff = np.divide(abs_diff, scale, out=np.zeros_like(abs_diff), where=scale > 0)
     differs = abs_diff > atol + rtol * scale
     rows = pd.DataFrame({
-        **{k: a.frame[k] for k in KEYS}, "unit": a.frame["unit"],
+        **{k: fa[k] for k in KEYS}, "unit": fa["unit"],
         "a": va, "b": vb, "abs_diff": abs_diff, "rel_diff": rel_diff,
     })[differs].reset_index(drop=True)
+    gradients_only_in = [n for n, t in (("A", a), ("B", b)) if t.has_gradients and both == forward_rows]
     if units:
-        return _attrs(rows, a, b, atol, rtol)
-    # a block is one (step, stage): its rows are contiguous, in pipeline order
-    block = (_keys(a.input_size, a.hidden_size, a.steps)["step"] - 1) * len(STAGES) \
-        + np.tile(np.repeat(np.arange(len(STAGES)), _stage_sizes(a.input_size, a.hidden_size)), a.steps)
-    groups = rows.groupby(block[differs], sort=True)
-    summary = groups.first()[KEYS + ["unit", "a", "b"]].rename(columns={"unit": "first_unit"})
-    summary.insert(3, "units", groups.size())
-    sizes = _stage_sizes(a.input_size, a.hidden_size)
-    summary.insert(4, "of", sizes[summary.index.to_numpy() % len(STAGES)])
-    summary.insert(5, "max_abs", groups["abs_diff"].max())
-    summary.insert(6, "max_rel", groups["rel_diff"].max())
-    return _attrs(summary.reset_index(drop=True), a, b, atol, rtol)
+        return _attrs(rows, a, b, atol, rtol, gradients_only_in)
+    # the rows of one step's quantity are contiguous, so grouping in order of appearance keeps
+    # pipeline order (forward rows, then gradients)
+    groups = rows.groupby(KEYS, sort=False, observed=True)
+    summary = groups.first()[["unit", "a", "b"]].rename(columns={"unit": "first_unit"}).reset_index()
+    summary.insert(3, "units", groups.size().to_numpy())
+    summary.insert(4, "of", [_size(q, a.input_size, a.hidden_size) for q in summary["quantity"]])
+    summary.insert(5, "max_abs", groups["abs_diff"].max().to_numpy())
+    summary.insert(6, "max_rel", groups["rel_diff"].max().to_numpy())
+    return _attrs(summary, a, b, atol, rtol, gradients_only_in)
 
 
-def _attrs(frame: pd.DataFrame, a: Trace, b: Trace, atol: float, rtol: float) -> pd.DataFrame:
-    frame.attrs.update(atol=atol, rtol=rtol, compared=len(a.frame), steps=a.steps,
-                       skipped_a=list(a.skipped), skipped_b=list(b.skipped))
+def _attrs(frame: pd.DataFrame, a: Trace, b: Trace, atol: float, rtol: float,
+           gradients_only_in: List[str]) -> pd.DataFrame:
+    compared = len(a.frame) if not gradients_only_in else \
+        a.steps * int(_stage_sizes(a.input_size, a.hidden_size).sum())
+    frame.attrs.update(atol=atol, rtol=rtol, compared=compared, steps=a.steps,
+                       skipped_a=list(a.skipped) + (["gradients"] if "A" in gradients_only_in else []),
+                       skipped_b=list(b.skipped) + (["gradients"] if "B" in gradients_only_in else []))
     return frame
 
 

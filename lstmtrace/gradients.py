@@ -22,7 +22,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["LOSSES", "backward_values", "upstream"]
+from lstmtrace.trace import Trace, _check_finite, _frame, _stage_sizes
+
+__all__ = ["LOSSES", "backward", "backward_values", "upstream"]
 
 LOSSES = ("sum", "mse")
 
@@ -48,7 +50,8 @@ def upstream(h: np.ndarray, loss: str = "sum", target: Optional[Sequence[float]]
             raise ValueError("the mse loss needs a target")
         target = np.array(target, dtype=np.float64)
         if target.shape != (H,) or not np.isfinite(target).all():
-            raise ValueError(f"the target must be {H} finite numbers (the hidden size), not {target.shape[0] if target.ndim == 1 else target.shape}")
+            raise ValueError(f"the target must be {H} finite numbers (the hidden size), not "
+                             f"{target.size} of them" + ("" if np.isfinite(target).all() else " all finite"))
     direct = np.ones_like(h) if loss == "sum" else h - target
     if loss_on == "last":
         direct[:-1] = 0.0
@@ -99,3 +102,47 @@ def backward_values(params, forward: np.ndarray, dh: np.ndarray, dc_last: Option
         per_gate[:, H * (E + H):] = dpreact
     return grads
 
+
+
+def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] = None,
+             dh: Optional[Sequence[float]] = None, dc: Optional[Sequence[float]] = None,
+             loss_on: str = "last") -> Trace:
+    """``trace`` with its gradients: dL/d(every quantity) and dL/dW, dU, db of every step.
+
+    The loss is ``"sum"`` (L = Σ h_T, the default) or ``"mse"`` (L = ½‖h_T − target‖²),
+    on the last step's h or, with ``loss_on="all"``, summed over every step's. Or give
+    the upstream gradient directly: ``dh`` = dL/dh_T (and ``dc`` = dL/dc_T).
+    The trace must hold its weights (one made by step or run, not read from a file).
+
+    >>> from lstmtrace import Parameters, step
+    >>> t = backward(step(Parameters.identity(2, 2), [1.0, -1.0]))
+    >>> t.value("hidden", "grad:h"), t.value("forget", "grad:preact")
+    (array([1., 1.]), array([0., 0.]))
+    """
+    if trace.params is None:
+        raise ValueError("the backward pass needs the weights, and a trace read from a file has none: "
+                         "trace again with step or run")
+    E, H, T = trace.input_size, trace.hidden_size, trace.steps
+    h = trace._block("hidden", "h")
+    if dh is not None:
+        dh = _upstream_vector("dh", dh, H)
+        direct = np.zeros((T, H))
+        direct[-1] = dh
+    else:
+        direct = upstream(h, loss, target, loss_on)
+    dc = None if dc is None else _upstream_vector("dc", dc, H)
+    forward = trace.frame["value"].to_numpy()[:T * int(_stage_sizes(E, H).sum())].reshape(T, -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        grads = backward_values(trace.params, forward, direct, dc)
+    values = np.concatenate([forward.reshape(-1), grads.reshape(-1)])
+    _check_finite(values, E, H, T, grad=True)
+    return Trace(_frame(values, E, H, T, grad=True), params=trace.params, sizes=(E, H, T, True))
+
+
+def _upstream_vector(name: str, value, size: int) -> np.ndarray:
+    array = np.array(value, dtype=np.float64)
+    if array.shape != (size,):
+        raise ValueError(f"{name} must have {size} values (the hidden size), not {array.size}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} has {array[~np.isfinite(array)][0]}; lstmtrace needs finite numbers")
+    return array
