@@ -165,6 +165,49 @@ def _state_options(f):
     return f
 
 
+def _backward_options(f):
+    """--backward and the loss it differentiates; the command gets one dict (None without --backward)."""
+    options = [
+        click.option("--backward", is_flag=True,
+                     help="Also trace the backward pass: dL/d every quantity and dL/dW, dU, db, "
+                          "by the chain rule (through every step of a sequence)."),
+        click.option("--loss", type=click.Choice(["sum", "mse"]), default=None,
+                     help="sum: L = Σ h_T [default]; mse: L = ½‖h_T − target‖², with --target."),
+        click.option("--target", type=VECTOR, default=None, help="The target h for --loss mse (H values)."),
+        click.option("--loss-on", type=click.Choice(["last", "all"]), default="last", show_default=True,
+                     help="Apply the loss to the last step's h, or sum it over every step's."),
+        click.option("--dh", type=VECTOR, default=None,
+                     help="Instead of a loss, the upstream gradient dL/dh_T (H values)."),
+        click.option("--dc", type=VECTOR, default=None,
+                     help="With --dh, an upstream dL/dc_T too (H values) [default: zeros]."),
+    ]
+    names = ("backward", "loss", "target", "loss_on", "dh", "dc")
+
+    @functools.wraps(f)
+    def command(**kwargs):
+        chosen = {name: kwargs.pop(name) for name in names}
+        given = [n for n in names[1:] if chosen[n] is not None and not (n == "loss_on" and chosen[n] == "last")]
+        if not chosen.pop("backward"):
+            if given:
+                raise click.BadParameter("is for the backward pass: add --backward",
+                                         param_hint=f"'--{given[0].replace('_', '-')}'")
+            return f(gradients=None, **kwargs)
+        if chosen["dh"] is not None and chosen["loss"] is not None:
+            raise click.BadParameter("is given directly, so there is no --loss", param_hint="'--dh'")
+        if chosen["dc"] is not None and chosen["dh"] is None:
+            raise click.BadParameter("goes with --dh", param_hint="'--dc'")
+        if chosen["loss"] == "mse" and chosen["target"] is None:
+            raise click.BadParameter("--loss mse needs a --target (H values)", param_hint="'--target'")
+        if chosen["target"] is not None and chosen["loss"] != "mse":
+            raise click.BadParameter("is for --loss mse", param_hint="'--target'")
+        chosen["loss"] = chosen["loss"] or "sum"
+        return f(gradients=chosen, **kwargs)
+
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _weight_options(f):
     """Where the weights come from, and the changes made to them; the command gets one dict."""
     options = [
@@ -233,8 +276,9 @@ def cli():
                    "--h/--c/--hidden-size), the worked example is traced.")
 @_state_options
 @_weight_options
+@_backward_options
 @_output_options(FORMATS)
-def step(x, h, c, hidden_size, weights, fmt, output, precision, expand):
+def step(x, h, c, hidden_size, weights, gradients, fmt, output, precision, expand):
     """Trace one LSTM step and explain every number in it.
 
     \b
@@ -266,9 +310,9 @@ def step(x, h, c, hidden_size, weights, fmt, output, precision, expand):
         title = ("The worked example: a learner's hand-written step, with x and h_prev from "
                  "their question and c_prev = 0.")
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
-    title = " ".join(filter(None, [title, _describe(weights)]))
-    _emit(_traced(lstmtrace.step, params, x, h, c), fmt, output, precision, expand, title,
-          layout=weights["csv_layout"])
+    title = " ".join(filter(None, [title, _describe(weights), _describe_loss(gradients)]))
+    trace = _with_gradients(_traced(lstmtrace.step, params, x, h, c), gradients)
+    _emit(trace, fmt, output, precision, expand, title, layout=weights["csv_layout"])
 
 
 @cli.command()
@@ -277,11 +321,12 @@ def step(x, h, c, hidden_size, weights, fmt, output, precision, expand):
                    "(a header row is skipped), an .npy of shape T×E, or inline rows like '1,2;3,4'.")
 @_state_options
 @_weight_options
+@_backward_options
 @click.option("--steps", default=None, metavar="RANGE",
               help="Explain only these steps in full after the summary, e.g. 3-5 or 1,4-6 "
                    "[default: every step]. CSV and JSON always hold every step.")
 @_output_options(FORMATS)
-def run(xs, h, c, hidden_size, weights, steps, fmt, output, precision, expand):
+def run(xs, h, c, hidden_size, weights, gradients, steps, fmt, output, precision, expand):
     """Trace a sequence, carrying h and c from each step to the next.
 
     \b
@@ -309,7 +354,9 @@ def run(xs, h, c, hidden_size, weights, steps, fmt, output, precision, expand):
     show_bar = T >= 100 and sys.stderr.isatty()
     with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as bar:
         trace = _traced(lstmtrace.run, params, sequence, h, c, progress=bar.update)
-    _emit(trace, fmt, output, precision, expand, _describe(weights), steps, layout=weights["csv_layout"])
+    trace = _with_gradients(trace, gradients)
+    title = " ".join(filter(None, [_describe(weights), _describe_loss(gradients)]))
+    _emit(trace, fmt, output, precision, expand, title, steps, layout=weights["csv_layout"])
 
 
 @cli.command()
@@ -519,6 +566,32 @@ def _traced(trace_function, params, *args, **kwargs):
         return trace_function(params, *args, **kwargs)
     except lstmtrace.NonFiniteError as e:
         raise click.ClickException(str(e))
+
+
+def _with_gradients(trace, gradients):
+    """The trace with its backward pass, when --backward asked for one."""
+    import lstmtrace
+
+    if gradients is None:
+        return trace
+    try:
+        return lstmtrace.backward(trace, **gradients)
+    except lstmtrace.NonFiniteError as e:
+        raise click.ClickException(str(e))
+    except ValueError as e:  # a target or upstream gradient of the wrong length, say
+        hint = next((f"'--{n}'" for n in ("target", "dh", "dc") if n in str(e).split()[0:3] or
+                     str(e).startswith(f"the {n}")), "'--backward'")
+        raise click.BadParameter(str(e), param_hint=hint)
+
+
+def _describe_loss(gradients):
+    if gradients is None:
+        return None
+    if gradients["dh"] is not None:
+        return "Backward pass from a given dL/dh_T" + (" and dL/dc_T." if gradients["dc"] is not None else ".")
+    over = "h_T" if gradients["loss_on"] == "last" else "every step's h_t"
+    loss = {"sum": f"L = Σ of {over}", "mse": f"L = ½‖h − target‖² over {over}"}[gradients["loss"]]
+    return f"Backward pass of {loss}."
 
 
 def _hidden_size(h, c, hidden_size):

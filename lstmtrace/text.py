@@ -62,6 +62,10 @@ class _Doc:
         self.parts.append(tabulate(rows, headers=["unit", *columns], tablefmt="github" if self.markdown
                                    else "simple", floatfmt=f".{self.precision}g", missingval=""))
 
+    def table_rows(self, headers: List[str], rows: list) -> None:
+        self.parts.append(tabulate(rows, headers=headers, tablefmt="github" if self.markdown else "simple",
+                                   floatfmt=f".{self.precision}g"))
+
     def note(self, text: str) -> None:
         self.parts.append(text if self.markdown else _wrap(text, "  "))
 
@@ -221,6 +225,8 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
         doc.note(title)
     if trace.steps > 1:
         _summary(doc, trace)
+        if trace.has_gradients:
+            _norms(doc, trace)
         if steps is not None:
             doc.note(f"The detail below is of step{'s' if len(detail) > 1 else ''} "
                      f"{', '.join(map(str, detail))} of {trace.steps}.")
@@ -248,4 +254,60 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
                  "decides how much of it becomes the new hidden state h.")
         if expand is not None:
             _expand(doc, trace, v, expand)
+        if trace.has_gradients:
+            _backward_section(doc, trace, t)
     return doc.text()
+
+
+def _norms(doc: _Doc, trace) -> None:
+    """One row per step: how big dL/dh, dL/dc and dL/dx are, to see gradients vanish or explode."""
+    doc.heading("Gradient norms, step by step")
+    norm = lambda gate, q: np.linalg.norm(trace._block(gate, q), axis=1)  # noqa: E731
+    doc.table_rows(["step", "‖dL/dh‖", "‖dL/dc‖", "‖dL/dx‖"],
+                   [[t + 1, a, b, c] for t, (a, b, c) in enumerate(zip(
+                       norm("hidden", "grad:h"), norm("cell", "grad:c"), norm("given", "grad:x")))])
+    doc.note("dL/dh and dL/dc of a step include what flows back from every later step. Norms that "
+             "shrink step after step towards t = 1 are vanishing gradients: the early inputs barely "
+             "move the loss. Norms that grow towards t = 1 are exploding gradients.")
+
+
+def _backward_section(doc: _Doc, trace, t: int) -> None:
+    """The chain rule for step t, in reverse pipeline order: each stage's formula, then its numbers."""
+    g, v = trace._vectors(t, "grad"), trace._vectors(t)
+    later = "" if t == trace.steps else f" + what step {t + 1} hands back through its h_prev"
+    doc.heading(f"Backward pass, step t = {t}: dL/d each quantity, from the loss back", 1)
+    doc.heading("Hidden state")
+    doc.formula(f"dL/dh = dL/dh from the loss{later};    dL/dtanh(c) = dL/dh ⊙ o;    "
+                "dL/do = dL/dh ⊙ tanh(c)")
+    doc.table({"grad:h": g["hidden", "grad:h"], "grad:tanh(c)": g["hidden", "grad:tanh(c)"],
+               "grad:output act": g["output", "grad:act"]})
+    doc.heading("Cell state")
+    back_c = "" if t == trace.steps else f" + dL/dc_prev of step {t + 1}"
+    doc.formula(f"dL/dc = dL/dtanh(c) ⊙ (1 − tanh²(c)){back_c};    dL/dc_prev = dL/dc ⊙ f")
+    doc.table({"grad:c": g["cell", "grad:c"], "forget": v["forget", "act"], "grad:c_prev": g["given", "grad:c_prev"]})
+    derivatives = {
+        "output": ("dL/do = dL/dh ⊙ tanh(c)", "dL/dpreact_o = dL/do ⊙ o(1 − o)"),
+        "candidate": ("dL/dc̃ = dL/dc ⊙ i", "dL/dpreact_g = dL/dc̃ ⊙ (1 − c̃²)"),
+        "input": ("dL/di = dL/dc ⊙ c̃", "dL/dpreact_i = dL/di ⊙ i(1 − i)"),
+        "forget": ("dL/df = dL/dc ⊙ c_prev", "dL/dpreact_f = dL/df ⊙ f(1 − f)"),
+    }
+    for gate, (d_act, d_preact) in derivatives.items():
+        doc.heading(FORMULA[gate][0])
+        doc.formula(f"{d_act};    {d_preact};    dL/dWx = dL/dUh = dL/dbias = dL/dpreact")
+        doc.table({"act": v[gate, "act"], "grad:act": g[gate, "grad:act"], "grad:preact": g[gate, "grad:preact"]})
+        if gate == "forget" and not v["given", "c_prev"].any():
+            doc.note("c_prev is all zeros, so dL/df is zero: with nothing to keep, the forget gate "
+                     "cannot change the loss at this step.")
+    doc.heading("Inputs")
+    doc.formula("dL/dx = Σ_gates Wᵀ·dL/dpreact;    dL/dh_prev = Σ_gates Uᵀ·dL/dpreact")
+    doc.table({"grad:x": g["given", "grad:x"], "grad:h_prev": g["given", "grad:h_prev"],
+               "grad:c_prev": g["given", "grad:c_prev"]})
+    doc.heading("Weights")
+    doc.formula("dL/dW = dL/dpreact ⊗ x;    dL/dU = dL/dpreact ⊗ h_prev;    dL/db = dL/dpreact")
+    norm = np.linalg.norm
+    doc.table_rows(["gate", "‖dL/dW‖", "‖dL/dU‖", "‖dL/db‖"],
+                   [[gate, norm(g[gate, "grad:W"]), norm(g[gate, "grad:U"]), norm(g[gate, "grad:b"])]
+                    for gate in FORMULA])
+    doc.note("The weights' gradients are in the trace entry by entry (grad:W, grad:U, grad:b; unit r·E + c "
+             "for W, r·H + c for U)" + ("; each step holds its own contribution, and their sum over "
+                                        "steps is the whole gradient." if trace.steps > 1 else "."))

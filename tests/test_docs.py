@@ -97,3 +97,16 @@ def test_readme_python_examples_run(block, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     for difference in re.findall(r"^(\d\.\d+e-\d+)$", out, re.M):  # the parity examples print one
         assert float(difference) < 1e-6
+
+
+@pytest.mark.parametrize("trace", ["seed_question.txt", "seed_question_backward.txt"])
+def test_readme_excerpts_are_the_tools_own_output(trace):
+    """Every ```text block quoted from a worked example appears, line for line, in the golden trace."""
+    golden = (ROOT / "traces" / trace).read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```text\n(.*?)```", README, re.S) if "unit" in b and "----" in b]
+    quoted = [b for b in blocks if b.strip() in golden]
+    assert quoted, f"no README excerpt of traces/{trace}"
+    for block in blocks:
+        assert block.strip() in (ROOT / "traces" / "seed_question.txt").read_text(encoding="utf-8") \
+            or block.strip() in (ROOT / "traces" / "seed_question_backward.txt").read_text(encoding="utf-8"), \
+            f"README excerpt is not the tool's output:\n{block[:200]}"

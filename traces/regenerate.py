@@ -18,6 +18,8 @@ NOTEBOOK = ["--x", "10,0,0", "--h", "0,0,10", "--c", "1,1,1", "--weights", "zero
 TRACES = {
     # The learner's question: identity weights, zero biases; why is f 0.475 and not 0 or 1?
     "seed_question": ["step"],
+    # ... and its backward pass: dL/d every quantity for L = Σ h.
+    "seed_question_backward": ["step", "--backward"],
     # The teacher's notebook: all weights zero, so every gate is σ(0) = 0.5 ...
     "notebook_1_zeros": ["step", *NOTEBOOK],
     # ... then the forget gate's W and U are identity matrices ...
