@@ -534,6 +534,126 @@ def _write(content, output):
             f.write(content)
 
 
+def _picture_options(f):
+    """What to draw from: a saved trace, or the inputs and weights of `step` / `run`."""
+    f = click.option("--xs", default=None, metavar="FILE|ROWS",
+                     help="A sequence to trace and draw, as `run --xs`.")(f)
+    f = click.option("--x", "x", type=VECTOR, default=None,
+                     help="An input to trace and draw, as `step --x` [default: the worked example].")(f)
+    f = click.argument("trace_file", required=False, type=click.Path(exists=True, dir_okay=False),
+                       metavar="[TRACE]")(f)
+    return f
+
+
+def _picture_output(f):
+    f = click.option("--format", "fmt", type=click.Choice(["svg", "png"]), default=None,
+                     help="svg or png [default: from the -o suffix, else svg].")(f)
+    f = click.option("-o", "--output", metavar="PATH", default="-",
+                     help="Write the picture here ('-': SVG to standard output). Whole or not at all.")(f)
+    return f
+
+
+def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights):
+    """The trace a picture is drawn from: a saved file, or traced now from --x / --xs."""
+    import numpy as np
+
+    from lstmtrace.examples import SEED_QUESTION
+    from lstmtrace.trace import read_trace
+
+    if trace_file is not None:
+        if x is not None or xs is not None:
+            raise click.UsageError("give a saved TRACE or --x/--xs, not both")
+        try:
+            return read_trace(trace_file)
+        except (OSError, ValueError) as e:
+            raise click.BadParameter(" ".join(str(e).split()), param_hint="'TRACE'")
+    if x is None and xs is None:
+        x, h, c = (np.array(SEED_QUESTION[k]) for k in ("x", "h_prev", "c_prev"))
+    return _trace_inline(x, xs, h, c, hidden_size, weights)
+
+
+def _save_picture(make_figure, output, fmt):
+    from lstmtrace import draw as pictures
+
+    fmt = fmt or ("png" if output.lower().endswith(".png") else "svg")
+    if output != "-":
+        _check_output(output)
+    if fmt == "png" and output == "-":
+        raise click.BadParameter("PNG is binary: give -o FILE.png", param_hint="'--format'")
+    try:
+        figure = make_figure()
+    except ImportError as e:
+        raise click.ClickException(str(e))
+    except ValueError as e:  # a --step or --unit the trace does not have
+        raise click.BadParameter(str(e), param_hint=f"'--{str(e).split()[0]}'")
+    if output == "-":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "picture.svg")
+            pictures.save_figure(figure, path, "svg")
+            with open(path, encoding="utf-8") as f:
+                click.echo(f.read(), nl=False)
+    else:
+        pictures.save_figure(figure, output, fmt)
+
+
+@cli.command()
+@_picture_options
+@_state_options
+@_weight_options
+@click.option("--step", "step_number", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Which step of a sequence to draw.")
+@click.option("--unit", type=click.IntRange(min=0), default=None,
+              help="Draw one unit's scalars [default: the first three units of each vector].")
+@click.option("--precision", type=click.IntRange(1, 17), default=3, show_default=True, metavar="N",
+              help="Significant digits of the numbers on the wires.")
+@_picture_output
+def draw(trace_file, x, xs, h, c, hidden_size, weights, step_number, unit, precision, fmt, output):
+    """Draw the LSTM cell with the trace's numbers on its wires (SVG or PNG; needs matplotlib).
+
+    \b
+    The worked example's cell, as a picture:
+        lstmtrace draw -o cell.svg
+    One unit's scalars, for a wide layer:
+        lstmtrace draw --weights model.pt --xs inputs.csv --step 5 --unit 12 -o cell.png
+    A saved trace:
+        lstmtrace draw trace.csv -o cell.png
+    """
+    trace = _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights)
+
+    def figure():
+        from lstmtrace.draw import draw_cell
+
+        return draw_cell(trace, step=step_number, unit=unit, precision=precision)
+
+    _save_picture(figure, output, fmt)
+
+
+@cli.command()
+@_picture_options
+@_state_options
+@_weight_options
+@_picture_output
+def plot(trace_file, x, xs, h, c, hidden_size, weights, fmt, output):
+    """Heatmaps of each gate, c and h over steps and units (SVG or PNG; needs matplotlib).
+
+    \b
+    A sequence through a trained layer:
+        lstmtrace plot --weights model.pt --xs inputs.csv -o gates.png
+    A saved sequence trace:
+        lstmtrace plot trace.csv -o gates.svg
+    """
+    trace = _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights)
+
+    def figure():
+        from lstmtrace.draw import plot_heatmaps
+
+        return plot_heatmaps(trace)
+
+    _save_picture(figure, output, fmt)
+
+
 # -- the pieces the commands share ----------------------------------------------------------
 
 class _no_bar:

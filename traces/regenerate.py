@@ -3,11 +3,14 @@
     python traces/regenerate.py        (or: make traces)
 
 Each trace is written twice, as CSV (every digit) and as the annotated text; the
-diffs, of the committed traces themselves, the same way.
+diffs, of the committed traces themselves, the same way; the pictures as SVG and
+PNG (needs matplotlib).
 tests/test_traces.py runs the same commands and fails when a file here is stale.
 """
 import pathlib
 import sys
+
+import numpy as np
 
 from click.testing import CliRunner
 
@@ -36,6 +39,16 @@ TRACES = {
 }
 FORMATS = {"csv": "csv", "txt": "text"}
 
+# A two-input sequence for the heatmaps: a sine and a cosine over 24 steps, to 2 decimals.
+WAVE = ";".join(f"{np.sin(t / 3):.2f},{np.cos(t / 3):.2f}" for t in range(24))
+PICTURES = {
+    # The worked example's cell, every wire labelled with its values.
+    "seed_question_cell": ["draw"],
+    # Gate heatmaps of a 6-unit layer (random weights, seed 3) over the wave.
+    "sequence_heatmaps": ["plot", "--xs", WAVE, "--weights", "random:3", "--hidden-size", "6"],
+}
+PICTURE_FORMATS = ("svg", "png")
+
 
 def render(name: str, suffix: str) -> str:
     """What ``lstmtrace`` prints for trace ``name`` in the format of ``suffix``."""
@@ -47,11 +60,25 @@ def render(name: str, suffix: str) -> str:
     return result.stdout
 
 
+def picture(name: str, path: pathlib.Path) -> None:
+    """Draw picture ``name`` into ``path`` (its suffix says SVG or PNG) with the lstmtrace command."""
+    from lstmtrace.cli import cli
+
+    result = CliRunner().invoke(cli, [*PICTURES[name], "-o", str(path)], catch_exceptions=False)
+    if result.exit_code != 0:
+        raise RuntimeError(f"lstmtrace {PICTURES[name][0]} failed: {result.stderr}")
+
+
 def main() -> None:
     for name in TRACES:
         for suffix in FORMATS:
             path = HERE / f"{name}.{suffix}"
             path.write_text(render(name, suffix), encoding="utf-8")
+            print(f"wrote {path.relative_to(HERE.parent)}", file=sys.stderr)
+    for name in PICTURES:
+        for suffix in PICTURE_FORMATS:
+            path = HERE / f"{name}.{suffix}"
+            picture(name, path)
             print(f"wrote {path.relative_to(HERE.parent)}", file=sys.stderr)
 
 
