@@ -56,3 +56,21 @@ def random_params():
     for gate in p.gates:
         p.set(gate, "b", rng.uniform(-0.5, 0.5, 4))
     return p
+
+
+@pytest.fixture
+def without(monkeypatch):
+    """``without("torch")``: from here on in the test, importing that package fails as if it were missing."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def hide(package):
+        def fake_import(name, *args, **kwargs):
+            if name == package or name.startswith(package + "."):
+                raise ImportError(f"No module named {package!r}")
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", fake_import)
+
+    return hide

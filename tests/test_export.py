@@ -1,5 +1,4 @@
 """Large traces: the fast CSV writer, Parquet, and sizes that must simply work (nothing here is timed)."""
-import builtins
 import io
 
 import numpy as np
@@ -58,15 +57,8 @@ def test_long_traces_use_pyarrow_when_installed(long_trace):
     assert head == arrow.getvalue()[:200]
 
 
-def test_without_pyarrow_the_pandas_writer_is_used(monkeypatch, long_trace):
-    real_import = builtins.__import__
-
-    def no_pyarrow(name, *args, **kwargs):
-        if name.startswith("pyarrow"):
-            raise ImportError("No module named 'pyarrow'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+def test_without_pyarrow_the_pandas_writer_is_used(without, long_trace):
+    without("pyarrow")
     small = lstmtrace.run(long_trace.params, np.zeros((1, 4)))
     assert small.to_csv() == small.frame.to_csv(index=False, lineterminator="\n")
     with pytest.raises(ImportError, match=r"pip install 'lstmtrace\[pyarrow\]'"):

@@ -1,5 +1,4 @@
 """`lstmtrace draw` and `plot`: the numbers on the pictures are the trace's, and matplotlib stays optional."""
-import builtins
 import importlib.util
 import pathlib
 import re
@@ -109,15 +108,8 @@ def test_picture_errors(args, fragments):
     assert_error(invoke(*args), *fragments)
 
 
-def test_without_matplotlib_one_line_says_how_to_get_it(monkeypatch, tmp_path):
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+def test_without_matplotlib_one_line_says_how_to_get_it(without, tmp_path):
+    without("matplotlib")
     assert_error(invoke("draw", "-o", tmp_path / "c.svg"), "pip install 'lstmtrace[plot]'")
     assert not (tmp_path / "c.svg").exists()
 

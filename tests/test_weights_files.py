@@ -1,5 +1,4 @@
 """Weights files from PyTorch and Keras: which layer, which module, and what is refused."""
-import builtins
 import pathlib
 
 import numpy as np
@@ -102,25 +101,14 @@ def test_unknown_layout(save):
         Parameters.load(save(**_nn_lstm_state()), layout="tf")
 
 
-def _hide(monkeypatch, module):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name == module or name.startswith(module + "."):
-            raise ImportError(f"No module named {module!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-
-
-def test_pt_without_torch_says_how_to_get_it(monkeypatch):
-    _hide(monkeypatch, "torch")
+def test_pt_without_torch_says_how_to_get_it(without):
+    without("torch")
     with pytest.raises(ImportError, match=r"needs PyTorch: pip install 'lstmtrace\[torch\]'"):
         Parameters.load(FIXTURES / "torch_lstm_2layer.pt")
 
 
-def test_h5_without_h5py_says_how_to_get_it(monkeypatch):
-    _hide(monkeypatch, "h5py")
+def test_h5_without_h5py_says_how_to_get_it(without):
+    without("h5py")
     with pytest.raises(ImportError, match=r"needs h5py: pip install 'lstmtrace\[keras\]'"):
         Parameters.load(FIXTURES / "keras_lstm_2layer.weights.h5")
 
