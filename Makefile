@@ -1,12 +1,15 @@
 # lstmtrace: the everyday commands. `make help` lists them.
 
-.PHONY: help test traces fixtures check bench
+.PHONY: help test lint traces fixtures check bench
 
 help:           ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 test:           ## run every test (unit, property, CLI, golden traces, doctests)
 	python -m pytest
+
+lint:           ## pyflakes-level checks: unused names, undefined names, syntax (pip install ruff)
+	ruff check --select F,E9 lstmtrace tests benchmarks traces
 
 traces:         ## rewrite the golden traces in traces/ from the current code
 	python traces/regenerate.py

@@ -11,7 +11,6 @@ when installed, adds rows for its CSV writer).
 """
 import argparse
 import gc
-import io
 import os
 import platform
 import statistics
@@ -142,7 +141,7 @@ def main():
             ROWS.append(("  … lstmtrace's pyarrow writer: pyarrow is not installed", None, None, None, None))
 
         growth, value_bytes = peak_rss_growth(T, 128, 128)
-        ROWS.append((f"memory, that sequence: peak RSS growth / value bytes", growth / value_bytes,
+        ROWS.append(("memory, that sequence: peak RSS growth / value bytes", growth / value_bytes,
                      growth, value_bytes, 3.0))
 
     _print(repeats)

@@ -346,9 +346,10 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, fmt, output, precision
     try:
         sequence = spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
     except (OSError, ValueError) as e:
+        message = str(e)
         if not os.path.exists(xs) and not _looks_inline(xs):
-            e = f"no file {xs!r}, nor rows of numbers like '1,2;3,4'"
-        raise click.BadParameter(" ".join(str(e).split()), param_hint="'--xs'")
+            message = f"no file {xs!r}, nor rows of numbers like '1,2;3,4'"
+        raise click.BadParameter(" ".join(message.split()), param_hint="'--xs'")
     params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
     T = sequence.shape[0]
     show_bar = T >= 100 and sys.stderr.isatty()

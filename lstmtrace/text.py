@@ -111,7 +111,7 @@ def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
     doc.formula(f"{formula}    act = {symbol}")
     columns = {q: v[gate, q] for q in ("Wx", "Uh", "bias", "preact", "act")}
     if (saturated_low | saturated_high).any():
-        columns["note"] = np.where(saturated_high, f"saturated ≈ 1", np.where(
+        columns["note"] = np.where(saturated_high, "saturated ≈ 1", np.where(
             saturated_low, f"saturated ≈ {low:g}", ""))
     doc.table(columns)
     if gate in ("forget", "candidate"):

@@ -1,7 +1,6 @@
 """`lstmtrace step --backward` and `run --backward`: options, output, and every bad input."""
 import io
 
-import numpy as np
 import pandas as pd
 import pytest
 
