@@ -15,6 +15,7 @@ FORMATS = ("text", "csv", "markdown", "json", "parquet")
 DIFF_FORMATS = ("text", "csv", "markdown", "json")
 SUFFIX_FORMATS = {".txt": "text", ".csv": "csv", ".md": "markdown", ".json": "json", ".parquet": "parquet"}
 WORDS = ("identity", "zeros", "ones")
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click ≥ 8.2 raises it for a bare group
 
 
 class _OneLineErrors(click.Group):
@@ -25,7 +26,7 @@ class _OneLineErrors(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:  # plain `lstmtrace`: help, not an error
+        except _NO_ARGS_IS_HELP as e:  # plain `lstmtrace`: help, not an error
             click.echo(e.ctx.get_help())
             sys.exit(0)
         except click.ClickException as e:
