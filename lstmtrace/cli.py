@@ -293,10 +293,7 @@ def step(x, h, c, hidden_size, weights, gradients, fmt, output, precision, expan
     One unit written out term by term:
         lstmtrace step --expand 2
     """
-    import numpy as np
-
     import lstmtrace
-    from lstmtrace.examples import SEED_QUESTION
 
     fmt = _format_for(fmt, output, FORMATS)
     _check_output(output)
@@ -307,7 +304,7 @@ def step(x, h, c, hidden_size, weights, gradients, fmt, output, precision, expan
         if given:
             raise click.UsageError(f"{given[0]} was given without --x; give --x too "
                                    "(or nothing at all, for the worked example)")
-        x, h, c = (np.array(SEED_QUESTION[k]) for k in ("x", "h_prev", "c_prev"))
+        x, h, c = _worked_example()
         title = ("The worked example: a learner's hand-written step, with x and h_prev from "
                  "their question and c_prev = 0.")
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
@@ -340,17 +337,10 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, fmt, output, precision
         lstmtrace run --weights model.weights.h5 --xs inputs.npy --steps 3-5
     """
     import lstmtrace
-    from lstmtrace import spec
 
     fmt = _format_for(fmt, output, FORMATS)
     _check_output(output)
-    try:
-        sequence = spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
-    except (OSError, ValueError) as e:
-        message = str(e)
-        if not os.path.exists(xs) and not _looks_inline(xs):
-            message = f"no file {xs!r}, nor rows of numbers like '1,2;3,4'"
-        raise click.BadParameter(" ".join(message.split()), param_hint="'--xs'")
+    sequence = _sequence(xs)
     params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
     T = sequence.shape[0]
     show_bar = T >= 100 and sys.stderr.isatty()
@@ -512,13 +502,9 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
 def _trace_inline(x, xs, h, c, hidden_size, weights):
     """One side of an inline diff: the same inputs as `step --x` or `run --xs`, these weights."""
     import lstmtrace
-    from lstmtrace import spec
 
     if xs is not None:
-        try:
-            sequence = spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
-        except (OSError, ValueError) as e:
-            raise click.BadParameter(" ".join(str(e).split()), param_hint="'--xs'")
+        sequence = _sequence(xs)
         params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
         return _traced(lstmtrace.run, params, sequence, h, c)
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
@@ -557,9 +543,6 @@ def _picture_output(f):
 
 def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights):
     """The trace a picture is drawn from: a saved file, or traced now from --x / --xs."""
-    import numpy as np
-
-    from lstmtrace.examples import SEED_QUESTION
     from lstmtrace.trace import read_trace
 
     if trace_file is not None:
@@ -570,7 +553,7 @@ def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights):
         except (OSError, ValueError) as e:
             raise click.BadParameter(" ".join(str(e).split()), param_hint="'TRACE'")
     if x is None and xs is None:
-        x, h, c = (np.array(SEED_QUESTION[k]) for k in ("x", "h_prev", "c_prev"))
+        x, h, c = _worked_example()
     return _trace_inline(x, xs, h, c, hidden_size, weights)
 
 
@@ -669,6 +652,28 @@ class _no_bar:
 
     def update(self, n):
         pass
+
+
+def _worked_example():
+    """x, h_prev and c_prev of the seed question's step, as arrays."""
+    import numpy as np
+
+    from lstmtrace.examples import SEED_QUESTION
+
+    return tuple(np.array(SEED_QUESTION[k]) for k in ("x", "h_prev", "c_prev"))
+
+
+def _sequence(xs):
+    """The T×E sequence that --xs names: a file, or rows written inline."""
+    from lstmtrace import spec
+
+    try:
+        return spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
+    except (OSError, ValueError) as e:
+        message = str(e)
+        if not os.path.exists(xs) and not _looks_inline(xs):
+            message = f"no file {xs!r}, nor rows of numbers like '1,2;3,4'"
+        raise click.BadParameter(" ".join(message.split()), param_hint="'--xs'")
 
 
 def _looks_inline(text):

@@ -13,10 +13,11 @@ from typing import Optional
 
 import numpy as np
 
+from lstmtrace.text import saturated
+
 __all__ = ["draw_cell", "plot_heatmaps", "save_figure"]
 
 PLOT_HINT = "pip install 'lstmtrace[plot]'"
-SATURATION = 0.01
 
 
 def _pyplot():
@@ -56,14 +57,10 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
         raise ValueError(f"step {step} is not in 1..{trace.steps}")
     if unit is not None and not 0 <= unit < trace.hidden_size:
         raise ValueError(f"unit {unit} is not in 0..{trace.hidden_size - 1} (hidden size H = {trace.hidden_size})")
-    if unit is not None and unit >= trace.input_size:
-        x_unit = None
-    else:
-        x_unit = unit
+    x_unit = unit if unit is not None and unit < trace.input_size else None  # x has only E units
     v = trace._vectors(step)
     L = lambda name, key, u=unit, marks=None: _label(name, v[key], precision, u, marks)  # noqa: E731
-    saturated = {g: (v[g, "act"] < SATURATION) | (v[g, "act"] > 1 - SATURATION) for g in ("forget", "input", "output")}
-    saturated["candidate"] = np.abs(v["candidate", "act"]) > 1 - SATURATION
+    marked = {g: saturated(g, v[g, "act"]) for g in ("forget", "input", "candidate", "output")}
 
     fig, ax = plt.subplots(figsize=(17, 7.5))
     ax.set_xlim(0, 23)
@@ -122,8 +119,8 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
         sub = {"candidate": "g"}.get(gate, name)
         ax.text(x, y_gate - 0.75, f"{name} = {symbol}(W_{sub}·x + U_{sub}·h + b_{sub})", ha="center",
                 fontsize=7.5, color="#555555")
-        value(x + 0.12, y_gate + 0.95, L(name, (gate, "act"), marks=saturated[gate]),
-              colour="#c00000" if (saturated[gate][unit] if unit is not None else saturated[gate].any()) else ink)
+        value(x + 0.12, y_gate + 0.95, L(name, (gate, "act"), marks=marked[gate]),
+              colour="#c00000" if (marked[gate][unit] if unit is not None else marked[gate].any()) else ink)
     # the forget gate up to its ×; input and candidate meet at a ×, then the +
     wire([(x_f, y_gate + 0.45), (x_f, y_c - 0.3)])
     y_ig = 5.6

@@ -14,7 +14,7 @@ import html
 import numpy as np
 
 from lstmtrace.cell import PIPELINE
-from lstmtrace.text import SATURATION
+from lstmtrace.text import saturated
 
 __all__ = ["render_html"]
 
@@ -31,13 +31,6 @@ table.lstmtrace td.saturated { font-weight: bold; background: #fde3b0; }
 </style>"""
 
 
-def _saturated(gate: str, act: np.ndarray) -> np.ndarray:
-    """Which units of a gate's activation are within SATURATION of its bounds."""
-    if gate == "candidate":
-        return np.abs(act) > 1.0 - SATURATION
-    return (act < SATURATION) | (act > 1.0 - SATURATION)
-
-
 def _table(trace, step: int, shown: int, more: bool) -> tuple:
     """One step's table (a header row per gate, a row per quantity, ``shown`` unit columns and
     perhaps "…"), and whether it marks any unit saturated."""
@@ -52,7 +45,7 @@ def _table(trace, step: int, shown: int, more: bool) -> tuple:
         rows.append(f"<tr class=\"gate\"><th colspan=\"{width}\">{e(gate)}</th></tr>")
         for quantity in quantities:
             vector = vectors[gate, quantity]
-            marked = (_saturated(gate, vector) if quantity == "act" and gate != "given"
+            marked = (saturated(gate, vector) if quantity == "act" and gate != "given"
                       else np.zeros(len(vector), dtype=bool))
             any_marked |= bool(marked[:shown].any())
             cells = []

@@ -8,10 +8,21 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tabulate import tabulate
 
-__all__ = ["render"]
+__all__ = ["SATURATION", "render", "saturated"]
 
 SATURATION = 0.01
 """An activation within this distance of its bounds (0 and 1 for σ, ±1 for tanh) is saturated."""
+
+
+def saturated(gate: str, act: np.ndarray) -> np.ndarray:
+    """Which units of a gate's activation (any shape) are saturated: the one definition lstmtrace uses.
+
+    >>> saturated("forget", np.array([0.005, 0.5, 0.995])), saturated("candidate", np.array([-0.995, 0.5]))
+    (array([ True, False,  True]), array([ True, False]))
+    """
+    if gate == "candidate":
+        return np.abs(act) > 1.0 - SATURATION
+    return (act < SATURATION) | (act > 1.0 - SATURATION)
 
 FORMULA = {
     "forget": ("Forget gate", "f = σ(W_f·x + U_f·h_prev + b_f)", "f"),
@@ -106,19 +117,17 @@ def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
     title, formula, symbol = FORMULA[gate]
     act = v[gate, "act"]
     low = -1.0 if gate == "candidate" else 0.0
-    saturated_low, saturated_high = act < low + SATURATION, act > 1.0 - SATURATION
+    marked = saturated(gate, act)
     doc.heading(title)
     doc.formula(f"{formula}    act = {symbol}")
     columns = {q: v[gate, q] for q in ("Wx", "Uh", "bias", "preact", "act")}
-    if (saturated_low | saturated_high).any():
-        columns["note"] = np.where(saturated_high, "saturated ≈ 1", np.where(
-            saturated_low, f"saturated ≈ {low:g}", ""))
+    if marked.any():
+        columns["note"] = np.where(marked, np.where(act > 0.5, "saturated ≈ 1", f"saturated ≈ {low:g}"), "")
     doc.table(columns)
     if gate in ("forget", "candidate"):
         doc.note(SIGMOID_NOTE if gate == "forget" else TANH_NOTE)
-    saturated = saturated_low | saturated_high
-    if saturated.any():
-        doc.note(f"Saturated (within 0.01 of {low:g} or 1): {_units(saturated)}.")
+    if marked.any():
+        doc.note(f"Saturated (within 0.01 of {low:g} or 1): {_units(marked)}.")
     elif not v[gate, "preact"].any():
         doc.note(f"No unit is saturated: every preact is 0 here, so every {symbol} is "
                  f"{'0' if gate == 'candidate' else '0.5'}.")
@@ -184,8 +193,7 @@ def _summary(doc: _Doc, trace) -> None:
     columns = {"x": short(trace._block("given", "x")),
                **{f"{gate} mean": act[gate].mean(axis=1) for gate in ("forget", "input", "output")},
                "c": short(trace._block("cell", "c")), "h": short(trace._block("hidden", "h"))}
-    counts = {gate: ((a < (-1 if gate == "candidate" else 0) + SATURATION) | (a > 1 - SATURATION)).sum(axis=1)
-              for gate, a in act.items()}
+    counts = {gate: saturated(gate, a).sum(axis=1) for gate, a in act.items()}
     columns["saturated units"] = [", ".join(f"{g} {counts[g][t]}" for g in FORMULA if counts[g][t])
                                   or "none" for t in range(trace.steps)]
     rows = [[t + 1, *(col[t] for col in columns.values())] for t in range(trace.steps)]
