@@ -74,3 +74,18 @@ def without(monkeypatch):
         monkeypatch.setattr(builtins, "__import__", fake_import)
 
     return hide
+
+
+def imported_by(*commands, watch=("pandas", "numpy", "tabulate", "matplotlib")):
+    """Run ``lstmtrace`` COMMANDS in one fresh Python process; (its stdout, the watched modules it imported)."""
+    import pathlib
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom lstmtrace.cli import main\n"
+            f"for args in {[list(c) for c in commands]!r}:\n"
+            "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+            f"sys.stderr.write(repr([m for m in {list(watch)!r} if m in sys.modules]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).parent.parent)
+    return result.stdout, eval(result.stderr.splitlines()[-1])

@@ -8,6 +8,7 @@ import click
 import pytest
 
 from lstmtrace.cell import PIPELINE
+from conftest import imported_by
 from lstmtrace.cli import cli
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -56,14 +57,9 @@ def test_readme_format_table_lists_every_quantity_in_order():
 
 
 def test_help_answers_without_importing_numpy_or_pandas():
-    code = ("import sys\nfrom lstmtrace.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('pandas', 'numpy', 'tabulate') if m in sys.modules]\n"
-            "sys.stderr.write(repr(heavy))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    assert "lstmtrace step" in result.stdout
-    assert result.stderr == "[]"
+    stdout, heavy = imported_by(["--help"])
+    assert "lstmtrace step" in stdout
+    assert heavy == []
 
 
 def test_python_dash_m_runs_the_cli():
