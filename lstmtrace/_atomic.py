@@ -2,11 +2,15 @@
 
 The data goes to a temporary file in the target's own folder (so the rename
 stays on one file system), and ``os.replace`` puts it in place only when every
-byte is written.  A failure part way removes the temporary file and leaves any
-existing target untouched.
+byte is written.  A failure part way (an error, a full disk, Ctrl-C) removes the
+temporary file and leaves any existing target untouched.  A symlink keeps
+pointing where it did (the file it names is replaced); a target that exists but
+is no regular file (``/dev/null``, ``/dev/stdout``, a named pipe) is written
+straight into, since there is nothing to replace.
 """
 import contextlib
 import os
+import stat
 import tempfile
 
 __all__ = ["atomic_open"]
@@ -24,7 +28,12 @@ def atomic_open(path, mode="w", **kwargs):
     'whole'
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    if _exists_but_not_a_file(path):  # /dev/null, /dev/stdout, a named pipe: nothing to replace
+        with open(path, mode, **kwargs) as f:
+            yield f
+        return
+    path = os.path.realpath(path)  # through a symlink: replace the file it names, keep the link
+    folder = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
@@ -35,6 +44,13 @@ def atomic_open(path, mode="w", **kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _exists_but_not_a_file(path):
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _mode_for(path):

@@ -3,6 +3,7 @@
 numpy and pandas are imported inside the commands, never at the top, so
 ``lstmtrace --help`` answers at the speed of click alone.
 """
+import contextlib
 import functools
 import os
 import sys
@@ -18,14 +19,48 @@ WORDS = ("identity", "zeros", "ones")
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click ≥ 8.2 raises it for a bare group
 
 
+class _Interrupted(click.ClickException):
+    """Ctrl-C: the conventional exit status 128 + SIGINT, after every temporary file is gone."""
+
+    exit_code = 130
+
+    def __init__(self):
+        super().__init__("interrupted (Ctrl-C); no partial or temporary file was left")
+
+
+class _InternalError(click.ClickException):
+    """Something lstmtrace did not expect: still one line and exit 2, with the way to the traceback."""
+
+    def __init__(self, error: BaseException):
+        text = " ".join(str(error).split()) or "no message"
+        super().__init__(f"internal error, a bug in lstmtrace ({type(error).__name__}: {text}); please "
+                         "report it with the command you ran (LSTMTRACE_DEBUG=1 shows the traceback)")
+
+
 class _OneLineErrors(click.Group):
-    """A group whose bad-input errors are one line on stderr with exit status 2, never a traceback."""
+    """A group whose bad-input errors are one line on stderr with exit status 2, never a traceback.
+
+    Ctrl-C exits with 130; an error lstmtrace did not foresee is one "internal error" line.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # before click turns it into a bare "Aborted!" with status 1
+            raise _Interrupted() from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise
+        except Exception as e:  # noqa: BLE001 -- the last line of defence: never a traceback
+            if os.environ.get("LSTMTRACE_DEBUG"):
+                raise
+            raise _InternalError(e) from e
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.stdout.flush()  # a full disk behind `> file` shows here, not as a warning at exit
         except _NO_ARGS_IS_HELP as e:  # plain `lstmtrace`: help, not an error
             click.echo(e.ctx.get_help())
             sys.exit(0)
@@ -35,7 +70,7 @@ class _OneLineErrors(click.Group):
                     e, click.BadParameter):
                 message += f" (see '{e.ctx.command_path} --help')"
             click.echo(f"Error: {message}", err=True)
-            sys.exit(2)
+            sys.exit(e.exit_code if isinstance(e, _Interrupted) else 2)
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
@@ -43,6 +78,11 @@ class _OneLineErrors(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(1)
+        except OSError as e:  # standard output itself failed: `lstmtrace step > /dev/full`
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            click.echo(f"Error: cannot write to standard output: {e.strerror or e}", err=True)
+            sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -102,19 +142,69 @@ def _format_for(fmt, output, formats):
                              "name it with --format", param_hint="'-o' / '--output'")
 
 
-def _check_output(output):
-    """Fail before any work when the output cannot be written where asked."""
+def _check_output(output, inputs=()):
+    """Fail before any work when the output cannot be written where asked, or would replace an input.
+
+    ``inputs`` are the (option, path) pairs the command reads; an output that is the same
+    file as one of them (``a.csv``, ``./a.csv``, a symlink or a hard link to it) is refused.
+    """
     if output in (None, "-"):
         return
+    hint = "'-o' / '--output'"
     if not output.strip():
-        raise click.BadParameter("is empty; give a file name, or '-' for standard output",
-                                 param_hint="'-o' / '--output'")
+        raise click.BadParameter("is empty; give a file name, or '-' for standard output", param_hint=hint)
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
-        raise click.BadParameter(f"folder {os.path.dirname(output) or folder!r} does not exist",
-                                 param_hint="'-o' / '--output'")
+        raise click.BadParameter(f"folder {os.path.dirname(output) or folder!r} does not exist", param_hint=hint)
     if os.path.isdir(output):
-        raise click.BadParameter(f"{output!r} is a folder, not a file", param_hint="'-o' / '--output'")
+        raise click.BadParameter(f"{output!r} is a folder, not a file", param_hint=hint)
+    for option, path in inputs:
+        if path is not None and _same_file(output, path):
+            raise click.BadParameter(f"{output!r} is the same file as {option} {path!r}, which this command "
+                                     "reads; lstmtrace never writes over its input: choose another output",
+                                     param_hint=hint)
+
+
+def _same_file(output, path):
+    """Whether writing ``output`` would replace the existing file ``path`` (through any spelling or link)."""
+    try:
+        return os.path.isfile(path) and os.path.exists(output) and os.path.samefile(output, path)
+    except (OSError, ValueError):  # ValueError: a NUL byte in a name
+        return False
+
+
+def _weights_inputs(weights):
+    """The (option, path) pairs of the weight files that the weight options read."""
+    return [(f"--{name.replace('_', '-')}", weights[name]) for name in ("weights", "a_weights", "b_weights")
+            if weights.get(name) is not None and not _is_weight_word(weights[name])]
+
+
+def _is_weight_word(spec):
+    return spec in WORDS or spec.split(":")[0] == "random"
+
+
+@contextlib.contextmanager
+def _writing(output):
+    """A write that fails (disk full, file too large, permissions) becomes one line naming the file."""
+    try:
+        yield
+    except OSError as e:
+        reason = e.strerror or " ".join(str(e).split()) or type(e).__name__
+        raise click.ClickException(f"cannot write {output!r}: {reason}; nothing was written there") from None
+
+
+SPREADSHEET_ROWS = 1_048_576
+"""The most rows Excel and LibreOffice Calc show of a sheet (2**20)."""
+
+
+def _warn_if_too_long(lines, output):
+    """One warning on stderr when a CSV has more lines than a spreadsheet shows; the file is still whole."""
+    if lines > SPREADSHEET_ROWS:
+        where = "standard output" if output in (None, "-") else output
+        click.echo(f"Warning: {where} has {lines:,} lines, and Excel and LibreOffice show only the first "
+                   f"{SPREADSHEET_ROWS:,} rows. For a spreadsheet, try --layout wide (one row per "
+                   "quantity), a shorter sequence, or Parquet (-o trace.parquet); the CSV is written in full.",
+                   err=True)
 
 
 def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=None):
@@ -123,7 +213,8 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
         if output in (None, "-"):
             raise click.BadParameter("Parquet is binary: give -o FILE.parquet", param_hint="'--format'")
         try:
-            return trace.to_parquet(output)
+            with _writing(output):
+                return trace.to_parquet(output)
         except ImportError as e:
             raise click.BadParameter(str(e), param_hint="'--format'")
     if layout is not None and fmt != "csv":
@@ -146,10 +237,22 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
         "csv": lambda: trace.to_csv(layout=layout or "long"),
         "json": trace.to_json,
     }[fmt]
+    if fmt == "csv":
+        _warn_if_too_long(_csv_lines(trace, layout or "long"), output)
     if fmt == "csv" and output not in (None, "-"):
-        trace.to_csv(output, layout=layout or "long")  # streamed into the file, not built as one string
+        with _writing(output):
+            trace.to_csv(output, layout=layout or "long")  # streamed into the file, not built as one string
     else:
         _write(render(), output)
+
+
+def _csv_lines(trace, layout):
+    """How many lines the trace's CSV has, header included, without writing it."""
+    from lstmtrace.trace import GRAD_STAGES, STAGES
+
+    if layout == "long":
+        return len(trace.frame) + 1
+    return trace.steps * (len(STAGES) + (len(GRAD_STAGES) if trace.has_gradients else 0)) + 1
 
 
 def _state_options(f):
@@ -296,7 +399,7 @@ def step(x, h, c, hidden_size, weights, gradients, fmt, output, precision, expan
     import lstmtrace
 
     fmt = _format_for(fmt, output, FORMATS)
-    _check_output(output)
+    _check_output(output, _weights_inputs(weights))
     title = None
     if x is None:
         given = [name for name, v in (("--h", h), ("--c", c), ("--hidden-size", hidden_size))
@@ -339,7 +442,7 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, fmt, output, precision
     import lstmtrace
 
     fmt = _format_for(fmt, output, FORMATS)
-    _check_output(output)
+    _check_output(output, [("--xs", xs), *_weights_inputs(weights)])
     sequence = _sequence(xs)
     params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
     T = sequence.shape[0]
@@ -382,17 +485,18 @@ def params(show_file, input_size, hidden_size, weights, output):
             raise click.UsageError("give --show FILE or --weights, not both")
         weights["weights"] = show_file
     if output is not None:
-        _check_output(output)
+        _check_output(output, [("--show" if show_file else "--weights", weights["weights"])])
         if not output.lower().endswith(".npz"):
             raise click.BadParameter(f"{output!r} must end in .npz", param_hint="'-o' / '--output'")
     p = _parameters(weights, input_size, hidden_size, "--input-size",
                     weights_hint="'--show'" if show_file else "'--weights'")
     described = p.describe()
-    click.echo(f"LSTM weights · input size E = {p.input_size} · hidden size H = {p.hidden_size}\n"
-               f"{_describe(weights)}\n")
-    click.echo(tabulate(described, headers="keys", showindex=False, floatfmt=".6g") + "\n")
+    _write(f"LSTM weights · input size E = {p.input_size} · hidden size H = {p.hidden_size}\n"
+           f"{_describe(weights)}\n\n"
+           + tabulate(described, headers="keys", showindex=False, floatfmt=".6g") + "\n\n", "-")
     if output is not None:
-        p.save(output)
+        with _writing(output):
+            p.save(output)
         click.echo(f"wrote {output}", err=True)
 
 
@@ -412,7 +516,7 @@ def show(trace, steps, fmt, output, precision, expand):
     from lstmtrace.trace import read_trace
 
     fmt = _format_for(fmt, output, ("text", "markdown"))
-    _check_output(output)
+    _check_output(output, [("TRACE", trace)])
     try:
         loaded = read_trace(trace)
     except (OSError, ValueError) as e:
@@ -458,7 +562,8 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
     from lstmtrace.trace import read_trace, records_json
 
     fmt = _format_for(fmt, output, DIFF_FORMATS)
-    _check_output(output)
+    _check_output(output, [*zip("AB", traces), ("--xs", xs), *_weights_inputs(
+        dict(weights, a_weights=a_weights, b_weights=b_weights))])
     if atol < 0 or rtol < 0:
         raise click.BadParameter("must be ≥ 0", param_hint="'--atol' / '--rtol'")
     if traces:
@@ -495,6 +600,8 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
         "csv": lambda: table.to_csv(index=False, lineterminator="\n"),
         "json": lambda: records_json(table),
     }[fmt]
+    if fmt == "csv":
+        _warn_if_too_long(len(table) + 1, output)
     _write(render(), output)
     click.get_current_context().exit(0 if summary.empty else 1)
 
@@ -516,9 +623,14 @@ def _write(content, output):
     from lstmtrace._atomic import atomic_open
 
     if output in (None, "-"):
-        click.echo(content, nl=False)
+        try:
+            click.echo(content, nl=False)
+        except BrokenPipeError:  # the reader left (`| head`): the group ends quietly
+            raise
+        except OSError as e:  # `> /dev/full`, say
+            raise click.ClickException(f"cannot write to standard output: {e.strerror or e}") from None
     else:
-        with atomic_open(output, "w", encoding="utf-8", newline="") as f:
+        with _writing(output), atomic_open(output, "w", encoding="utf-8", newline="") as f:
             f.write(content)
 
 
@@ -541,10 +653,11 @@ def _picture_output(f):
     return f
 
 
-def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights):
+def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output):
     """The trace a picture is drawn from: a saved file, or traced now from --x / --xs."""
     from lstmtrace.trace import read_trace
 
+    _check_output(output, [("TRACE", trace_file), ("--xs", xs), *_weights_inputs(weights)])
     if trace_file is not None:
         if x is not None or xs is not None:
             raise click.UsageError("give a saved TRACE or --x/--xs, not both")
@@ -561,8 +674,6 @@ def _save_picture(make_figure, output, fmt):
     from lstmtrace import draw as pictures
 
     fmt = fmt or ("png" if output.lower().endswith(".png") else "svg")
-    if output != "-":
-        _check_output(output)
     if fmt == "png" and output == "-":
         raise click.BadParameter("PNG is binary: give -o FILE.png", param_hint="'--format'")
     try:
@@ -578,9 +689,10 @@ def _save_picture(make_figure, output, fmt):
             path = os.path.join(folder, "picture.svg")
             pictures.save_figure(figure, path, "svg")
             with open(path, encoding="utf-8") as f:
-                click.echo(f.read(), nl=False)
+                _write(f.read(), "-")
     else:
-        pictures.save_figure(figure, output, fmt)
+        with _writing(output):
+            pictures.save_figure(figure, output, fmt)
 
 
 @cli.command()
@@ -605,7 +717,7 @@ def draw(trace_file, x, xs, h, c, hidden_size, weights, step_number, unit, preci
     A saved trace:
         lstmtrace draw trace.csv -o cell.png
     """
-    trace = _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights)
+    trace = _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output)
 
     def figure():
         from lstmtrace.draw import draw_cell
@@ -629,7 +741,7 @@ def plot(trace_file, x, xs, h, c, hidden_size, weights, fmt, output):
     A saved sequence trace:
         lstmtrace plot trace.csv -o gates.svg
     """
-    trace = _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights)
+    trace = _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output)
 
     def figure():
         from lstmtrace.draw import plot_heatmaps
