@@ -7,7 +7,7 @@ array([0.7311, 0.5   ])
 """
 import importlib
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 __all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "TraceMismatch", "backward", "diff",
            "read_trace", "run", "sigmoid", "step"]

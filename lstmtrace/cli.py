@@ -568,7 +568,7 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
         raise click.BadParameter("must be ≥ 0", param_hint="'--atol' / '--rtol'")
     if traces:
         inline = [name for name, v in (("--x", x), ("--xs", xs), ("--a-set", a_set), ("--b-set", b_set),
-                                       ("--a-weights", a_weights), ("--b-weights", b_weights)) if v]
+                                       ("--a-weights", a_weights), ("--b-weights", b_weights)) if v is not None and len(v)]
         if len(traces) != 2:
             raise click.UsageError(f"give two traces to compare, not {len(traces)}")
         if inline:

@@ -106,3 +106,26 @@ def test_readme_excerpts_are_the_tools_own_output(trace):
         assert block.strip() in (ROOT / "traces" / "seed_question.txt").read_text(encoding="utf-8") \
             or block.strip() in (ROOT / "traces" / "seed_question_backward.txt").read_text(encoding="utf-8"), \
             f"README excerpt is not the tool's output:\n{block[:200]}"
+
+
+CONSOLE_BLOCKS = re.findall(r"```console\n(.*?)```", README, re.S)
+
+
+@pytest.mark.parametrize("block", CONSOLE_BLOCKS, ids=[f"console{k}" for k in range(len(CONSOLE_BLOCKS))])
+def test_readme_error_examples_are_what_lstmtrace_prints(block, tmp_path):
+    """A README console block that shows an error shows the line lstmtrace prints, word for word."""
+    import shlex
+
+    if "Error: " not in block:
+        pytest.skip("not an error example")
+    lines = block.strip().splitlines()
+    for k, line in enumerate(lines):
+        if not line.startswith("$ ") or k + 1 == len(lines) or not lines[k + 1].startswith("Error: "):
+            continue
+        result = None
+        for part in line[2:].split(" && "):
+            words = shlex.split(part)
+            assert words[0] == "lstmtrace"
+            result = subprocess.run([sys.executable, "-m", "lstmtrace", *words[1:]], capture_output=True,
+                                    text=True, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.strip() == lines[k + 1], result.stderr
