@@ -15,7 +15,6 @@ from lstmtrace import __version__
 FORMATS = ("text", "csv", "markdown", "json", "parquet")
 DIFF_FORMATS = ("text", "csv", "markdown", "json")
 SUFFIX_FORMATS = {".txt": "text", ".csv": "csv", ".md": "markdown", ".json": "json", ".parquet": "parquet"}
-WORDS = ("identity", "zeros", "ones")
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click ≥ 8.2 raises it for a bare group
 
 
@@ -173,14 +172,12 @@ def _same_file(output, path):
         return False
 
 
-def _weights_inputs(weights):
-    """The (option, path) pairs of the weight files that the weight options read."""
-    return [(f"--{name.replace('_', '-')}", weights[name]) for name in ("weights", "a_weights", "b_weights")
-            if weights.get(name) is not None and not _is_weight_word(weights[name])]
+def _weights_inputs(**files):
+    """The (option, path) pairs of the weights files among ``--weights``-like options (not the words)."""
+    from lstmtrace.recipe import is_weight_word
 
-
-def _is_weight_word(spec):
-    return spec in WORDS or spec.split(":")[0] == "random"
+    return [(f"--{name.replace('_', '-')}", spec) for name, spec in files.items()
+            if spec is not None and not is_weight_word(spec)]
 
 
 @contextlib.contextmanager
@@ -202,7 +199,7 @@ def _warn_if_too_long(lines, output):
     if lines > SPREADSHEET_ROWS:
         where = "standard output" if output in (None, "-") else output
         click.echo(f"Warning: {where} has {lines:,} lines, and Excel and LibreOffice show only the first "
-                   f"{SPREADSHEET_ROWS:,} rows. For a spreadsheet, try --layout wide (one row per "
+                   f"{SPREADSHEET_ROWS:,} rows. For a spreadsheet, try --csv-layout wide (one row per "
                    "quantity), a shorter sequence, or Parquet (-o trace.parquet); the CSV is written in full.",
                    err=True)
 
@@ -219,7 +216,7 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
             raise click.BadParameter(str(e), param_hint="'--format'")
     if layout is not None and fmt != "csv":
         raise click.BadParameter(f"{layout} is a CSV layout, and the format is {fmt}",
-                                 param_hint="'--layout'")
+                                 param_hint="'--csv-layout'")
     from lstmtrace.spec import parse_steps
 
     if expand is not None and expand >= trace.hidden_size:
@@ -313,7 +310,7 @@ def _backward_options(f):
 
 
 def _weight_options(f):
-    """Where the weights come from, and the changes made to them; the command gets one dict."""
+    """Where the weights come from, and the changes made to them; the command gets one WeightSpec."""
     options = [
         click.option("--weights", default="identity", show_default=True, metavar="SPEC|FILE",
                      help="identity (W = np.eye(H, E), U = np.eye(H)), zeros, ones, random or "
@@ -324,11 +321,12 @@ def _weight_options(f):
         click.option("--prefix", default=None, metavar="P",
                      help="The module whose LSTM to read from a state_dict, e.g. encoder.lstm "
                           "[default: the only one]."),
-        click.option("--layout", "layouts", type=click.Choice(["torch", "keras", "long", "wide"]),
-                     multiple=True,
-                     help="torch or keras: how to read an .npz [default: from its keys]. long or wide: "
-                          "CSV with one row per value, or one row per step, gate and quantity and a "
-                          "column per unit [default: long]. Give both kinds with --layout twice."),
+        click.option("--weights-layout", type=click.Choice(["torch", "keras"]), default=None,
+                     help="How to read an .npz: torch (weight_ih, weight_hh, …) or keras (kernel, "
+                          "recurrent_kernel, bias) [default: from its keys]."),
+        click.option("--layout", "old_layouts", type=click.Choice(["torch", "keras", "long", "wide"]),
+                     multiple=True, hidden=True,
+                     help="Deprecated: --weights-layout torch|keras, or --csv-layout long|wide."),
         click.option("--bias", type=NUMBER, default=None,
                      help="Set every gate's bias b to this number [default: 0, or the file's biases]."),
         click.option("--forget-bias", type=NUMBER, default=None, metavar="NUMBER",
@@ -339,22 +337,45 @@ def _weight_options(f):
                           "PARAM: W|U|b. SPEC for W and U: identity|zeros|ones|random[:SEED], a number "
                           "to fill it, or rows like 1,0;0,1. For b: a number or H comma-separated values."),
     ]
-    names = ("weights", "layer", "prefix", "layouts", "bias", "forget_bias", "sets")
 
     @functools.wraps(f)
     def command(**kwargs):
-        weights = {name: kwargs.pop(name) for name in names}
-        layouts = weights.pop("layouts")
-        for kind, choices in (("layout", ("torch", "keras")), ("csv_layout", ("long", "wide"))):
-            chosen = [v for v in layouts if v in choices]
-            if len(set(chosen)) > 1:
-                raise click.BadParameter(f"{' and '.join(chosen)} cannot both hold", param_hint="'--layout'")
-            weights[kind] = chosen[0] if chosen else None
-        return f(weights=weights, **kwargs)
+        from lstmtrace.recipe import WeightSpec
+
+        _old_layouts(kwargs.pop("old_layouts"), kwargs)
+        spec = WeightSpec(weights=kwargs.pop("weights"), layer=kwargs.pop("layer"), prefix=kwargs.pop("prefix"),
+                          layout=kwargs.pop("weights_layout"), bias=kwargs.pop("bias"),
+                          forget_bias=kwargs.pop("forget_bias"), sets=tuple(kwargs.pop("sets")))
+        return f(weights=spec, **kwargs)
 
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _old_layouts(values, kwargs):
+    """The deprecated --layout (0.7), which meant two things: put each value where it belongs now."""
+    if not values:
+        return
+    click.echo("Warning: --layout is deprecated and goes in 0.9: use --weights-layout torch|keras to read an "
+               ".npz, --csv-layout long|wide to write a CSV.", err=True)
+    for option, choices in (("weights_layout", ("torch", "keras")), ("csv_layout", ("long", "wide"))):
+        chosen = sorted({v for v in values if v in choices})
+        if not chosen:
+            continue
+        if option not in kwargs:
+            raise click.BadParameter(f"{chosen[0]} is a CSV layout, and this command writes no trace CSV",
+                                     param_hint="'--layout'")
+        given = sorted(set(chosen) | ({kwargs[option]} if kwargs[option] else set()))
+        if len(given) > 1:
+            raise click.BadParameter(f"{' and '.join(given)} cannot both hold", param_hint="'--layout'")
+        kwargs[option] = given[0]
+
+
+def _csv_layout_option(f):
+    return click.option("--csv-layout", type=click.Choice(["long", "wide"]), default=None,
+                        help="CSV with one row per value (long), or one row per step, gate and quantity "
+                             "with a column per unit, for spreadsheets (wide) [default: long].")(f)
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -381,8 +402,9 @@ def cli():
 @_state_options
 @_weight_options
 @_backward_options
+@_csv_layout_option
 @_output_options(FORMATS)
-def step(x, h, c, hidden_size, weights, gradients, fmt, output, precision, expand):
+def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, precision, expand):
     """Trace one LSTM step and explain every number in it.
 
     \b
@@ -399,7 +421,7 @@ def step(x, h, c, hidden_size, weights, gradients, fmt, output, precision, expan
     import lstmtrace
 
     fmt = _format_for(fmt, output, FORMATS)
-    _check_output(output, _weights_inputs(weights))
+    _check_output(output, _weights_inputs(weights=weights.weights))
     title = None
     if x is None:
         given = [name for name, v in (("--h", h), ("--c", c), ("--hidden-size", hidden_size))
@@ -411,9 +433,9 @@ def step(x, h, c, hidden_size, weights, gradients, fmt, output, precision, expan
         title = ("The worked example: a learner's hand-written step, with x and h_prev from "
                  "their question and c_prev = 0.")
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
-    title = " ".join(filter(None, [title, _describe(weights), _describe_loss(gradients)]))
+    title = " ".join(filter(None, [title, weights.describe(), _describe_loss(gradients)]))
     trace = _with_gradients(_traced(lstmtrace.step, params, x, h, c), gradients)
-    _emit(trace, fmt, output, precision, expand, title, layout=weights["csv_layout"])
+    _emit(trace, fmt, output, precision, expand, title, layout=csv_layout)
 
 
 @cli.command()
@@ -426,8 +448,9 @@ def step(x, h, c, hidden_size, weights, gradients, fmt, output, precision, expan
 @click.option("--steps", default=None, metavar="RANGE",
               help="Explain only these steps in full after the summary, e.g. 3-5 or 1,4-6 "
                    "[default: every step]. CSV and JSON always hold every step.")
+@_csv_layout_option
 @_output_options(FORMATS)
-def run(xs, h, c, hidden_size, weights, gradients, steps, fmt, output, precision, expand):
+def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, output, precision, expand):
     """Trace a sequence, carrying h and c from each step to the next.
 
     \b
@@ -442,7 +465,7 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, fmt, output, precision
     import lstmtrace
 
     fmt = _format_for(fmt, output, FORMATS)
-    _check_output(output, [("--xs", xs), *_weights_inputs(weights)])
+    _check_output(output, [("--xs", xs), *_weights_inputs(weights=weights.weights)])
     sequence = _sequence(xs)
     params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
     T = sequence.shape[0]
@@ -450,8 +473,8 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, fmt, output, precision
     with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as bar:
         trace = _traced(lstmtrace.run, params, sequence, h, c, progress=bar.update)
     trace = _with_gradients(trace, gradients)
-    title = " ".join(filter(None, [_describe(weights), _describe_loss(gradients)]))
-    _emit(trace, fmt, output, precision, expand, title, steps, layout=weights["csv_layout"])
+    title = " ".join(filter(None, [weights.describe(), _describe_loss(gradients)]))
+    _emit(trace, fmt, output, precision, expand, title, steps, layout=csv_layout)
 
 
 @cli.command()
@@ -476,23 +499,23 @@ def params(show_file, input_size, hidden_size, weights, output):
             --set forget.b=1 -o cell.npz
         lstmtrace step --weights cell.npz --x 1,2,3
     """
+    import dataclasses
+
     from tabulate import tabulate
 
-    if weights["csv_layout"] is not None:
-        raise click.BadParameter("long and wide are for traces, not weights files", param_hint="'--layout'")
     if show_file is not None:
-        if weights["weights"] != "identity":
+        if weights.weights != "identity":
             raise click.UsageError("give --show FILE or --weights, not both")
-        weights["weights"] = show_file
+        weights = dataclasses.replace(weights, weights=show_file)
     if output is not None:
-        _check_output(output, [("--show" if show_file else "--weights", weights["weights"])])
+        _check_output(output, [("--show" if show_file else "--weights", weights.weights)])
         if not output.lower().endswith(".npz"):
             raise click.BadParameter(f"{output!r} must end in .npz", param_hint="'-o' / '--output'")
     p = _parameters(weights, input_size, hidden_size, "--input-size",
                     weights_hint="'--show'" if show_file else "'--weights'")
     described = p.describe()
     _write(f"LSTM weights · input size E = {p.input_size} · hidden size H = {p.hidden_size}\n"
-           f"{_describe(weights)}\n\n"
+           f"{weights.describe()}\n\n"
            + tabulate(described, headers="keys", showindex=False, floatfmt=".6g") + "\n\n", "-")
     if output is not None:
         with _writing(output):
@@ -557,13 +580,15 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
     Every differing unit, for a spreadsheet:
         lstmtrace diff a.csv b.csv --units -o diff.csv
     """
+    import dataclasses
+
     import lstmtrace
     from lstmtrace.compare import TraceMismatch, explain
     from lstmtrace.trace import read_trace, records_json
 
     fmt = _format_for(fmt, output, DIFF_FORMATS)
     _check_output(output, [*zip("AB", traces), ("--xs", xs), *_weights_inputs(
-        dict(weights, a_weights=a_weights, b_weights=b_weights))])
+        weights=weights.weights, a_weights=a_weights, b_weights=b_weights)])
     if atol < 0 or rtol < 0:
         raise click.BadParameter("must be ≥ 0", param_hint="'--atol' / '--rtol'")
     if traces:
@@ -585,8 +610,8 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
         if (x is None) == (xs is None):
             raise click.UsageError("give two trace files, or --x (or --xs) to trace under two weight choices")
         a, b = (_trace_inline(x, xs, h, c, hidden_size,
-                              dict(weights, weights=side_weights or weights["weights"],
-                                   sets=weights["sets"] + side_sets))
+                              dataclasses.replace(weights, weights=side_weights or weights.weights,
+                                                  sets=weights.sets + side_sets))
                 for side_weights, side_sets in ((a_weights, a_set), (b_weights, b_set)))
     try:
         summary = lstmtrace.diff(a, b, atol=atol, rtol=rtol)
@@ -657,7 +682,7 @@ def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output):
     """The trace a picture is drawn from: a saved file, or traced now from --x / --xs."""
     from lstmtrace.trace import read_trace
 
-    _check_output(output, [("TRACE", trace_file), ("--xs", xs), *_weights_inputs(weights)])
+    _check_output(output, [("TRACE", trace_file), ("--xs", xs), *_weights_inputs(weights=weights.weights)])
     if trace_file is not None:
         if x is not None or xs is not None:
             raise click.UsageError("give a saved TRACE or --x/--xs, not both")
@@ -672,6 +697,7 @@ def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output):
 
 def _save_picture(make_figure, output, fmt):
     from lstmtrace import draw as pictures
+    from lstmtrace.errors import OptionError
 
     fmt = fmt or ("png" if output.lower().endswith(".png") else "svg")
     if fmt == "png" and output == "-":
@@ -680,8 +706,8 @@ def _save_picture(make_figure, output, fmt):
         figure = make_figure()
     except ImportError as e:
         raise click.ClickException(str(e))
-    except ValueError as e:  # a --step or --unit the trace does not have
-        raise click.BadParameter(str(e), param_hint=f"'--{str(e).split()[0]}'")
+    except OptionError as e:  # a --step or --unit the trace does not have
+        raise click.BadParameter(str(e), param_hint=f"'--{e.option}'")
     if output == "-":
         import tempfile
 
@@ -810,6 +836,7 @@ def _traced(trace_function, params, *args, **kwargs):
 def _with_gradients(trace, gradients):
     """The trace with its backward pass, when --backward asked for one."""
     import lstmtrace
+    from lstmtrace.errors import OptionError
 
     if gradients is None:
         return trace
@@ -817,10 +844,8 @@ def _with_gradients(trace, gradients):
         return lstmtrace.backward(trace, **gradients)
     except lstmtrace.NonFiniteError as e:
         raise click.ClickException(str(e))
-    except ValueError as e:  # a target or upstream gradient of the wrong length, say
-        hint = next((f"'--{n}'" for n in ("target", "dh", "dc") if n in str(e).split()[0:3] or
-                     str(e).startswith(f"the {n}")), "'--backward'")
-        raise click.BadParameter(str(e), param_hint=hint)
+    except OptionError as e:  # a target or upstream gradient of the wrong length, say
+        raise click.BadParameter(str(e), param_hint=f"'--{e.option.replace('_', '-')}'")
 
 
 def _describe_loss(gradients):
@@ -846,80 +871,20 @@ def _hidden_size(h, c, hidden_size):
 
 
 def _parameters(weights, E, H, input_hint, weights_hint="'--weights'"):
-    """The Parameters the weight options describe, for input size E and hidden size H (None: any).
+    """The Parameters a WeightSpec describes, for input size E and hidden size H (None: any).
 
     ``input_hint`` names the option that gave E, for the error when a file disagrees.
     """
-    from lstmtrace.params import Parameters, WEIGHT_SPECS
+    from lstmtrace.errors import OptionError
 
-    from lstmtrace.weights import WhichCellError
-
-    spec, hint = weights["weights"], weights_hint
-    is_word = spec in WORDS or spec.split(":")[0] == "random"
-    if is_word:
-        for name in ("layer", "prefix", "layout"):  # the weights' layout: torch or keras
-            if weights[name] is not None:
-                raise click.BadParameter(f"reads a weights file, and --weights is {spec!r}",
-                                         param_hint=f"'--{name}'")
-        try:
-            params = Parameters.from_spec(spec, E or 1, H or E or 1)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint=hint)
-    elif os.path.isfile(spec):
-        try:
-            params = Parameters.load(spec, layer=weights["layer"], prefix=weights["prefix"],
-                                     layout=weights["layout"])
-        except WhichCellError as e:
-            raise click.BadParameter(" ".join(str(e).split()), param_hint=f"'--{e.option}'")
-        except (OSError, ValueError, ImportError) as e:
-            raise click.BadParameter(" ".join(str(e).split()), param_hint=hint)
-        if E is not None and params.input_size != E:
-            raise click.BadParameter(f"has {E} values{' per row' if input_hint == '--xs' else ''} but "
-                                     f"the weights in {spec} have input size E = {params.input_size}",
-                                     param_hint=f"'{input_hint}'")
-        if H is not None and H != params.hidden_size:
-            raise click.BadParameter(f"hidden size {H} (from --h, --c or --hidden-size) does not match "
-                                     f"hidden size H = {params.hidden_size} of {spec}", param_hint=hint)
-    else:
-        raise click.BadParameter(f"{spec!r} is neither {WEIGHT_SPECS} nor a file that exists",
-                                 param_hint=hint)
-    if weights["bias"] is not None:
-        for gate in params.gates:
-            params.set(gate, "b", weights["bias"])
-    if weights["forget_bias"] is not None:
-        params.set("forget", "b", params.forget.b + weights["forget_bias"])
-    for item in weights["sets"]:
-        target, eq, value = item.partition("=")
-        gate, dot, param = target.partition(".")
-        if not eq or not dot or not value.strip():
-            raise click.BadParameter(f"{item!r} is not GATE.PARAM=SPEC, e.g. forget.U=zeros",
-                                     param_hint="'--set'")
-        try:
-            params.set(gate.strip(), param.strip(), value)
-        except ValueError as e:
-            raise click.BadParameter(f"{item}: {e}", param_hint="'--set'")
-    return params
-
-
-def _describe(weights):
-    """One sentence saying which weights a trace used, to open its text."""
-    spec = weights["weights"]
-    words = {"identity": "identity (W = np.eye(H, E), U = np.eye(H))", "zeros": "all zeros",
-             "ones": "all ones"}
-    if spec in words or spec.startswith("random"):
-        text = words.get(spec) or f"{spec} (uniform in ±1/√H)"
-    else:
-        where = [f"{k} {weights[k]}" for k in ("layer", "prefix") if weights[k] is not None]
-        text = f"from {os.path.basename(spec)}" + (f" ({', '.join(where)})" if where else "")
-    if weights["bias"] is not None:
-        text += f", every bias {weights['bias']:g}"
-    elif not os.path.isfile(spec):
-        text += ", zero biases"
-    if weights["forget_bias"] is not None:
-        text += f", forget bias {weights['forget_bias']:+g}"
-    if weights["sets"]:
-        text += ", then " + ", ".join(weights["sets"])
-    return f"Weights: {text}."
+    try:
+        return weights.parameters(E, H)
+    except OptionError as e:
+        hints = {"weights": weights_hint, "input_size": f"'{input_hint}'", "layout": "'--weights-layout'",
+                 "sets": "'--set'", "forget_bias": "'--forget-bias'"}
+        raise click.BadParameter(" ".join(str(e).split()), param_hint=hints.get(e.option, f"'--{e.option}'"))
+    except ImportError as e:  # a .pt without torch, an .h5 without h5py
+        raise click.BadParameter(str(e), param_hint=weights_hint)
 
 
 main = cli

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from lstmtrace.errors import OptionError
 from lstmtrace.text import saturated
 
 __all__ = ["draw_cell", "plot_heatmaps", "save_figure"]
@@ -54,9 +55,10 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
     from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
     if not 1 <= step <= trace.steps:
-        raise ValueError(f"step {step} is not in 1..{trace.steps}")
+        raise OptionError(f"step {step} is not in 1..{trace.steps}", "step")
     if unit is not None and not 0 <= unit < trace.hidden_size:
-        raise ValueError(f"unit {unit} is not in 0..{trace.hidden_size - 1} (hidden size H = {trace.hidden_size})")
+        raise OptionError(f"unit {unit} is not in 0..{trace.hidden_size - 1} (hidden size H = {trace.hidden_size})",
+                          "unit")
     x_unit = unit if unit is not None and unit < trace.input_size else None  # x has only E units
     v = trace._vectors(step)
     L = lambda name, key, u=unit, marks=None: _label(name, v[key], precision, u, marks)  # noqa: E731

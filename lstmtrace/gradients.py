@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from lstmtrace.errors import OptionError
 from lstmtrace.trace import Trace, _check_finite, _frame, _stage_sizes
 
 __all__ = ["LOSSES", "backward", "backward_values", "upstream"]
@@ -41,17 +42,17 @@ def upstream(h: np.ndarray, loss: str = "sum", target: Optional[Sequence[float]]
            [ 0.1, -0.7]])
     """
     if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; the losses are {', '.join(LOSSES)}")
+        raise OptionError(f"unknown loss {loss!r}; the losses are {', '.join(LOSSES)}", "loss")
     if loss_on not in ("last", "all"):
-        raise ValueError(f"loss_on must be 'last' or 'all', not {loss_on!r}")
+        raise OptionError(f"loss_on must be 'last' or 'all', not {loss_on!r}", "loss_on")
     T, H = h.shape
     if loss == "mse":
         if target is None:
-            raise ValueError("the mse loss needs a target")
+            raise OptionError("the mse loss needs a target", "target")
         target = np.array(target, dtype=np.float64)
         if target.shape != (H,) or not np.isfinite(target).all():
-            raise ValueError(f"the target must be {H} finite numbers (the hidden size), not "
-                             f"{target.size} of them" + ("" if np.isfinite(target).all() else " all finite"))
+            raise OptionError(f"the target must be {H} finite numbers (the hidden size), not "
+                             f"{target.size} of them" + ("" if np.isfinite(target).all() else " all finite"), "target")
     direct = np.ones_like(h) if loss == "sum" else h - target
     if loss_on == "last":
         direct[:-1] = 0.0
@@ -142,7 +143,7 @@ def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] 
 def _upstream_vector(name: str, value, size: int) -> np.ndarray:
     array = np.array(value, dtype=np.float64)
     if array.shape != (size,):
-        raise ValueError(f"{name} must have {size} values (the hidden size), not {array.size}")
+        raise OptionError(f"{name} must have {size} values (the hidden size), not {array.size}", name)
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} has {array[~np.isfinite(array)][0]}; lstmtrace needs finite numbers")
+        raise OptionError(f"{name} has {array[~np.isfinite(array)][0]}; lstmtrace needs finite numbers", name)
     return array

@@ -17,7 +17,7 @@ bias_hh    (4H,)   hidden-side bias
 Files are read with ``allow_pickle=False``: a weights file can never run code.
 """
 import os
-from typing import Dict, Mapping, NamedTuple, Optional, Union
+from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -155,17 +155,38 @@ class Parameters:
         return cls._build(input_size, hidden_size, lambda shape: rng.uniform(-bound, bound, shape))
 
     @classmethod
-    def from_spec(cls, spec: str, input_size: int, hidden_size: int) -> "Parameters":
-        """Weights from the command line's words: identity, zeros, ones, random or random:SEED.
+    def from_word(cls, word: str, input_size: int, hidden_size: int) -> "Parameters":
+        """Made-up weights by name: identity, zeros, ones, random or random:SEED.
 
-        >>> Parameters.from_spec("random:7", 4, 3) == Parameters.random(4, 3, seed=7)
+        >>> Parameters.from_word("random:7", 4, 3) == Parameters.random(4, 3, seed=7)
         True
         """
-        if spec in ("identity", "zeros", "ones"):
-            return getattr(cls, spec)(input_size, hidden_size)
-        if spec.split(":")[0] == "random":
-            return cls.random(input_size, hidden_size, seed=_seed(spec))
-        raise ValueError(f"{spec!r} is not one of {WEIGHT_SPECS}")
+        if word in ("identity", "zeros", "ones"):
+            return getattr(cls, word)(input_size, hidden_size)
+        if word.split(":")[0] == "random":
+            return cls.random(input_size, hidden_size, seed=_seed(word))
+        raise ValueError(f"{word!r} is not one of {WEIGHT_SPECS}")
+
+    @classmethod
+    def from_spec(cls, weights: str = "identity", input_size: Optional[int] = None,
+                  hidden_size: Optional[int] = None, *, layer: Optional[int] = None,
+                  prefix: Optional[str] = None, layout: Optional[str] = None, bias: Optional[float] = None,
+                  forget_bias: Optional[float] = None, sets: Sequence[str] = ()) -> "Parameters":
+        """Weights as the command line's weight options describe them, with the same spellings.
+
+        ``weights`` is anything ``--weights`` takes: ``"identity"``, ``"zeros"``, ``"ones"``,
+        ``"random"``, ``"random:SEED"`` or a weights file; ``sets`` are ``--set`` strings,
+        applied last.  Sizes left as None come from the file (or E, or 1).  An error names
+        its setting in ``e.option`` (see :mod:`lstmtrace.recipe`).
+
+        >>> p = Parameters.from_spec("random:7", 4, 3, forget_bias=1.0, sets=["forget.U=zeros"])
+        >>> float(p.forget.U.max()), p.input_size, p.hidden_size
+        (0.0, 4, 3)
+        """
+        from lstmtrace.recipe import WeightSpec
+
+        return WeightSpec(weights, layer, prefix, layout, bias, forget_bias, tuple(sets)).parameters(
+            input_size, hidden_size)
 
     # -- changing one matrix ---------------------------------------------------------
 
@@ -184,6 +205,16 @@ class Parameters:
             value = self._from_string(param, value)
         self._stacked(param)[self._rows(gate)] = self._checked(gate, param, value)
         return self
+
+    def apply(self, *sets: str) -> "Parameters":
+        """Each ``"GATE.PARAM=SPEC"`` (as ``--set`` spells it) in turn, through :meth:`set`.
+
+        >>> Parameters.identity(2, 2).apply("forget.U=zeros", "forget.b=0.5").forget.b
+        array([0.5, 0.5])
+        """
+        from lstmtrace.recipe import apply_sets
+
+        return apply_sets(self, sets)
 
     def _shape(self, param: str) -> tuple:
         E, H = self.input_size, self.hidden_size

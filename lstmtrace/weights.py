@@ -22,6 +22,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
+from lstmtrace.errors import OptionError
 from lstmtrace.params import STATE_DICT_KEYS, Parameters
 
 __all__ = ["LAYOUTS", "WhichCellError", "load"]
@@ -29,12 +30,10 @@ __all__ = ["LAYOUTS", "WhichCellError", "load"]
 LAYOUTS = ("torch", "keras")
 
 
-class WhichCellError(ValueError):
+class WhichCellError(OptionError):
     """The file is fine, but the layer or prefix asked for is not in it; ``option`` says which."""
 
-    def __init__(self, message: str, option: str):
-        super().__init__(message)
-        self.option = option
+
 KERAS_KEYS = ("kernel", "recurrent_kernel", "bias")
 _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)weight_ih(?:_l(?P<layer>\d+))?(?P<reverse>_reverse)?$")
 
@@ -47,8 +46,11 @@ def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
     """
     path = os.fspath(path)
     if layout not in (None, *LAYOUTS):
-        raise ValueError(f"unknown layout {layout!r}; the layouts are {', '.join(LAYOUTS)}")
+        raise OptionError(f"unknown layout {layout!r}; the layouts are {', '.join(LAYOUTS)}", "layout")
     name = path.lower()
+    if layout is not None and not name.endswith(".npz"):
+        raise OptionError(f"is for .npz files, whose keys could be PyTorch's or Keras'; {path} says its own "
+                          "layout", "layout")
     if name.endswith(".h5") or name.endswith(".hdf5"):
         return _keras_h5(path, layer)
     arrays = _torch_file(path) if name.endswith((".pt", ".pth")) else _npz(path)

@@ -238,7 +238,7 @@ def test_weights_npz_with_strings(tmp_path, weights_dir):
 def test_weights_file_input_size_mismatch(tmp_path, weights_dir):
     fails_writing_nothing(tmp_path, "step", "--x", "1,2", "--weights",
                           _npz(weights_dir, "w.npz"),
-                          fragments=["'--x'", "has 2 values", "input size E = 3"])
+                          fragments=["'--x'", "gives input size 2", "input size E = 3"])
 
 
 @pytest.mark.parametrize("args", [["--h", "1,2,3"], ["--c", "0,0,0"], ["--hidden-size", "3"]])

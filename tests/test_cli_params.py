@@ -180,3 +180,43 @@ def test_not_npz_never_clobbers_an_existing_file(tmp_path):
 
 def test_show_and_weights_together_is_refused(tmp_path):
     fails_writing_nothing(tmp_path, "--show", TORCH_NPZ, "--weights", "zeros", fragments=["not both"])
+
+
+# -- one option, one meaning: --weights-layout reads, --csv-layout writes; --layout is deprecated --------
+
+def test_weights_layout_is_refused_for_a_file_that_says_its_own(tmp_path):
+    Parameters.identity(2, 2).save(tmp_path / "w.npz")
+    (tmp_path / "w.weights.h5").write_bytes(b"")
+    assert_error(invoke("step", "--x", "1,2", "--weights", tmp_path / "w.weights.h5", "--weights-layout", "torch"),
+                 "'--weights-layout'", "is for .npz files")
+    assert_ok(invoke("step", "--x", "1,2", "--weights", tmp_path / "w.npz", "--weights-layout", "torch"))
+
+
+@pytest.mark.parametrize("name", ["show", "params", "diff", "draw", "plot"])
+def test_csv_layout_is_listed_only_where_a_trace_csv_is_written(name):
+    assert "--csv-layout" not in invoke(name, "--help").stdout
+    assert "--layout" not in invoke(name, "--help").stdout
+
+
+@pytest.mark.parametrize("old, new", [(["--layout", "wide"], ["--csv-layout", "wide"]),
+                                      (["--layout", "torch"], ["--weights-layout", "torch"]),
+                                      (["--layout", "torch", "--layout", "wide"],
+                                       ["--weights-layout", "torch", "--csv-layout", "wide"])])
+def test_the_old_layout_option_still_works_with_one_warning(tmp_path, old, new):
+    Parameters.random(2, 2).save(tmp_path / "w.npz")
+    args = ["step", "--x", "1,2", "--weights", tmp_path / "w.npz", "--format", "csv"]
+    before, after = invoke(*args, *old), assert_ok(invoke(*args, *new))
+    assert before.exit_code == 0 and before.stdout == after.stdout
+    assert before.stderr.splitlines() == ["Warning: --layout is deprecated and goes in 0.9: use --weights-layout "
+                                          "torch|keras to read an .npz, --csv-layout long|wide to write a CSV."]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["step", "--layout", "long", "--layout", "wide"], "long and wide cannot both hold"),
+    (["step", "--layout", "wide", "--csv-layout", "long"], "long and wide cannot both hold"),
+    (["params", "--layout", "wide"], "wide is a CSV layout, and this command writes no trace CSV"),
+])
+def test_the_old_layout_option_refuses_what_it_did(args, says):
+    result = invoke(*args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith("Error: ") and says in result.stderr

@@ -102,7 +102,7 @@ needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no 
 @needs_dev_full
 @pytest.mark.parametrize("args", [
     ["step", "--format", "text"], ["step", "--format", "csv"], ["step", "--format", "json"],
-    ["run", "--xs", "1,2;3,4", "--format", "csv", "--layout", "wide"],
+    ["run", "--xs", "1,2;3,4", "--format", "csv", "--csv-layout", "wide"],
     ["diff", "--x", "1,2", "--b-set", "forget.b=1", "--format", "csv"],
     ["draw", "--format", "svg"],
 ])
@@ -158,14 +158,14 @@ ROWS = 1_048_576
 def test_a_csv_longer_than_a_spreadsheet_warns_and_is_written_whole(tmp_path, layout, steps, warned):
     np.save(tmp_path / "xs.npy", np.ones((steps, 1)))
     out = tmp_path / "trace.csv"
-    result = assert_ok(invoke("run", "--xs", tmp_path / "xs.npy", "--layout", layout, "-o", out))
+    result = assert_ok(invoke("run", "--xs", tmp_path / "xs.npy", "--csv-layout", layout, "-o", out))
     with open(out, "rb") as f:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     assert lines == steps * 28 + 1
     if warned:
         (warning,) = result.stderr.splitlines()
         assert warning.startswith(f"Warning: {out} has {lines:,} lines")
-        for advice in ("Excel and LibreOffice show only the first 1,048,576 rows", "--layout wide", "Parquet",
+        for advice in ("Excel and LibreOffice show only the first 1,048,576 rows", "--csv-layout wide", "Parquet",
                        "written in full"):
             assert advice in warning
     else:

@@ -534,7 +534,7 @@ def test_xs_ragged_file_names_the_line(tmp_path, inputs, content, says):
 def test_xs_width_differs_from_the_weights_file(tmp_path, saved_weights):
     path, _ = saved_weights
     fails_writing_nothing(tmp_path, "--xs", XS, "--weights", path,
-                          fragments=["'--xs'", "has 2 values per row", "input size E = 3"])
+                          fragments=["'--xs'", "gives input size 2", "input size E = 3"])
 
 
 @pytest.mark.parametrize("content, says", [
@@ -639,7 +639,7 @@ def test_pt_holding_a_pickled_module(tmp_path, inputs):
                           fragments=["'--weights'", "pickle"])
 
 
-@pytest.mark.parametrize("option, value", [("--layer", "1"), ("--prefix", "encoder.lstm"), ("--layout", "torch")])
+@pytest.mark.parametrize("option, value", [("--layer", "1"), ("--prefix", "encoder.lstm"), ("--weights-layout", "torch")])
 def test_file_options_with_weights_identity(tmp_path, option, value):
     fails_writing_nothing(tmp_path, "--xs", XS, "--weights", "identity", option, value,
                           fragments=[f"'{option}'", "identity"])

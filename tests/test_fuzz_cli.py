@@ -72,7 +72,7 @@ def folder(tmp_path_factory):
     np.save(path / "xs.npy", np.array([[1.0, 2.0], [3.0, 4.0]]))
     (path / "folder").mkdir()
     assert invoke("run", "--xs", path / "xs.csv", "-o", path / "trace.csv").exit_code == 0
-    assert invoke("run", "--xs", path / "xs.csv", "--layout", "wide", "-o", path / "wide.csv").exit_code == 0
+    assert invoke("run", "--xs", path / "xs.csv", "--csv-layout", "wide", "-o", path / "wide.csv").exit_code == 0
     return path
 
 
