@@ -10,8 +10,8 @@ straight into, since there is nothing to replace.
 """
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 
 __all__ = ["atomic_open"]
 
@@ -33,9 +33,11 @@ def atomic_open(path, mode="w", **kwargs):
             yield f
         return
     path = os.path.realpath(path)  # through a symlink: replace the file it names, keep the link
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    # The name is chosen before the file exists, so that a Ctrl-C arriving at any moment
+    # (even inside the call that creates it) finds a name to remove.
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
         os.chmod(tmp, _mode_for(path))

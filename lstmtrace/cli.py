@@ -11,10 +11,10 @@ import sys
 import click
 
 from lstmtrace import __version__
+from lstmtrace.formats import FORMATS, format_for
 
-FORMATS = ("text", "csv", "markdown", "json", "parquet")
-DIFF_FORMATS = ("text", "csv", "markdown", "json")
-SUFFIX_FORMATS = {".txt": "text", ".csv": "csv", ".md": "markdown", ".json": "json", ".parquet": "parquet"}
+TRACE_FORMATS = tuple(FORMATS)
+DIFF_FORMATS = tuple(name for name, f in FORMATS.items() if f.diff)
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click ≥ 8.2 raises it for a bare group
 
 
@@ -110,8 +110,7 @@ def _output_options(formats, expand=True):
     def decorate(f):
         f = click.option("--format", "fmt", type=click.Choice(formats), default=None,
                          help=f"What to write [default: from the --output suffix "
-                              f"({', '.join(k for k in SUFFIX_FORMATS if SUFFIX_FORMATS[k] in formats)}),"
-                              " else text].")(f)
+                              f"({', '.join(FORMATS[name].suffix for name in formats)}), else text].")(f)
         f = click.option("-o", "--output", metavar="PATH", default="-",
                          help="Write here instead of standard output ('-'). The file appears whole "
                               "or not at all; a failed run never touches an existing one.")(f)
@@ -133,12 +132,12 @@ def _format_for(fmt, output, formats):
         return fmt
     if output in (None, "-"):
         return "text"
-    suffix = os.path.splitext(output)[1].lower()
-    if suffix in SUFFIX_FORMATS and SUFFIX_FORMATS[suffix] in formats:
-        return SUFFIX_FORMATS[suffix]
-    known = ", ".join(k for k in SUFFIX_FORMATS if SUFFIX_FORMATS[k] in formats)
-    raise click.BadParameter(f"cannot tell the format from {output!r} (known suffixes: {known}); "
-                             "name it with --format", param_hint="'-o' / '--output'")
+    named = format_for(output, formats)
+    if named is None:
+        known = ", ".join(FORMATS[name].suffix for name in formats)
+        raise click.BadParameter(f"cannot tell the format from {output!r} (known suffixes: {known}); "
+                                 "name it with --format", param_hint="'-o' / '--output'")
+    return named
 
 
 def _check_output(output, inputs=()):
@@ -206,19 +205,14 @@ def _warn_if_too_long(lines, output):
 
 def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=None):
     """Render ``trace`` and write it to ``output`` (whole or not at all), or to stdout."""
-    if fmt == "parquet":
-        if output in (None, "-"):
-            raise click.BadParameter("Parquet is binary: give -o FILE.parquet", param_hint="'--format'")
-        try:
-            with _writing(output):
-                return trace.to_parquet(output)
-        except ImportError as e:
-            raise click.BadParameter(str(e), param_hint="'--format'")
+    from lstmtrace import formats
+    from lstmtrace.spec import parse_steps
+
+    if FORMATS[fmt].binary and output in (None, "-"):
+        raise click.BadParameter(f"{fmt.capitalize()} is binary: give -o FILE{FORMATS[fmt].suffix}", param_hint="'--format'")
     if layout is not None and fmt != "csv":
         raise click.BadParameter(f"{layout} is a CSV layout, and the format is {fmt}",
                                  param_hint="'--csv-layout'")
-    from lstmtrace.spec import parse_steps
-
     if expand is not None and expand >= trace.hidden_size:
         raise click.BadParameter(f"unit {expand} is not in 0..{trace.hidden_size - 1} "
                                  f"(hidden size H = {trace.hidden_size})", param_hint="'--expand'")
@@ -227,20 +221,16 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
             steps = parse_steps(steps, trace.steps)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="'--steps'")
-    options = dict(precision=precision, expand=expand, title=title, steps=steps)
-    render = {
-        "text": lambda: trace.to_text(**options),
-        "markdown": lambda: trace.to_markdown(**options),
-        "csv": lambda: trace.to_csv(layout=layout or "long"),
-        "json": trace.to_json,
-    }[fmt]
+    options = dict(precision=precision, expand=expand, title=title, steps=steps, layout=layout or "long")
     if fmt == "csv":
         _warn_if_too_long(_csv_lines(trace, layout or "long"), output)
-    if fmt == "csv" and output not in (None, "-"):
+    if output in (None, "-"):
+        return _write(formats.render(trace, fmt, **options), output)
+    try:
         with _writing(output):
-            trace.to_csv(output, layout=layout or "long")  # streamed into the file, not built as one string
-    else:
-        _write(render(), output)
+            formats.save(trace, output, fmt, **options)
+    except ImportError as e:  # Parquet without pyarrow
+        raise click.BadParameter(str(e), param_hint="'--format'")
 
 
 def _csv_lines(trace, layout):
@@ -403,7 +393,7 @@ def cli():
 @_weight_options
 @_backward_options
 @_csv_layout_option
-@_output_options(FORMATS)
+@_output_options(TRACE_FORMATS)
 def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, precision, expand):
     """Trace one LSTM step and explain every number in it.
 
@@ -420,7 +410,7 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
     """
     import lstmtrace
 
-    fmt = _format_for(fmt, output, FORMATS)
+    fmt = _format_for(fmt, output, TRACE_FORMATS)
     _check_output(output, _weights_inputs(weights=weights.weights))
     title = None
     if x is None:
@@ -449,7 +439,7 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
               help="Explain only these steps in full after the summary, e.g. 3-5 or 1,4-6 "
                    "[default: every step]. CSV and JSON always hold every step.")
 @_csv_layout_option
-@_output_options(FORMATS)
+@_output_options(TRACE_FORMATS)
 def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, output, precision, expand):
     """Trace a sequence, carrying h and c from each step to the next.
 
@@ -464,7 +454,7 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
     """
     import lstmtrace
 
-    fmt = _format_for(fmt, output, FORMATS)
+    fmt = _format_for(fmt, output, TRACE_FORMATS)
     _check_output(output, [("--xs", xs), *_weights_inputs(weights=weights.weights)])
     sequence = _sequence(xs)
     params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")

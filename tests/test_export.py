@@ -98,3 +98,29 @@ def test_traces_h4096_e4096():
     trace = lstmtrace.step(params, np.full(4096, 0.01), np.full(4096, -0.01))
     assert len(trace.frame) == 4096 + 27 * 4096
     np.testing.assert_allclose(trace.value("forget", "Wx"), params.forget.W @ np.full(4096, 0.01), rtol=1e-12)
+
+
+# -- one table of formats --------------------------------------------------------------------
+
+def test_every_format_in_the_table_is_a_choice_and_a_suffix(tmp_path):
+    from lstmtrace.formats import FORMATS
+
+    for name, fmt in FORMATS.items():
+        if name == "parquet":
+            pytest.importorskip("pyarrow")
+        out = tmp_path / f"step{fmt.suffix}"
+        assert_ok(invoke("step", "-o", out))  # the suffix alone chooses the format
+        same = assert_ok(invoke("step", "--format", name, "-o", tmp_path / f"named{fmt.suffix}"))
+        assert same.stdout == "" and out.read_bytes() == (tmp_path / f"named{fmt.suffix}").read_bytes()
+        if not fmt.binary:  # and standard output gets the same bytes
+            assert assert_ok(invoke("step", "--format", name)).stdout == out.read_text(encoding="utf-8")
+
+
+def test_html_is_the_notebook_view_as_a_page():
+    import lstmtrace
+    from lstmtrace.examples import SEED_QUESTION
+
+    page = assert_ok(invoke("step", "--format", "html")).stdout
+    trace = lstmtrace.step(lstmtrace.Parameters.identity(5, 5), SEED_QUESTION["x"], SEED_QUESTION["h_prev"])
+    assert page.startswith("<!DOCTYPE html>") and trace._repr_html_() in page
+    assert "<title>The worked example" in page

@@ -14,6 +14,8 @@ import numpy as np
 
 from click.testing import CliRunner
 
+from lstmtrace.formats import FORMATS as FORMAT_TABLE
+
 HERE = pathlib.Path(__file__).parent
 
 NOTEBOOK = ["--x", "10,0,0", "--h", "0,0,10", "--c", "1,1,1", "--weights", "zeros"]
@@ -37,7 +39,8 @@ TRACES = {
     "diff_identity_vs_u_zeros": ["diff", str(HERE / "notebook_2_identity.csv"),
                                  str(HERE / "notebook_3_u_zeros.csv")],
 }
-FORMATS = {"csv": "csv", "txt": "text"}
+# Each trace in two of lstmtrace's formats, under the suffixes its format table gives them.
+FORMATS = {FORMAT_TABLE[name].suffix.lstrip("."): name for name in ("csv", "text")}  # {"csv": "csv", "txt": "text"}
 
 # A two-input sequence for the heatmaps: a sine and a cosine over 24 steps, to 2 decimals.
 WAVE = ";".join(f"{np.sin(t / 3):.2f},{np.cos(t / 3):.2f}" for t in range(24))

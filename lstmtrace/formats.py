@@ -1,0 +1,90 @@
+"""Every format lstmtrace writes, in one table: ``--format``, the ``-o`` suffixes and ``Trace.save`` read it.
+
+========= ========== =================================================================
+format    suffix     what it holds
+========= ========== =================================================================
+text      ``.txt``   the annotated step-by-step explanation (what ``lstmtrace step`` prints)
+markdown  ``.md``    the same, with Markdown headings and tables
+csv       ``.csv``   every value, every digit (long, or wide with ``layout="wide"``)
+json      ``.json``  every value as a row object, every digit
+parquet   ``.parquet`` every value, for pandas, DuckDB or Spark (needs pyarrow)
+html      ``.html``  the tables a notebook shows (the first steps and units)
+========= ========== =================================================================
+
+A new format is one row here and one writer in :func:`render`.  This module imports
+neither numpy nor pandas, so the command line can build its options from it cheaply.
+
+>>> format_for("step.md"), format_for("step.xyz")
+('markdown', None)
+"""
+import os
+from typing import NamedTuple, Optional, Sequence
+
+__all__ = ["Format", "FORMATS", "format_for", "render", "save"]
+
+
+class Format(NamedTuple):
+    """One output format: its name, the file suffix that selects it, and who can write it."""
+
+    name: str
+    suffix: str
+    binary: bool  # bytes, so only to a file
+    diff: bool  # `lstmtrace diff` writes its table in it too
+
+
+FORMATS = {f.name: f for f in (
+    Format("text", ".txt", binary=False, diff=True),
+    Format("markdown", ".md", binary=False, diff=True),
+    Format("csv", ".csv", binary=False, diff=True),
+    Format("json", ".json", binary=False, diff=True),
+    Format("parquet", ".parquet", binary=True, diff=False),
+    Format("html", ".html", binary=False, diff=False),
+)}
+
+
+def format_for(path, names: Sequence[str] = tuple(FORMATS)) -> Optional[str]:
+    """The format among ``names`` whose suffix ``path`` has, or None."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    return next((name for name in names if FORMATS[name].suffix == suffix), None)
+
+
+def render(trace, fmt: str, *, precision: int = 6, expand: Optional[int] = None, title: Optional[str] = None,
+           steps: Optional[Sequence[int]] = None, layout: str = "long") -> str:
+    """``trace`` as the text of format ``fmt`` (any but the binary ones)."""
+    if fmt in ("text", "markdown"):
+        from lstmtrace.text import render as explain
+
+        return explain(trace, precision=precision, expand=expand, markdown=fmt == "markdown", title=title,
+                       steps=steps)
+    if fmt == "csv":
+        return trace.to_csv(layout=layout)
+    if fmt == "json":
+        return trace.to_json()
+    if fmt == "html":
+        import html
+
+        from lstmtrace.html import render_html
+
+        head = f"<title>{html.escape(title or repr(trace))}</title>"
+        return f'<!DOCTYPE html>\n<html><head><meta charset="utf-8">{head}</head>\n<body>\n' \
+               f"{render_html(trace)}\n</body></html>\n"
+    raise ValueError(f"unknown text format {fmt!r}; the formats are {', '.join(FORMATS)}")
+
+
+def save(trace, path, fmt: Optional[str] = None, **options) -> None:
+    """Write ``trace`` to ``path`` in ``fmt`` (default: from the suffix), whole or not at all.
+
+    ``options`` are :func:`render`'s (precision, expand, title, steps, layout).
+    """
+    from lstmtrace._atomic import atomic_open
+
+    fmt = fmt or format_for(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot tell the format from {os.fspath(path)!r}: name one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        trace.to_parquet(path)
+    elif fmt == "csv":
+        trace.to_csv(path, layout=options.get("layout", "long"))  # streamed, not built as one string
+    else:
+        with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(render(trace, fmt, **options))
