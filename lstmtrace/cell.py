@@ -286,8 +286,8 @@ def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
     E, H = params.input_size, params.hidden_size
     out = np.empty(layout(E, H).width) if out is None else out
     v = Values(out, E, H)
-    v.given.x[:], v.given.h_prev[:], v.given.c_prev[:] = x, h_prev, c_prev
-    gates, cell, hidden = v.gates, v.cell, v.hidden  # each of gates' quantities is (4, H)
+    given, gates, cell, hidden = v.given, v.gates, v.cell, v.hidden  # each of gates' quantities is (4, H)
+    given.x[:], given.h_prev[:], given.c_prev[:] = x, h_prev, c_prev
     with np.errstate(over="ignore", invalid="ignore"):
         gates.Wx[:] = (params.W @ x).reshape(4, H)  # W·x of all four gates in one product
         gates.Uh[:] = (params.U @ h_prev).reshape(4, H)
