@@ -10,25 +10,30 @@ The equations are PyTorch's ``torch.nn.LSTMCell`` [1]_ (and colah's
     c  = f⊙c_prev + i⊙c̃
     h  = o⊙tanh(c)
 
+:data:`LSTM` says the same as data: the gates with their activations, what each
+gate computes, each gate's weights, the stages after the gates and how many
+numbers each quantity holds.  Everything else (the trace's rows, the backward
+pass, the text, the tables and the pictures) is laid out from it, and
+:class:`Values` names the numbers of one step so that :func:`step_values` reads
+like the equations above.
+
 .. [1] https://pytorch.org/docs/stable/generated/torch.nn.LSTMCell.html
 .. [2] https://colah.github.io/posts/2015-08-Understanding-LSTMs/
 """
-from typing import Optional
+import functools
+import math
+import re
+from collections import namedtuple
+from dataclasses import dataclass
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from lstmtrace.params import GATES
+__all__ = ["Activation", "Cell", "GateSpec", "GATES", "LSTM", "Layout", "PIPELINE", "SIGMOID", "TANH",
+           "Values", "forward", "layout", "sigmoid", "step_values", "unpack"]
 
-__all__ = ["PIPELINE", "sigmoid", "forward", "step_values", "unpack"]
 
-PIPELINE = (
-    ("given", ("x", "h_prev", "c_prev")),
-    *((gate, ("Wx", "Uh", "bias", "preact", "act")) for gate in GATES),
-    ("cell", ("forget*c_prev", "input*candidate", "c")),
-    ("hidden", ("tanh(c)", "h")),
-)
-"""Every (gate, quantities) of a step, in the order they are computed and traced."""
-
+# -- the activations -------------------------------------------------------------------
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """σ(z) = 1 / (1 + e^−z), computed without overflow for any z.
@@ -40,6 +45,230 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dL/dz from dL/dy, where y = σ(z): σ′ = σ(1 − σ)."""
+    return dy * y * (1.0 - y)
+
+
+def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dL/dz from dL/dy, where y = tanh(z): tanh′ = 1 − tanh²."""
+    return dy * (1.0 - y ** 2)
+
+
+class Activation(NamedTuple):
+    """A squashing function, and its derivative written from its output y.
+
+    >>> SIGMOID.forward(np.array([0.0])), SIGMOID.backward(np.array([1.0]), np.array([0.5]))
+    (array([0.5]), array([0.25]))
+    """
+
+    name: str  # as the equations write it
+    forward: Callable[[np.ndarray], np.ndarray]  # y = forward(z)
+    backward: Callable[[np.ndarray, np.ndarray], np.ndarray]  # dL/dz = backward(dL/dy, y)
+    derivative: str  # dy/dz from y, as the text writes it
+    low: float  # y stays strictly between low and high
+    high: float
+
+
+SIGMOID = Activation("σ", sigmoid, sigmoid_backward, "{y}(1 − {y})", 0.0, 1.0)
+TANH = Activation("tanh", np.tanh, tanh_backward, "(1 − {y}²)", -1.0, 1.0)
+
+
+# -- the cell, as data -----------------------------------------------------------------
+
+class GateSpec(NamedTuple):
+    """One gate of a cell: its name in the trace, its symbol and weight index, its activation."""
+
+    name: str  # as the trace names it
+    symbol: str  # its activation in the equations
+    index: str  # the subscript of its W, U and b (PyTorch's letter)
+    activation: Activation
+    title: str  # its heading in the text
+
+
+@dataclass(frozen=True, eq=False)  # a cell is itself: hashed by identity, cheaply, for layout's cache
+class Cell:
+    """What a step is given, its gates, and the stages after them; sizes in E (input) and H (hidden)."""
+
+    given: Tuple[str, ...]  # the step's inputs
+    gates: Tuple[GateSpec, ...]  # in the order params.W stacks their rows
+    quantities: Tuple[str, ...]  # what each gate computes, in order
+    weights: Tuple[Tuple[str, str], ...]  # each gate's weights and their shapes
+    after: Tuple[Tuple[str, Tuple[str, ...]], ...]  # (stage, quantities) after the gates
+    sizes: Tuple[Tuple[str, str], ...]  # the quantities that do not hold H numbers, and their sizes
+
+    @property
+    def pipeline(self) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+        """Every (gate or stage, quantities) of a step, in the order they are computed and traced."""
+        return (("given", self.given), *((g.name, self.quantities) for g in self.gates), *self.after)
+
+    def gate(self, name: str) -> GateSpec:
+        """The gate called ``name``; a KeyError for a stage that is no gate."""
+        for g in self.gates:
+            if g.name == name:
+                return g
+        raise KeyError(f"{name!r} is not a gate of this cell")
+
+
+LSTM = Cell(
+    given=("x", "h_prev", "c_prev"),
+    gates=(
+        GateSpec("forget", "f", "f", SIGMOID, "Forget gate"),
+        GateSpec("input", "i", "i", SIGMOID, "Input gate"),
+        GateSpec("candidate", "c̃", "g", TANH, "Candidate"),
+        GateSpec("output", "o", "o", SIGMOID, "Output gate"),
+    ),
+    quantities=("Wx", "Uh", "bias", "preact", "act"),
+    weights=(("W", "H×E"), ("U", "H×H"), ("b", "H")),
+    after=(("cell", ("forget*c_prev", "input*candidate", "c")),
+           ("hidden", ("tanh(c)", "h"))),
+    sizes=(("x", "E"),),
+)
+"""The LSTM cell of the module docstring's equations."""
+
+GATES = tuple(g.name for g in LSTM.gates)
+"""The four gates, in pipeline order."""
+
+PIPELINE = LSTM.pipeline
+"""Every (gate, quantities) of a step, in the order they are computed and traced."""
+
+
+def count(size: str, input_size: int, hidden_size: int) -> int:
+    """How many numbers a size such as ``"H×E"`` stands for.
+
+    >>> count("H×E", input_size=3, hidden_size=2)
+    6
+    """
+    return math.prod({"E": input_size, "H": hidden_size}[letter] for letter in size.split("×"))
+
+
+# -- where each number of a step sits in its row ------------------------------------------
+
+def attribute(quantity: str) -> str:
+    """A quantity's name as a Python attribute: ``forget*c_prev`` is ``forget_c_prev``, ``tanh(c)`` ``tanh_c``."""
+    return re.sub(r"\W+", "_", quantity).strip("_")
+
+
+class _Group(tuple):
+    """The views of one gate's or stage's quantities: by attribute, or by the trace's name."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key):
+        return getattr(self, attribute(key)) if isinstance(key, str) else tuple.__getitem__(self, key)
+
+
+@functools.lru_cache(maxsize=None)
+def _group(name: str, quantities: Tuple[str, ...]) -> type:
+    """A named tuple class for one group's views: ``v.cell.c``, ``v.cell["forget*c_prev"]``."""
+    return type(name, (namedtuple(name, [attribute(q) for q in quantities]), _Group), {"__slots__": ()})
+
+
+class Layout(NamedTuple):
+    """Where each (gate, quantity) sits in the row of one step's values."""
+
+    stages: Tuple[Tuple[str, str], ...]  # in row order
+    sizes: np.ndarray  # how many numbers each stage holds
+    slices: Dict[Tuple[str, str], slice]  # where each stage sits
+    width: int  # numbers in the row
+    groups: Dict[str, Tuple[type, Tuple[slice, ...]]]  # each gate or stage: its views' class, their slices
+    stacked: Tuple[type, Tuple[Tuple[slice, int, Tuple[slice, ...]], ...]]  # the gates together: see below
+    eager: Tuple[str, ...]  # the groups that Values makes at once: given and the stages after the gates
+
+    def size(self, gate: str, quantity: str) -> int:
+        """How many numbers one (gate, quantity) holds."""
+        s = self.slices[gate, quantity]
+        return s.stop - s.start
+
+
+@functools.lru_cache(maxsize=32)
+def layout(input_size: int, hidden_size: int, part: str = "forward", cell: Cell = LSTM) -> Layout:
+    """The row of one step: every quantity of the pipeline (``"forward"``), or, for ``"grad"``,
+    dL/d each of them and then dL/d each gate's weights (dL/dW flattened row by row).
+
+    >>> layout(input_size=3, hidden_size=2).slices["forget", "preact"]
+    slice(13, 15, None)
+    """
+    if part not in ("forward", "grad"):
+        raise ValueError(f"part must be 'forward' or 'grad', not {part!r}")
+    stages = [(g, q, dict(cell.sizes).get(q, "H")) for g, qs in cell.pipeline for q in qs]
+    if part == "grad":
+        stages += [(g.name, w, shape) for g in cell.gates for w, shape in cell.weights]
+    sizes = np.array([count(size, input_size, hidden_size) for _, _, size in stages])
+    sizes.setflags(write=False)
+    ends = np.cumsum(sizes)
+    slices = {(g, q): slice(int(end - n), int(end)) for (g, q, _), n, end in zip(stages, sizes, ends)}
+    members: Dict[str, list] = {}
+    for g, q in slices:
+        members.setdefault(g, []).append(q)
+    groups = {g: (_group(g, tuple(qs)), tuple(slices[g, q] for q in qs)) for g, qs in members.items()}
+    # Each gate's quantities (and weights) sit in blocks spaced evenly from one gate to the next, so a
+    # run of blocks is a gates × stride matrix, and a quantity of every gate is some of its columns.
+    first, second = (g.name for g in cell.gates[:2])
+    runs: Dict[Tuple[int, int], list] = {}
+    for q in members[first]:
+        s, stride = slices[first, q], slices[second, q].start - slices[first, q].start
+        start = next((a for a, b in runs if b == stride and a <= s.start < a + stride), s.start)
+        runs.setdefault((start, stride), []).append((q, slice(s.start - start, s.stop - start)))
+    G = len(cell.gates)
+    stacked = (_group("gates", tuple(members[first])),
+               tuple((slice(a, a + G * b), b, tuple((slice(None), c) for _, c in qs)) for (a, b), qs in runs.items()))
+    eager = ("given", *(stage for stage, _ in cell.after))
+    return Layout(tuple((g, q) for g, q, _ in stages), sizes, slices, int(ends[-1]), groups, stacked, eager)
+
+
+class Values:
+    """Named views of one step's row of values: write and read it by the equations' names.
+
+    ``v.given.x``, ``v.forget.preact`` and ``v.cell.forget_c_prev`` (also
+    ``v["cell", "forget*c_prev"]``) are views of the row; ``v.gates.preact`` is
+    that quantity of every gate at once, gates × H, one row per gate in the order
+    params.W stacks them.  A gradient row (``part="grad"``) has the same names,
+    each holding dL/d that quantity, and each gate's W, U and b.
+
+    >>> v = Values(np.arange(8.0 + 27 * 2), input_size=8, hidden_size=2)
+    >>> v.given.c_prev, v.gates.bias.shape, v["hidden", "h"]
+    (array([10., 11.]), (4, 2), array([60., 61.]))
+    """
+
+    def __init__(self, row: np.ndarray, input_size: int, hidden_size: int, part: str = "forward",
+                 cell: Cell = LSTM):
+        self.row, self.layout = row, layout(input_size, hidden_size, part, cell)  # (v.cell is the stage)
+        group, blocks = self.layout.stacked
+        views = []
+        for block, stride, columns in blocks:
+            views += map(row[block].reshape(-1, stride).__getitem__, columns)
+        self.gates = tuple.__new__(group, views)
+        for name in self.layout.eager:  # given and the stages after the gates; a gate's on first use
+            group, where = self.layout.groups[name]
+            setattr(self, name, tuple.__new__(group, map(row.__getitem__, where)))
+
+    def __getattr__(self, name: str):  # only called for a gate not looked at yet
+        if name not in self.layout.groups:
+            raise AttributeError(f"no gate or stage {name!r} in a step's values")
+        group, where = self.layout.groups[name]
+        views = self.__dict__[name] = group._make(map(self.row.__getitem__, where))
+        return views
+
+    def __getitem__(self, key: Tuple[str, str]) -> np.ndarray:
+        return self.row[self.layout.slices[key]]
+
+
+# -- one step ------------------------------------------------------------------------------
+
+def _activations(cell: Cell) -> tuple:
+    """(activation, gate rows) in the order to apply them: the commonest over every gate, then each
+    other over its own gates' rows (σ over all four, then tanh over the candidate's: two calls, not four)."""
+    uses = [g.activation for g in cell.gates]
+    common = max(uses, key=uses.count)
+    others = [a for a in dict.fromkeys(uses) if a is not common]
+    rows = lambda a: [k for k, u in enumerate(uses) if u is a]  # noqa: E731
+    return ((common, slice(None)), *((a, rows(a)[0] if len(rows(a)) == 1 else rows(a)) for a in others))
+
+
+_ACTIVATIONS = _activations(LSTM)
+
+
 def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
                 out: Optional[np.ndarray] = None) -> np.ndarray:
     """One step's every value as one vector in PIPELINE order: E + 27H numbers.
@@ -49,26 +278,29 @@ def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
     are computed together, with params.W (4H×E) and params.U (4H×H) stacked in
     the order forget, input, candidate, output.  Overflow is not warned about
     here: the caller checks every value and names the first that is not finite.
+
+    >>> from lstmtrace.params import Parameters
+    >>> step_values(Parameters.zeros(1, 1), np.ones(1), np.zeros(1), np.ones(1))[-3:]
+    array([0.5       , 0.46211716, 0.23105858])
     """
     E, H = params.input_size, params.hidden_size
-    out = np.empty(E + 27 * H) if out is None else out
-    given, gates, rest = out[:E + 2 * H], out[E + 2 * H:E + 22 * H], out[E + 22 * H:]
-    given[:E], given[E:E + H], given[E + H:] = x, h_prev, c_prev
-    Wx, Uh, bias, preact, act = gates.reshape(4, 5, H).transpose(1, 0, 2)  # each (gate, unit)
+    out = np.empty(layout(E, H).width) if out is None else out
+    v = Values(out, E, H)
+    given, gates, cell, hidden = v.given, v.gates, v.cell, v.hidden  # each of gates' quantities is (4, H)
+    given.x[:], given.h_prev[:], given.c_prev[:] = x, h_prev, c_prev
     with np.errstate(over="ignore", invalid="ignore"):
-        Wx[:] = (params.W @ x).reshape(4, H)  # W·x of all four gates in one product
-        Uh[:] = (params.U @ h_prev).reshape(4, H)
-        bias[:] = params.b.reshape(4, H)
-        np.add(Wx + Uh, bias, out=preact)
-        act[:] = sigmoid(preact)  # σ for the forget, input and output gates ...
-        np.tanh(preact[2], out=act[2])  # ... and tanh for the candidate
-        f, i, g, o = act
-        forget_c_prev, input_candidate, c, tanh_c, h = rest.reshape(5, H)
-        np.multiply(f, c_prev, out=forget_c_prev)  # c = f⊙c_prev + i⊙c̃
-        np.multiply(i, g, out=input_candidate)
-        np.add(forget_c_prev, input_candidate, out=c)
-        np.tanh(c, out=tanh_c)  # h = o⊙tanh(c)
-        np.multiply(o, tanh_c, out=h)
+        gates.Wx[:] = (params.W @ x).reshape(4, H)  # W·x of all four gates in one product
+        gates.Uh[:] = (params.U @ h_prev).reshape(4, H)
+        gates.bias[:] = params.b.reshape(4, H)
+        np.add(gates.Wx + gates.Uh, gates.bias, out=gates.preact)
+        for activation, rows in _ACTIVATIONS:  # σ for f, i and o; tanh for c̃
+            gates.act[rows] = activation.forward(gates.preact[rows])
+        f, i, g, o = gates.act
+        np.multiply(f, c_prev, out=cell.forget_c_prev)  # c = f⊙c_prev + i⊙c̃
+        np.multiply(i, g, out=cell.input_candidate)
+        np.add(cell.forget_c_prev, cell.input_candidate, out=cell.c)
+        np.tanh(cell.c, out=hidden.tanh_c)  # h = o⊙tanh(c)
+        np.multiply(o, hidden.tanh_c, out=hidden.h)
     return out
 
 
@@ -86,10 +318,4 @@ def forward(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray) -> di
 
 def unpack(values: np.ndarray, input_size: int, hidden_size: int) -> dict:
     """``{(gate, quantity): view}`` of one step's values, in PIPELINE order."""
-    out, start = {}, 0
-    for gate, quantities in PIPELINE:
-        for quantity in quantities:
-            n = input_size if quantity == "x" else hidden_size
-            out[gate, quantity] = values[start:start + n]
-            start += n
-    return out
+    return {stage: values[s] for stage, s in layout(input_size, hidden_size).slices.items()}

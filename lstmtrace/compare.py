@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from lstmtrace.trace import Trace, _size, _stage_sizes
+from lstmtrace.cell import layout
+from lstmtrace.trace import Trace, size
 
 __all__ = ["TraceMismatch", "diff", "explain", "headline"]
 
@@ -47,7 +48,7 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
     if atol < 0 or rtol < 0:
         raise ValueError("atol and rtol must be ≥ 0")
     # a trace with gradients and one without are compared on their forward rows
-    forward_rows = a.steps * int(_stage_sizes(a.input_size, a.hidden_size).sum())
+    forward_rows = a.steps * layout(a.input_size, a.hidden_size).width
     both = len(a.frame) if a.has_gradients == b.has_gradients else forward_rows
     fa, fb = a.frame.iloc[:both], b.frame.iloc[:both]
     va, vb = fa["value"].to_numpy(), fb["value"].to_numpy()
@@ -67,7 +68,7 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
     groups = rows.groupby(KEYS, sort=False, observed=True)
     summary = groups.first()[["unit", "a", "b"]].rename(columns={"unit": "first_unit"}).reset_index()
     summary.insert(3, "units", groups.size().to_numpy())
-    summary.insert(4, "of", [_size(q, a.input_size, a.hidden_size) for q in summary["quantity"]])
+    summary.insert(4, "of", [size(g, q, a.input_size, a.hidden_size) for g, q in zip(summary["gate"], summary["quantity"])])
     summary.insert(5, "max_abs", groups["abs_diff"].max().to_numpy())
     summary.insert(6, "max_rel", groups["rel_diff"].max().to_numpy())
     return _attrs(summary, a, b, atol, rtol, gradients_only_in)
@@ -76,7 +77,7 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
 def _attrs(frame: pd.DataFrame, a: Trace, b: Trace, atol: float, rtol: float,
            gradients_only_in: List[str]) -> pd.DataFrame:
     compared = len(a.frame) if not gradients_only_in else \
-        a.steps * int(_stage_sizes(a.input_size, a.hidden_size).sum())
+        a.steps * layout(a.input_size, a.hidden_size).width
     frame.attrs.update(atol=atol, rtol=rtol, compared=compared, steps=a.steps,
                        skipped_a=list(a.skipped) + (["gradients"] if "A" in gradients_only_in else []),
                        skipped_b=list(b.skipped) + (["gradients"] if "B" in gradients_only_in else []))

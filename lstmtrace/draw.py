@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from lstmtrace.cell import GATES, LSTM, SIGMOID, TANH
 from lstmtrace.errors import OptionError
 from lstmtrace.text import saturated
 
@@ -60,9 +61,9 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
         raise OptionError(f"unit {unit} is not in 0..{trace.hidden_size - 1} (hidden size H = {trace.hidden_size})",
                           "unit")
     x_unit = unit if unit is not None and unit < trace.input_size else None  # x has only E units
-    v = trace._vectors(step)
+    v = trace.values(step)
     L = lambda name, key, u=unit, marks=None: _label(name, v[key], precision, u, marks)  # noqa: E731
-    marked = {g: saturated(g, v[g, "act"]) for g in ("forget", "input", "candidate", "output")}
+    marked = {g: saturated(g, v[g, "act"]) for g in GATES}
 
     fig, ax = plt.subplots(figsize=(17, 7.5))
     ax.set_xlim(0, 23)
@@ -113,12 +114,10 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
     value(2.75, 0.1, _label("x", v["given", "x"], precision, x_unit))
     ax.text(0.3, y_bus + 0.35, "$h_{t-1}$", fontsize=13)
     ax.text(2.4, -0.45, "$x_t$", fontsize=13, ha="right")
-    gates = (("forget", x_f, "σ", "f"), ("input", x_i, "σ", "i"), ("candidate", x_g, "tanh", "c̃"),
-             ("output", x_o, "σ", "o"))
-    for gate, x, symbol, name in gates:
+    for spec, x in zip(LSTM.gates, (x_f, x_i, x_g, x_o)):
+        gate, symbol, name, sub = spec.name, spec.activation.name, spec.symbol, spec.index
         wire([(x, y_bus), (x, y_gate - 0.45)])
         box(x, y_gate, symbol, gate_ink)
-        sub = {"candidate": "g"}.get(gate, name)
         ax.text(x, y_gate - 0.75, f"{name} = {symbol}(W_{sub}·x + U_{sub}·h + b_{sub})", ha="center",
                 fontsize=7.5, color="#555555")
         value(x + 0.12, y_gate + 0.95, L(name, (gate, "act"), marks=marked[gate]),
@@ -168,15 +167,17 @@ def plot_heatmaps(trace):
     panels = [("forget gate f", ("forget", "act")), ("input gate i", ("input", "act")),
               ("output gate o", ("output", "act")), ("candidate c̃", ("candidate", "act")),
               ("hidden state h", ("hidden", "h")), ("cell state c", ("cell", "c"))]
-    c_max = max(float(np.abs(trace._block("cell", "c")).max()), 1e-12)
-    scales = {"gates": (0.0, 1.0, "viridis"), "tanh": (-1.0, 1.0, "RdBu_r"), "c": (-c_max, c_max, "RdBu_r")}
-    kind = lambda key: "gates" if key[1] == "act" and key[0] != "candidate" else ("c" if key == ("cell", "c") else "tanh")  # noqa: E731
+    c_max = max(float(np.abs(trace.block("cell", "c")).max()), 1e-12)
+    scales = {"gates": (SIGMOID.low, SIGMOID.high, "viridis"), "tanh": (TANH.low, TANH.high, "RdBu_r"),
+              "c": (-c_max, c_max, "RdBu_r")}
+    σ_gates = {g.name for g in LSTM.gates if g.activation is SIGMOID}  # c̃ and h = o⊙tanh(c) are in (−1, 1)
+    kind = lambda key: "gates" if key[1] == "act" and key[0] in σ_gates else ("c" if key == ("cell", "c") else "tanh")  # noqa: E731
     T, H = trace.steps, trace.hidden_size
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.2), sharex=True, sharey=True, constrained_layout=True)
     images = {}
     for ax, (title, key) in zip(axes.flat, panels):
         vmin, vmax, cmap = scales[kind(key)]
-        images[kind(key)] = ax.imshow(trace._block(*key).T, aspect="auto", origin="lower", cmap=cmap,
+        images[kind(key)] = ax.imshow(trace.block(*key).T, aspect="auto", origin="lower", cmap=cmap,
                                       vmin=vmin, vmax=vmax, interpolation="nearest",
                                       extent=(0.5, T + 0.5, -0.5, H - 0.5))
         ax.set_title(title, fontsize=11)

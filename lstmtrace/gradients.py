@@ -22,8 +22,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from lstmtrace.cell import LSTM, TANH, Values, layout
 from lstmtrace.errors import OptionError
-from lstmtrace.trace import Trace, _check_finite, _frame, _stage_sizes
+from lstmtrace.trace import Trace, make_trace
 
 __all__ = ["LOSSES", "backward", "backward_values", "upstream"]
 
@@ -64,45 +65,36 @@ def backward_values(params, forward: np.ndarray, dh: np.ndarray, dc_last: Option
 
     ``dh`` (T × H) is dL/dh_t from the loss directly, ``dc_last`` an upstream
     dL/dc of the last step (zero when not given).  The row layout of each step is
-    :data:`lstmtrace.trace.GRAD_STAGES`: the forward quantities' gradients in
-    pipeline order, then each gate's dL/dW (H·E, row-major), dL/dU (H·H) and dL/db.
+    :func:`lstmtrace.cell.layout`'s ``"grad"`` part: the forward quantities' gradients
+    in pipeline order, then each gate's dL/dW (H·E, row-major), dL/dU (H·H) and dL/db.
     """
     (T, _), E, H = forward.shape, params.input_size, params.hidden_size
-    m = E + 27 * H + 4 * H * (E + H + 1)
-    grads = np.empty((T, m))
+    grads = np.empty((T, layout(E, H, "grad").width))
     dh_next, dc_next = np.zeros(H), (np.zeros(H) if dc_last is None else np.asarray(dc_last, float))
     for t in reversed(range(T)):  # the chain rule runs from the last step back to the first
-        v, g = forward[t], grads[t]
-        x, h_prev, c_prev = v[:E], v[E:E + H], v[E + H:E + 2 * H]
-        act = v[E + 2 * H:E + 22 * H].reshape(4, 5, H)[:, 4]  # f, i, c̃, o
-        f, i, cand, o = act
-        tanh_c = v[E + 25 * H:E + 26 * H]
+        v, d = Values(forward[t], E, H), Values(grads[t], E, H, "grad")  # d.q holds dL/dq
+        x, h_prev, c_prev = v.given
+        f, i, g, o = v.gates.act  # g is c̃
+        tanh_c = v.hidden.tanh_c
 
-        dh_t = dh[t] + dh_next  # from the loss, and from step t+1 through its h_prev
-        dact = np.empty((4, H))
-        dact[3] = dh_t * tanh_c
-        dtanh_c = dh_t * o
-        dc = dtanh_c * (1.0 - tanh_c ** 2) + dc_next
-        dact[0], dact[1], dact[2] = dc * c_prev, dc * cand, dc * i
-        dpreact = dact * act * (1.0 - act)  # σ′ = σ(1 − σ) for f, i, o ...
-        dpreact[2] = dact[2] * (1.0 - cand ** 2)  # ... and tanh′ = 1 − tanh² for c̃
-        dz = dpreact.reshape(-1)  # (4H,), gates in the order of params.W's rows
+        d.hidden.h[:] = dh_t = dh[t] + dh_next  # from the loss, and from step t+1 through its h_prev
+        d.output.act[:] = dh_t * tanh_c
+        d.hidden.tanh_c[:] = dtanh_c = dh_t * o
+        dc = TANH.backward(dtanh_c, tanh_c) + dc_next
+        d.cell.c[:] = d.cell.forget_c_prev[:] = d.cell.input_candidate[:] = dc
+        d.forget.act[:], d.input.act[:], d.candidate.act[:] = dc * c_prev, dc * g, dc * i
+        for k, gate in enumerate(LSTM.gates):  # σ′ = σ(1 − σ) for f, i, o; tanh′ = 1 − tanh² for c̃
+            d.gates.preact[k] = gate.activation.backward(d.gates.act[k], v.gates.act[k])
+        dz = d.gates.preact  # (4, H), gates in the order of params.W's row blocks
+        d.gates.Wx[:] = d.gates.Uh[:] = d.gates.bias[:] = dz
 
-        g[:E] = params.W.T @ dz  # dL/dx
-        g[E:E + H] = dh_next = params.U.T @ dz  # dL/dh_prev, handed back to step t-1
-        g[E + H:E + 2 * H] = dc_next = dc * f  # dL/dc_prev
-        gates = g[E + 2 * H:E + 22 * H].reshape(4, 5, H)
-        gates[:, 0] = gates[:, 1] = gates[:, 2] = gates[:, 3] = dpreact  # Wx, Uh, bias, preact
-        gates[:, 4] = dact
-        g[E + 22 * H:E + 25 * H] = np.concatenate([dc, dc, dc])  # forget*c_prev, input*candidate, c
-        g[E + 25 * H:E + 26 * H] = dtanh_c
-        g[E + 26 * H:E + 27 * H] = dh_t
-        per_gate = g[E + 27 * H:].reshape(4, H * (E + H + 1))
-        per_gate[:, :H * E] = (dpreact[:, :, None] * x).reshape(4, -1)  # dL/dW = dpreact ⊗ x
-        per_gate[:, H * E:H * (E + H)] = (dpreact[:, :, None] * h_prev).reshape(4, -1)  # ⊗ h_prev
-        per_gate[:, H * (E + H):] = dpreact
+        d.given.x[:] = params.W.T @ dz.reshape(-1)
+        d.given.h_prev[:] = dh_next = params.U.T @ dz.reshape(-1)  # handed back to step t-1
+        d.given.c_prev[:] = dc_next = dc * f
+        d.gates.W[:] = (dz[:, :, None] * x).reshape(4, -1)  # dL/dW = dL/dpreact ⊗ x, row by row
+        d.gates.U[:] = (dz[:, :, None] * h_prev).reshape(4, -1)  # dL/dU = dL/dpreact ⊗ h_prev
+        d.gates.b[:] = dz
     return grads
-
 
 
 def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] = None,
@@ -124,7 +116,7 @@ def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] 
         raise ValueError("the backward pass needs the weights, and a trace read from a file has none: "
                          "trace again with step or run")
     E, H, T = trace.input_size, trace.hidden_size, trace.steps
-    h = trace._block("hidden", "h")
+    h = trace.block("hidden", "h")
     if dh is not None:
         dh = _upstream_vector("dh", dh, H)
         direct = np.zeros((T, H))
@@ -132,12 +124,11 @@ def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] 
     else:
         direct = upstream(h, loss, target, loss_on)
     dc = None if dc is None else _upstream_vector("dc", dc, H)
-    forward = trace.frame["value"].to_numpy()[:T * int(_stage_sizes(E, H).sum())].reshape(T, -1)
+    forward = trace.rows()
     with np.errstate(over="ignore", invalid="ignore"):
         grads = backward_values(trace.params, forward, direct, dc)
     values = np.concatenate([forward.reshape(-1), grads.reshape(-1)])
-    _check_finite(values, E, H, T, grad=True)
-    return Trace(_frame(values, E, H, T, grad=True), params=trace.params, sizes=(E, H, T, True))
+    return make_trace(values, trace.params, E, H, T, grad=True)
 
 
 def _upstream_vector(name: str, value, size: int) -> np.ndarray:

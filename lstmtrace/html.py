@@ -13,7 +13,7 @@ import html
 
 import numpy as np
 
-from lstmtrace.cell import PIPELINE
+from lstmtrace.cell import GATES, PIPELINE
 from lstmtrace.text import saturated
 
 __all__ = ["render_html"]
@@ -35,7 +35,7 @@ def _table(trace, step: int, shown: int, more: bool) -> tuple:
     """One step's table (a header row per gate, a row per quantity, ``shown`` unit columns and
     perhaps "…"), and whether it marks any unit saturated."""
     e = html.escape
-    vectors = trace._vectors(step)
+    vectors = trace.values(step)
     width = 1 + shown + more
     head = "".join(f"<th>{u}</th>" for u in range(shown)) + ("<th>…</th>" if more else "")
     any_marked = False
@@ -45,7 +45,7 @@ def _table(trace, step: int, shown: int, more: bool) -> tuple:
         rows.append(f"<tr class=\"gate\"><th colspan=\"{width}\">{e(gate)}</th></tr>")
         for quantity in quantities:
             vector = vectors[gate, quantity]
-            marked = (saturated(gate, vector) if quantity == "act" and gate != "given"
+            marked = (saturated(gate, vector) if quantity == "act" and gate in GATES
                       else np.zeros(len(vector), dtype=bool))
             any_marked |= bool(marked[:shown].any())
             cells = []

@@ -36,7 +36,8 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from lstmtrace.params import GATES, TORCH_ORDER
+from lstmtrace.cell import GATES
+from lstmtrace.params import TORCH_ORDER
 from lstmtrace.params import Parameters as _CoreParameters
 from lstmtrace.trace import Trace, step
 

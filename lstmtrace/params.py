@@ -21,12 +21,10 @@ from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
+from lstmtrace.cell import GATES, LSTM, count
 from lstmtrace.spec import parse_matrix, parse_number, parse_vector
 
 __all__ = ["GATES", "Gate", "Parameters", "WEIGHT_SPECS"]
-
-GATES = ("forget", "input", "candidate", "output")
-"""The four gates, in lstmtrace's pipeline order."""
 
 TORCH_ORDER = ("input", "forget", "candidate", "output")
 """How PyTorch (and Keras) stack the gates in weight_ih, weight_hh and the biases."""
@@ -43,7 +41,8 @@ class Gate(NamedTuple):
     """One gate's weights: W (H×E) multiplies x, U (H×H) multiplies h_prev, b (H) is added.
 
     A gate taken from :class:`Parameters` holds views of its stacked arrays: change
-    them with :meth:`Parameters.set`, or element by element in place.
+    them with :meth:`Parameters.set`, or element by element in place (until a trace
+    is made from them: see :class:`Parameters`).
     """
 
     W: np.ndarray
@@ -58,6 +57,12 @@ class Parameters:
     (4H×H) and ``b`` (4H) hold the forget, input, candidate and output gates'
     rows in that order, and ``params.forget`` (or ``params["forget"]``) is a
     :class:`Gate` of views into them.
+
+    A trace owns the weights it was computed from: making one (``step``, ``run``)
+    marks W, U and b read-only and keeps a :meth:`snapshot` sharing them, so no copy
+    is made.  :meth:`set` copies a read-only array before changing it (the trace keeps
+    the old one); changing an element in place then raises numpy's "assignment
+    destination is read-only": use ``p.set(...)``, or ``p = p.copy()`` for writable arrays.
 
     >>> p = Parameters.identity(input_size=3, hidden_size=2)
     >>> p.forget.W
@@ -116,8 +121,25 @@ class Parameters:
         return all(np.array_equal(getattr(self, p), getattr(other, p)) for p in "WUb")
 
     def copy(self) -> "Parameters":
-        """An independent copy, to change without touching this one."""
+        """An independent copy, with writable arrays, to change without touching this one."""
         return Parameters(self.gates)
+
+    def snapshot(self) -> "Parameters":
+        """These weights as they are now, without copying: W, U and b become read-only and shared.
+
+        :meth:`set` on either object copies an array before changing it, so the
+        snapshot keeps what it saw; every trace holds one.
+
+        >>> p = Parameters.zeros(1, 1)
+        >>> kept = p.snapshot()
+        >>> p.set("forget", "b", 1.0).forget.b, kept.forget.b
+        (array([1.]), array([0.]))
+        """
+        for array in (self.W, self.U, self.b):
+            array.setflags(write=False)
+        shared = object.__new__(Parameters)
+        shared.__dict__.update(self.__dict__)
+        return shared
 
     # -- constructors --------------------------------------------------------------
 
@@ -203,7 +225,12 @@ class Parameters:
             raise ValueError(f"unknown parameter {param!r}; each gate has W, U and b")
         if isinstance(value, str):
             value = self._from_string(param, value)
-        self._stacked(param)[self._rows(gate)] = self._checked(gate, param, value)
+        value = self._checked(gate, param, value)
+        stacked = self._stacked(param)
+        if not stacked.flags.writeable:  # shared with a trace: copy on write, the trace keeps its own
+            stacked = stacked.copy()
+            setattr(self, param, stacked)
+        stacked[self._rows(gate)] = value
         return self
 
     def apply(self, *sets: str) -> "Parameters":
@@ -217,8 +244,8 @@ class Parameters:
         return apply_sets(self, sets)
 
     def _shape(self, param: str) -> tuple:
-        E, H = self.input_size, self.hidden_size
-        return {"W": (H, E), "U": (H, H), "b": (H,)}[param]
+        size = dict(LSTM.weights)[param]  # "H×E", say
+        return tuple(count(n, self.input_size, self.hidden_size) for n in size.split("×"))
 
     def _from_string(self, param: str, text: str) -> np.ndarray:
         shape = self._shape(param)
@@ -252,7 +279,7 @@ class Parameters:
         if array.ndim == 0:
             array = np.full(shape, float(array))
         if array.shape != shape:
-            names = {"W": "H×E", "U": "H×H", "b": "H"}[param]
+            names = dict(LSTM.weights)[param]
             raise ValueError(
                 f"{gate}.{param} has shape {_shape_text(array.shape)}; "
                 f"expected {names} = {_shape_text(shape)}"

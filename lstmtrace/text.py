@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tabulate import tabulate
 
+from lstmtrace.cell import LSTM, SIGMOID
+
 __all__ = ["SATURATION", "render", "saturated"]
 
 SATURATION = 0.01
@@ -20,17 +22,16 @@ def saturated(gate: str, act: np.ndarray) -> np.ndarray:
     >>> saturated("forget", np.array([0.005, 0.5, 0.995])), saturated("candidate", np.array([-0.995, 0.5]))
     (array([ True, False,  True]), array([ True, False]))
     """
-    if gate == "candidate":
-        return np.abs(act) > 1.0 - SATURATION
-    return (act < SATURATION) | (act > 1.0 - SATURATION)
+    activation = LSTM.gate(gate).activation
+    return (act < activation.low + SATURATION) | (act > activation.high - SATURATION)
 
-FORMULA = {
-    "forget": ("Forget gate", "f = σ(W_f·x + U_f·h_prev + b_f)", "f"),
-    "input": ("Input gate", "i = σ(W_i·x + U_i·h_prev + b_i)", "i"),
-    "candidate": ("Candidate", "c̃ = tanh(W_g·x + U_g·h_prev + b_g)", "c̃"),
-    "output": ("Output gate", "o = σ(W_o·x + U_o·h_prev + b_o)", "o"),
-}
-MATRIX_INDEX = {"forget": "f", "input": "i", "candidate": "g", "output": "o"}
+
+FORMULA = {g.name: (g.title, f"{g.symbol} = {g.activation.name}(W_{g.index}·x + U_{g.index}·h_prev + b_{g.index})",
+                    g.symbol) for g in LSTM.gates}
+"""Each gate's heading, equation and symbol: ``FORMULA["forget"][1]`` is ``f = σ(W_f·x + U_f·h_prev + b_f)``."""
+MATRIX_INDEX = {g.name: g.index for g in LSTM.gates}
+SIGMA_GATES = tuple(g.name for g in LSTM.gates if g.activation is SIGMOID)
+"""The gates whose activation is σ, a share between 0 and 1: forget, input, output."""
 
 SIGMOID_NOTE = (
     "σ(preact) lies strictly between 0 and 1: it is exactly 0.5 where preact = 0, "
@@ -41,6 +42,12 @@ TANH_NOTE = (
     "tanh(preact) lies strictly between −1 and 1: it is 0 where preact = 0, "
     "and comes within 0.01 of ±1 only beyond |preact| ≈ 2.6."
 )
+NOTES = {"σ": SIGMOID_NOTE, "tanh": TANH_NOTE}
+"""What each activation's range means, said after the first gate that uses it."""
+EXPANDED = {  # one unit's activation, written out
+    "σ": "{symbol} = σ(preact) = 1 / (1 + e^{minus_pre}) = {act}",
+    "tanh": "{symbol} = tanh(preact) = tanh({pre}) = {act}",
+}
 SHARE = {  # how each σ gate's value is used: (verb, what), for the "more than half" note
     "forget": ("keeps", "of c_prev"),
     "input": ("writes", "of c̃ into the cell"),
@@ -116,24 +123,26 @@ def _share_note(doc: "_Doc", act: np.ndarray, gate: str, symbol: str) -> None:
 def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
     title, formula, symbol = FORMULA[gate]
     act = v[gate, "act"]
-    low = -1.0 if gate == "candidate" else 0.0
+    activation = LSTM.gate(gate).activation
+    low, high = activation.low, activation.high
     marked = saturated(gate, act)
     doc.heading(title)
     doc.formula(f"{formula}    act = {symbol}")
     columns = {q: v[gate, q] for q in ("Wx", "Uh", "bias", "preact", "act")}
     if marked.any():
-        columns["note"] = np.where(marked, np.where(act > 0.5, "saturated ≈ 1", f"saturated ≈ {low:g}"), "")
+        middle = (low + high) / 2
+        columns["note"] = np.where(marked, np.where(act > middle, f"saturated ≈ {high:g}", f"saturated ≈ {low:g}"), "")
     doc.table(columns)
-    if gate in ("forget", "candidate"):
-        doc.note(SIGMOID_NOTE if gate == "forget" else TANH_NOTE)
+    if next(g for g in LSTM.gates if g.activation is activation).name == gate:
+        doc.note(NOTES[activation.name])
     if marked.any():
-        doc.note(f"Saturated (within 0.01 of {low:g} or 1): {_units(marked)}.")
+        doc.note(f"Saturated (within 0.01 of {low:g} or {high:g}): {_units(marked)}.")
     elif not v[gate, "preact"].any():
         doc.note(f"No unit is saturated: every preact is 0 here, so every {symbol} is "
-                 f"{'0' if gate == 'candidate' else '0.5'}.")
+                 f"{activation.forward(np.zeros(1))[0]:g}.")
     else:
         doc.note(f"No unit is saturated: |preact| is at most {doc.num(np.abs(v[gate, 'preact']).max())} "
-                 f"here, so every {symbol} is between {low + SATURATION:g} and {1 - SATURATION:g}.")
+                 f"here, so every {symbol} is between {low + SATURATION:g} and {high - SATURATION:g}.")
     if gate in SHARE:
         _share_note(doc, act, gate, symbol)
 
@@ -148,12 +157,8 @@ def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
         _, _, symbol = FORMULA[gate]
         k = MATRIX_INDEX[gate]
         lines = [f"{gate}:"]
-        if p is not None:
+        if p is not None:  # the weights the trace was made from (a trace owns them)
             for M, vec, name, q in ((p[gate].W, x, "x", "Wx"), (p[gate].U, h_prev, "h_prev", "Uh")):
-                if not np.isclose(M[u] @ vec, v[gate, q][u], rtol=1e-9, atol=1e-12):
-                    lines.append(f"  ({gate}.{q}: the weights changed after this trace was made, "
-                                 "so their terms are not shown)")
-                    continue
                 terms = [f"{num(w)}×{paren(a)}" for w, a in zip(M[u], vec)]
                 if len(terms) > 16:
                     terms = terms[:8] + [f"… {len(terms) - 10} more terms …"] + terms[-2:]
@@ -161,10 +166,8 @@ def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
                              f"{' + '.join(terms)} = {num(v[gate, q][u])}")
         Wx, Uh, b, pre, act = (v[gate, q][u] for q in ("Wx", "Uh", "bias", "preact", "act"))
         lines.append(f"  preact = Wx + Uh + b = {num(Wx)} + {paren(Uh)} + {paren(b)} = {num(pre)}")
-        if gate == "candidate":
-            lines.append(f"  {symbol} = tanh(preact) = tanh({num(pre)}) = {num(act)}")
-        else:
-            lines.append(f"  {symbol} = σ(preact) = 1 / (1 + e^{paren(-pre)}) = {num(act)}")
+        lines.append("  " + EXPANDED[LSTM.gate(gate).activation.name].format(
+            symbol=symbol, pre=num(pre), minus_pre=paren(-pre), act=num(act)))
         doc.lines(lines)
     f, i, g, o = (v[gate, "act"][u] for gate in FORMULA)
     c_prev, fc, ig, c = v["given", "c_prev"][u], *(v["cell", q][u] for q in
@@ -189,10 +192,10 @@ def _summary(doc: _Doc, trace) -> None:
     doc.heading(f"{trace.steps} steps · input size E = {trace.input_size} · hidden size H = "
                 f"{trace.hidden_size}", 1)
     short = lambda vectors: [_short(doc, v) for v in vectors]
-    act = {gate: trace._block(gate, "act") for gate in FORMULA}
-    columns = {"x": short(trace._block("given", "x")),
-               **{f"{gate} mean": act[gate].mean(axis=1) for gate in ("forget", "input", "output")},
-               "c": short(trace._block("cell", "c")), "h": short(trace._block("hidden", "h"))}
+    act = {gate: trace.block(gate, "act") for gate in FORMULA}
+    columns = {"x": short(trace.block("given", "x")),
+               **{f"{gate} mean": act[gate].mean(axis=1) for gate in SIGMA_GATES},
+               "c": short(trace.block("cell", "c")), "h": short(trace.block("hidden", "h"))}
     counts = {gate: saturated(gate, a).sum(axis=1) for gate, a in act.items()}
     columns["saturated units"] = [", ".join(f"{g} {counts[g][t]}" for g in FORMULA if counts[g][t])
                                   or "none" for t in range(trace.steps)]
@@ -239,7 +242,7 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
             doc.note(f"The detail below is of step{'s' if len(detail) > 1 else ''} "
                      f"{', '.join(map(str, detail))} of {trace.steps}.")
     for t in detail:
-        v = trace._vectors(t)
+        v = trace.values(t)
         doc.heading(f"LSTM step t = {t} · input size E = {trace.input_size} · hidden size H = {H}", 1)
         doc.heading("Given")
         doc.table({"x": v["given", "x"], "h_prev": v["given", "h_prev"], "c_prev": v["given", "c_prev"]})
@@ -270,7 +273,7 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
 def _norms(doc: _Doc, trace) -> None:
     """One row per step: how big dL/dh, dL/dc and dL/dx are, to see gradients vanish or explode."""
     doc.heading("Gradient norms, step by step")
-    norm = lambda gate, q: np.linalg.norm(trace._block(gate, q), axis=1)  # noqa: E731
+    norm = lambda gate, q: np.linalg.norm(trace.block(gate, q), axis=1)  # noqa: E731
     doc.table_rows(["step", "‖dL/dh‖", "‖dL/dc‖", "‖dL/dx‖"],
                    [[t + 1, a, b, c] for t, (a, b, c) in enumerate(zip(
                        norm("hidden", "grad:h"), norm("cell", "grad:c"), norm("given", "grad:x")))])
@@ -281,40 +284,40 @@ def _norms(doc: _Doc, trace) -> None:
 
 def _backward_section(doc: _Doc, trace, t: int) -> None:
     """The chain rule for step t, in reverse pipeline order: each stage's formula, then its numbers."""
-    g, v = trace._vectors(t, "grad"), trace._vectors(t)
+    g, v = trace.values(t, "grad"), trace.values(t)  # g[gate, q] is dL/d(gate.q)
     later = "" if t == trace.steps else f" + what step {t + 1} hands back through its h_prev"
     doc.heading(f"Backward pass, step t = {t}: dL/d each quantity, from the loss back", 1)
     doc.heading("Hidden state")
     doc.formula(f"dL/dh = dL/dh from the loss{later};    dL/dtanh(c) = dL/dh ⊙ o;    "
                 "dL/do = dL/dh ⊙ tanh(c)")
-    doc.table({"grad:h": g["hidden", "grad:h"], "grad:tanh(c)": g["hidden", "grad:tanh(c)"],
-               "grad:output act": g["output", "grad:act"]})
+    doc.table({"grad:h": g["hidden", "h"], "grad:tanh(c)": g["hidden", "tanh(c)"],
+               "grad:output act": g["output", "act"]})
     doc.heading("Cell state")
     back_c = "" if t == trace.steps else f" + dL/dc_prev of step {t + 1}"
     doc.formula(f"dL/dc = dL/dtanh(c) ⊙ (1 − tanh²(c)){back_c};    dL/dc_prev = dL/dc ⊙ f")
-    doc.table({"grad:c": g["cell", "grad:c"], "forget": v["forget", "act"], "grad:c_prev": g["given", "grad:c_prev"]})
-    derivatives = {
-        "output": ("dL/do = dL/dh ⊙ tanh(c)", "dL/dpreact_o = dL/do ⊙ o(1 − o)"),
-        "candidate": ("dL/dc̃ = dL/dc ⊙ i", "dL/dpreact_g = dL/dc̃ ⊙ (1 − c̃²)"),
-        "input": ("dL/di = dL/dc ⊙ c̃", "dL/dpreact_i = dL/di ⊙ i(1 − i)"),
-        "forget": ("dL/df = dL/dc ⊙ c_prev", "dL/dpreact_f = dL/df ⊙ f(1 − f)"),
+    doc.table({"grad:c": g["cell", "c"], "forget": v["forget", "act"], "grad:c_prev": g["given", "c_prev"]})
+    d_act = {  # where each gate's value meets the stages after the gates
+        "output": "dL/do = dL/dh ⊙ tanh(c)", "candidate": "dL/dc̃ = dL/dc ⊙ i",
+        "input": "dL/di = dL/dc ⊙ c̃", "forget": "dL/df = dL/dc ⊙ c_prev",
     }
-    for gate, (d_act, d_preact) in derivatives.items():
-        doc.heading(FORMULA[gate][0])
-        doc.formula(f"{d_act};    {d_preact};    dL/dWx = dL/dUh = dL/dbias = dL/dpreact")
-        doc.table({"act": v[gate, "act"], "grad:act": g[gate, "grad:act"], "grad:preact": g[gate, "grad:preact"]})
+    for spec in reversed(LSTM.gates):
+        gate, y = spec.name, spec.symbol
+        d_preact = f"dL/dpreact_{spec.index} = dL/d{y} ⊙ {spec.activation.derivative.format(y=y)}"
+        doc.heading(spec.title)
+        doc.formula(f"{d_act[gate]};    {d_preact};    dL/dWx = dL/dUh = dL/dbias = dL/dpreact")
+        doc.table({"act": v[gate, "act"], "grad:act": g[gate, "act"], "grad:preact": g[gate, "preact"]})
         if gate == "forget" and not v["given", "c_prev"].any():
             doc.note("c_prev is all zeros, so dL/df is zero: with nothing to keep, the forget gate "
                      "cannot change the loss at this step.")
     doc.heading("Inputs")
     doc.formula("dL/dx = Σ_gates Wᵀ·dL/dpreact;    dL/dh_prev = Σ_gates Uᵀ·dL/dpreact")
-    doc.table({"grad:x": g["given", "grad:x"], "grad:h_prev": g["given", "grad:h_prev"],
-               "grad:c_prev": g["given", "grad:c_prev"]})
+    doc.table({"grad:x": g["given", "x"], "grad:h_prev": g["given", "h_prev"],
+               "grad:c_prev": g["given", "c_prev"]})
     doc.heading("Weights")
     doc.formula("dL/dW = dL/dpreact ⊗ x;    dL/dU = dL/dpreact ⊗ h_prev;    dL/db = dL/dpreact")
     norm = np.linalg.norm
     doc.table_rows(["gate", "‖dL/dW‖", "‖dL/dU‖", "‖dL/db‖"],
-                   [[gate, norm(g[gate, "grad:W"]), norm(g[gate, "grad:U"]), norm(g[gate, "grad:b"])]
+                   [[gate, norm(g[gate, "W"]), norm(g[gate, "U"]), norm(g[gate, "b"])]
                     for gate in FORMULA])
     doc.note("The weights' gradients are in the trace entry by entry (grad:W, grad:U, grad:b; unit r·E + c "
              "for W, r·H + c for U)" + ("; each step holds its own contribution, and their sum over "

@@ -22,19 +22,17 @@ import numpy as np
 import pandas as pd
 
 from lstmtrace._atomic import atomic_open
-from lstmtrace.cell import PIPELINE, step_values
+from lstmtrace.cell import PIPELINE, Values, layout, step_values
 from lstmtrace.params import Parameters
 
-__all__ = ["COLUMNS", "NonFiniteError", "Trace", "read_trace", "run", "step"]
+__all__ = ["COLUMNS", "NonFiniteError", "Trace", "make_trace", "read_trace", "run", "size", "stage_sizes", "step"]
 
 COLUMNS = ("step", "gate", "quantity", "unit", "value")
 
-STAGES: Tuple[Tuple[str, str], ...] = tuple((g, q) for g, qs in PIPELINE for q in qs)
+STAGES: Tuple[Tuple[str, str], ...] = layout(1, 1).stages
 """Every (gate, quantity) of one step, in pipeline order."""
 
-GRAD_STAGES: Tuple[Tuple[str, str], ...] = (
-    tuple((g, "grad:" + q) for g, q in STAGES)
-    + tuple((g, "grad:" + p) for g in ("forget", "input", "candidate", "output") for p in "WUb"))
+GRAD_STAGES: Tuple[Tuple[str, str], ...] = tuple((g, "grad:" + q) for g, q in layout(1, 1, "grad").stages)
 """The gradient rows of one step: dL/d every forward quantity, then each gate's dL/dW, dL/dU, dL/db."""
 
 PARTS = {"forward": STAGES, "grad": GRAD_STAGES}
@@ -62,21 +60,28 @@ class NonFiniteError(ArithmeticError):
         )
 
 
-def _size(quantity: str, input_size: int, hidden_size: int) -> int:
-    """How many units a quantity has: E for x, H·E for dL/dW, H·H for dL/dU, else H."""
-    E, H = input_size, hidden_size
-    return {"x": E, "grad:x": E, "grad:W": H * E, "grad:U": H * H}.get(quantity, H)
+def size(gate: str, quantity: str, input_size: int, hidden_size: int) -> int:
+    """How many units a traced quantity has: E for x, H·E for grad:W, H·H for grad:U, else H.
+
+    >>> size("forget", "grad:W", input_size=3, hidden_size=2)
+    6
+    """
+    part, name = ("grad", quantity[5:]) if quantity.startswith("grad:") else ("forward", quantity)
+    return layout(input_size, hidden_size, part).size(gate, name)
 
 
-def _stage_sizes(input_size: int, hidden_size: int, part: str = "forward") -> np.ndarray:
-    return np.array([_size(q, input_size, hidden_size) for _, q in PARTS[part]])
+def stage_sizes(input_size: int, hidden_size: int, part: str = "forward") -> np.ndarray:
+    """How many units each stage of one step has, in row order (read-only)."""
+    return layout(input_size, hidden_size, part).sizes
+
+
 
 
 @functools.lru_cache(maxsize=16)
 def _layout(input_size: int, hidden_size: int, part: str = "forward") -> Tuple[np.ndarray, ...]:
     """The gate code, quantity code and unit of each row of one step (cached: made once per size)."""
     stages = PARTS[part]
-    sizes = _stage_sizes(input_size, hidden_size, part)
+    sizes = stage_sizes(input_size, hidden_size, part)
     stage = np.repeat(np.arange(len(stages)), sizes)
     gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in stages], dtype=np.int8)[stage]
     quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in stages], dtype=np.int8)[stage]
@@ -142,7 +147,8 @@ class Trace:
     def __init__(self, frame: pd.DataFrame, params: Optional[Parameters] = None,
                  sizes: Optional[Tuple[int, int, int, bool]] = None):
         self.frame = frame
-        self.params = params  # the weights that made it (not copied); None when read from a file
+        # a snapshot, not a copy: the arrays become read-only and are shared until params.set copies them
+        self._params = None if params is None else params.snapshot()
         self.skipped: list = []  # gate.quantity names read_trace(unknown="skip") left out
         if sizes is None:  # (E, H, T, has gradients) when the caller knows them; else count
             steps = int(frame["step"].max())
@@ -150,6 +156,20 @@ class Trace:
             sizes = (int((quantity == "x").sum()) // steps, int((quantity == "h_prev").sum()) // steps,
                      steps, bool((quantity == "grad:h").any()))
         self.input_size, self.hidden_size, self.steps, self.has_gradients = sizes
+
+    @property
+    def params(self) -> Optional[Parameters]:
+        """The weights the trace was computed from, as they were then; None when read from a file.
+
+        Changing the Parameters the trace was made from, afterwards, does not change these
+        (see :meth:`Parameters.snapshot`); nor does changing what this returns.
+
+        >>> p = Parameters.zeros(1, 1)
+        >>> t = step(p, [1.0])
+        >>> p.set("forget", "b", 5.0).forget.b, t.params.forget.b
+        (array([5.]), array([0.]))
+        """
+        return None if self._params is None else self._params.snapshot()
 
     def __repr__(self) -> str:
         return (f"<Trace: {self.steps} step(s), input size {self.input_size}, "
@@ -169,33 +189,57 @@ class Trace:
 
         The array is a copy: changing it leaves the trace as it was.
         """
-        block = self._block(gate, quantity)
+        block = self.block(gate, quantity)
         if step is not None:
             if not 1 <= step <= self.steps:
                 raise IndexError(f"step {step} is not in 1..{self.steps}")
             return block[step - 1].copy()
         return block[0].copy() if self.steps == 1 else block.copy()
 
-    def _block(self, gate: str, quantity: str) -> np.ndarray:
-        """A steps × units view of one quantity, sliced straight out of the value column."""
+    def rows(self, part: str = "forward") -> np.ndarray:
+        """Steps × numbers: each step's row of forward values (or of gradients), laid out as
+        :func:`lstmtrace.cell.layout` says; a read-only view of the value column.
+
+        >>> step(Parameters.zeros(1, 1), [2.0]).rows().shape     # E + 27H numbers a step
+        (1, 28)
+        """
+        if part == "grad" and not self.has_gradients:
+            raise KeyError("this trace has no gradients: lstmtrace.backward(trace) adds them")
+        T, E, H = self.steps, self.input_size, self.hidden_size
+        values = self.frame["value"].to_numpy().view()
+        values.setflags(write=False)
+        start = T * layout(E, H).width if part == "grad" else 0
+        width = layout(E, H, part).width
+        return values[start:start + T * width].reshape(T, width)
+
+    def block(self, gate: str, quantity: str) -> np.ndarray:
+        """A steps × units read-only view of one quantity (``"grad:…"`` for a gradient), straight
+        out of the value column: :meth:`value` without the copy.
+
+        >>> run(Parameters.zeros(1, 1), [[1.0], [2.0]]).block("given", "x")
+        array([[1.],
+               [2.]])
+        """
         part = "grad" if quantity.startswith("grad:") else "forward"
         if (gate, quantity) not in PARTS[part] or (part == "grad" and not self.has_gradients):
             valid = "; ".join(f"{g}: {', '.join(qs)}" for g, qs in PIPELINE)
             raise KeyError(f"no quantity {gate}.{quantity} in this trace ({valid}"
                            f"{'; and grad:<each of those>, grad:W, grad:U, grad:b' if self.has_gradients else ''})")
-        E, H, T = self.input_size, self.hidden_size, self.steps
-        sizes = _stage_sizes(E, H, part)
-        k = PARTS[part].index((gate, quantity))
-        start = int(sizes[:k].sum())
-        values = self.frame["value"].to_numpy()
-        if part == "grad":
-            values = values[T * int(_stage_sizes(E, H).sum()):]
-        values = values[:T * int(sizes.sum())].reshape(T, int(sizes.sum()))
-        return values[:, start:start + sizes[k]]
+        where = layout(self.input_size, self.hidden_size, part).slices[gate, quantity.replace("grad:", "", 1)]
+        return self.rows(part)[:, where]
 
-    def _vectors(self, step: int = 1, part: str = "forward") -> Dict[Tuple[str, str], np.ndarray]:
-        """{(gate, quantity): vector} of one step's forward (or "grad") quantities."""
-        return {stage: self._block(*stage)[step - 1] for stage in PARTS[part]}
+    def values(self, step: int = 1, part: str = "forward") -> Values:
+        """Named read-only views of one step's values: ``v.forget.preact``, ``v["cell", "c"]``.
+
+        With ``part="grad"``, the same names hold dL/d each quantity, and each gate's
+        W, U and b their gradients: ``trace.values(1, "grad").forget.preact`` is grad:preact.
+
+        >>> step(Parameters.zeros(1, 1), [2.0]).values().forget.act
+        array([0.5])
+        """
+        if not 1 <= step <= self.steps:
+            raise IndexError(f"step {step} is not in 1..{self.steps}")
+        return Values(self.rows(part)[step - 1], self.input_size, self.hidden_size, part)
 
     # -- exports -------------------------------------------------------------------
 
@@ -237,13 +281,13 @@ class Trace:
         """
         E, H, T = self.input_size, self.hidden_size, self.steps
         parts = ("forward", "grad") if self.has_gradients else ("forward",)
-        width = max(int(_stage_sizes(E, H, part).max()) for part in parts)
+        width = max(int(stage_sizes(E, H, part).max()) for part in parts)
         frames = []
         for part in parts:
             stages = PARTS[part]
             table = np.full((T, len(stages), width), np.nan)
             for k, (gate, quantity) in enumerate(stages):  # a loop over stages, not rows
-                block = self._block(gate, quantity)
+                block = self.block(gate, quantity)
                 table[:, k, :block.shape[1]] = block
             stage = np.tile(np.arange(len(stages)), T)
             codes = lambda dtype, i: np.array([dtype.categories.get_loc(s[i]) for s in stages])[stage]  # noqa: E731
@@ -337,19 +381,33 @@ def run(params: Parameters, xs, h0: Optional[Sequence[float]] = None,
 
 def _trace(params, xs, h, c, progress=None) -> Trace:
     """Every step over the rows of ``xs``, written straight into one preallocated value array."""
+    params = params.snapshot()  # what the trace is computed from, even if params change meanwhile
     (T, E), H = xs.shape, params.hidden_size
     h = np.zeros(H) if h is None else _vector("h_prev", h, H, "hidden size H =")
     c = np.zeros(H) if c is None else _vector("c_prev", c, H, "hidden size H =")
-    values = np.empty((T, E + 27 * H))
-    c_at, h_at = E + 24 * H, E + 26 * H  # where each step's c and h land in its row
+    where = layout(E, H)
+    values = np.empty((T, where.width))
+    h_at, c_at = where.slices["hidden", "h"], where.slices["cell", "c"]
     for t in range(T):  # the recurrence: step t needs step t-1's h and c
         row = step_values(params, xs[t], h, c, out=values[t])
-        h, c = row[h_at:h_at + H], row[c_at:c_at + H]
+        h, c = row[h_at], row[c_at]
         if progress is not None:
             progress(1)
-    values = values.reshape(-1)
-    _check_finite(values, E, H, T)
-    return Trace(_frame(values, E, H, T), params=params, sizes=(E, H, T, False))
+    return make_trace(values.reshape(-1), params, E, H, T)
+
+
+def make_trace(values: np.ndarray, params: Optional[Parameters], input_size: int, hidden_size: int,
+               steps: int, grad: bool = False) -> Trace:
+    """A Trace of the value column ``values`` (every step's row, then any gradients' rows), checked finite.
+
+    >>> from lstmtrace.cell import step_values
+    >>> p = Parameters.zeros(1, 1)
+    >>> make_trace(step_values(p, np.ones(1), np.zeros(1), np.zeros(1)), p, 1, 1, 1)
+    <Trace: 1 step(s), input size 1, hidden size 1, 28 values>
+    """
+    _check_finite(values, input_size, hidden_size, steps, grad)
+    return Trace(_frame(values, input_size, hidden_size, steps, grad), params=params,
+                 sizes=(input_size, hidden_size, steps, grad))
 
 
 def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Trace:
@@ -506,7 +564,7 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
         raise ValueError(f"step 1 has no given.{'x' if E == 0 else 'h_prev'} rows, so the trace's "
                          "sizes are unknown")
     grad = bool((stage >= len(STAGES)).any())
-    expected = np.concatenate([np.tile(_stage_sizes(E, H, part), steps)
+    expected = np.concatenate([np.tile(stage_sizes(E, H, part), steps)
                                for part in (("forward", "grad") if grad else ("forward",))])
     # a block is one part's stage at one step, numbered in the order the rows belong in
     part = (stage >= len(STAGES)).astype(np.int64)

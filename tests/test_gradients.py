@@ -42,7 +42,7 @@ def test_every_gradient_matches_autograd(path):
     trace = _traced_backward(data, path)
     T, H = data["grad_h"].shape
     assert trace.steps == T and (T == 1 or T == 15) and data["xs"].shape[1] != H  # E ≠ H
-    block = lambda gate, quantity: trace._block(gate, quantity)  # noqa: E731  (steps × units)
+    block = lambda gate, quantity: trace.block(gate, quantity)  # noqa: E731  (steps × units)
     close = lambda actual, expected, what: np.testing.assert_allclose(  # noqa: E731
         actual, expected, rtol=0, atol=TOLERANCE, err_msg=what)
     for key, (gate, quantity) in PER_STEP:
@@ -70,14 +70,15 @@ def test_live_autograd_on_fresh_weights(tmp_path):
         path = tmp_path / f"{loss}_{loss_on}.npz"
         np.savez(path, **data)
         trace = _traced_backward(data, path)
-        np.testing.assert_allclose(trace._block("hidden", "grad:h"), data["grad_h"], rtol=0, atol=TOLERANCE)
-        np.testing.assert_allclose(trace._block("given", "grad:x"), data["grad_x"], rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(trace.block("hidden", "grad:h"), data["grad_h"], rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(trace.block("given", "grad:x"), data["grad_x"], rtol=0, atol=TOLERANCE)
 
 
 # -- finite differences, independent of torch ------------------------------------------------
 
 def _loss(params, xs, h0, c0, loss, target, loss_on):
-    h = lstmtrace.run(params, xs, h0, c0)._block("hidden", "h")
+    # a copy: a trace makes the weights it holds read-only, and the differences below edit them in place
+    h = lstmtrace.run(params.copy(), xs, h0, c0).block("hidden", "h")
     h = h if loss_on == "all" else h[-1:]
     return h.sum() if loss == "sum" else 0.5 * ((h - target) ** 2).sum()
 
@@ -89,6 +90,7 @@ def test_every_parameter_and_input_against_central_differences(loss, loss_on):
     params = Parameters.random(E, H, seed=5).set("input", "b", rng.uniform(-1, 1, H))
     xs, h0, c0, target = rng.normal(size=(T, E)), rng.normal(size=H), rng.normal(size=H), rng.normal(size=H)
     trace = backward(lstmtrace.run(params, xs, h0, c0), loss=loss, target=target, loss_on=loss_on)
+    params = params.copy()  # writable again, to nudge one weight at a time
 
     def numeric(array, index, evaluate):
         saved = array[index]
@@ -102,16 +104,16 @@ def test_every_parameter_and_input_against_central_differences(loss, loss_on):
     evaluate = lambda: _loss(params, xs, h0, c0, loss, target, loss_on)  # noqa: E731
     for k, gate in enumerate(GATES):
         for name, stacked in (("W", params.W), ("U", params.U), ("b", params.b)):
-            analytic = trace._block(gate, f"grad:{name}").sum(axis=0).reshape(getattr(params[gate], name).shape)
+            analytic = trace.block(gate, f"grad:{name}").sum(axis=0).reshape(getattr(params[gate], name).shape)
             for index in np.ndindex(analytic.shape):
                 row = (k * H + index[0],) + index[1:]
                 assert numeric(stacked, row, evaluate) == pytest.approx(analytic[index], rel=1e-6, abs=1e-8), \
                     f"{gate}.{name}{list(index)}"
     for index in np.ndindex(xs.shape):
-        assert numeric(xs, index, evaluate) == pytest.approx(trace._block("given", "grad:x")[index], rel=1e-6, abs=1e-8)
+        assert numeric(xs, index, evaluate) == pytest.approx(trace.block("given", "grad:x")[index], rel=1e-6, abs=1e-8)
     for name, vector, quantity in (("h0", h0, "grad:h_prev"), ("c0", c0, "grad:c_prev")):
         for u in range(H):
-            assert numeric(vector, u, evaluate) == pytest.approx(trace._block("given", quantity)[0, u],
+            assert numeric(vector, u, evaluate) == pytest.approx(trace.block("given", quantity)[0, u],
                                                                  rel=1e-6, abs=1e-8), f"{name}[{u}]"
 
 
