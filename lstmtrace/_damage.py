@@ -39,6 +39,7 @@ DAMAGE = tuple(t for types, _ in _WORDS for t in (types if isinstance(types, tup
 
 
 def first_line(e: BaseException) -> str:
+    """The first line of what the library said (at most 120 characters), for after lstmtrace's own words."""
     text = str(e).strip().strip("'\"")
     return text.splitlines()[0][:120] if text else type(e).__name__
 

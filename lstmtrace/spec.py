@@ -7,6 +7,7 @@ what was wrong, so the command line can pass it on as it is.
 import io
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -112,7 +113,9 @@ def read_sequence(path) -> np.ndarray:
         raise ValueError(f"{name} has a header but no rows")
     body = "\n".join(text.splitlines()[lines[0][0]:]) if header else text
     try:  # C speed for the usual case: every row the same width of plain numbers
-        xs = np.loadtxt(io.StringIO(body), delimiter=delimiter, ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():  # only # comment lines: check_sequence says "is empty"
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+            xs = np.loadtxt(io.StringIO(body), delimiter=delimiter, ndmin=2, dtype=np.float64)
     except ValueError:
         # say which line is wrong (only on this error path is there a loop over rows)
         width = len(split(lines[header][1]))

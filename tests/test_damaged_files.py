@@ -164,6 +164,12 @@ def test_random_bytes_are_not_an_npy(folder):
     _xs_fail(path, "is not an .npy file")
 
 
+def test_sequence_of_only_a_header_and_comments(folder):
+    path = folder / "xs.csv"
+    path.write_bytes(b"a,b\n# nothing yet\n")
+    _xs_fail(path, "is empty")
+
+
 def test_sequence_that_is_not_utf8(folder):
     path = folder / "xs.csv"
     path.write_bytes(b"a,b\n1,2\n3,\xe94\n")
