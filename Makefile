@@ -1,12 +1,15 @@
 # lstmtrace: the everyday commands. `make help` lists them.
 
-.PHONY: help test lint traces fixtures check bench
+.PHONY: help test lint traces fixtures check bench fuzz
 
 help:           ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 test:           ## run every test (unit, property, CLI, golden traces, doctests)
 	python -m pytest
+
+fuzz:           ## the long fuzz of every file reader: damaged and made-up files through the CLI (minutes)
+	python -m pytest -m fuzz_long -p no:cacheprovider tests/test_fuzz_files.py
 
 lint:           ## pyflakes-level checks: unused names, undefined names, syntax (pip install ruff)
 	ruff check --select F,E9 lstmtrace tests benchmarks traces

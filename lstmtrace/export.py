@@ -11,6 +11,8 @@ from typing import IO
 
 import pandas as pd
 
+from lstmtrace._damage import check_not_empty, first_line
+
 __all__ = ["write_csv", "write_csv_pandas", "write_csv_arrow", "write_parquet", "read_parquet"]
 
 PYARROW_HINT = "pip install 'lstmtrace[pyarrow]'"
@@ -70,10 +72,13 @@ def read_parquet(path) -> pd.DataFrame:
         import pyarrow.parquet as pq
     except ImportError:
         raise ImportError(f"reading Parquet needs pyarrow: {PYARROW_HINT}") from None
+    magic = check_not_empty(path, "a Parquet file")
     try:
         frame = pq.read_table(path).to_pandas()
-    except Exception as e:  # pyarrow's errors for a file that is not Parquet vary by version
-        raise ValueError(f"{path} is not a Parquet file ({str(e).splitlines()[0] if str(e) else e})") from None
+    except Exception as e:  # pyarrow's errors for a damaged file (ArrowInvalid, OSError, …) vary by version
+        if magic[:4] != b"PAR1":
+            raise ValueError(f"{path} is not a Parquet file (it does not start with PAR1)") from None
+        raise ValueError(f"{path} is truncated or corrupt: pyarrow cannot read it ({first_line(e)})") from None
     for column in ("gate", "quantity"):
         if column in frame:
             frame[column] = frame[column].astype(str)

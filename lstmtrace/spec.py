@@ -6,8 +6,12 @@ what was wrong, so the command line can pass it on as it is.
 """
 import io
 import math
+import os
+import warnings
 
 import numpy as np
+
+from lstmtrace._damage import HoldsObjects, check_not_empty, not_utf8, read_npy
 
 __all__ = ["parse_number", "parse_vector", "parse_matrix", "parse_sequence", "read_sequence", "check_sequence", "parse_steps"]
 
@@ -79,10 +83,7 @@ def read_sequence(path) -> np.ndarray:
     """
     name = getattr(path, "name", None) or str(path)
     if str(name).lower().endswith(".npy"):
-        try:
-            xs = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"{name} is not a plain .npy array ({e})") from None
+        xs = _read_npy(path, name)
         if xs.dtype.kind not in "iuf":
             raise ValueError(f"{name} holds {xs.dtype} values, not real numbers")
         xs = xs.astype(np.float64)
@@ -92,8 +93,12 @@ def read_sequence(path) -> np.ndarray:
     if hasattr(path, "read"):
         text = path.read().lstrip("\ufeff")
     else:
-        with open(path, encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            text = data.decode("utf-8-sig")  # -sig: Excel's "CSV UTF-8" starts with a BOM
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{name} is not a text file of numbers: {not_utf8(data, e)}") from None
     lines = [(k + 1, line) for k, line in enumerate(text.splitlines()) if line.strip()]
     if not lines:
         raise ValueError(f"{name} is empty: a sequence needs at least one row")
@@ -108,7 +113,9 @@ def read_sequence(path) -> np.ndarray:
         raise ValueError(f"{name} has a header but no rows")
     body = "\n".join(text.splitlines()[lines[0][0]:]) if header else text
     try:  # C speed for the usual case: every row the same width of plain numbers
-        xs = np.loadtxt(io.StringIO(body), delimiter=delimiter, ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():  # only # comment lines: check_sequence says "is empty"
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+            xs = np.loadtxt(io.StringIO(body), delimiter=delimiter, ndmin=2, dtype=np.float64)
     except ValueError:
         # say which line is wrong (only on this error path is there a loop over rows)
         width = len(split(lines[header][1]))
@@ -124,6 +131,19 @@ def read_sequence(path) -> np.ndarray:
                     raise ValueError(f"{name} line {number}: {cell.strip()!r} is not a number") from None
         raise ValueError(f"{name} could not be read as rows of numbers") from None
     return check_sequence(xs, name)
+
+
+def _read_npy(path, name) -> np.ndarray:
+    """The array in an .npy file or binary stream, or a ValueError that says what the file is instead."""
+    if hasattr(path, "read"):
+        return read_npy(path, name, None)
+    check_not_empty(path, "an .npy file (as np.save writes)")
+    with open(path, "rb") as f:
+        try:
+            return read_npy(f, name, os.fstat(f.fileno()).st_size)
+        except HoldsObjects:
+            raise ValueError(f"{name} is not a plain .npy array: it holds Python objects, which would "
+                             "need pickle to load; lstmtrace reads only numbers") from None
 
 
 def parse_sequence(text: str) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lstmtrace._atomic import atomic_open
+from lstmtrace._damage import not_utf8
 from lstmtrace.cell import PIPELINE, Values, layout, step_values
 from lstmtrace.params import Parameters
 
@@ -429,6 +430,34 @@ def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error")
 
         return _checked_trace(read_parquet(path), None, unknown, name)
     try:
+        return _read_csv_trace(path, unknown, name)
+    except ValueError as e:
+        last = _cut_mid_row(path)
+        if last is None:
+            raise
+        detail = str(e)[len(str(name)):] if str(e).startswith(str(name)) else str(e)
+        detail = detail.lstrip(": ").removeprefix("is ")
+        raise ValueError(f"{name} is truncated or corrupt: it stops in the middle of line {last} "
+                         f"({detail})") from None
+
+
+def _cut_mid_row(path) -> Optional[int]:
+    """The number of a CSV file's last line when the file stops part way through it (cut short?).
+
+    That is: no line end after it, and fewer cells than the header has.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    last = lines[-1].rstrip(b"\r")
+    if len(lines) < 2 or not last or last.count(b",") >= lines[0].count(b","):
+        return None
+    return len(lines)
+
+
+def _read_csv_trace(path, unknown: str, name: str) -> Trace:
+    try:
         header = _read_csv(path, nrows=0, dtype=str).columns
         wide = tuple(header[:3]) == COLUMNS[:3] and len(header) > 3 and header[3] == "u0"
         if wide:  # a blank cell past a vector's end is the only thing read as NaN
@@ -505,6 +534,13 @@ def _line_of_row(row: int) -> int:
 
 def _diagnose(path, error: ValueError) -> str:
     """Say which line of a CSV that pandas would not read as a trace is wrong."""
+    if isinstance(error, UnicodeDecodeError) and isinstance(path, (str, os.PathLike)):
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return not_utf8(data, e)
     try:
         frame = _read_csv(path, dtype=str)
     except ValueError as e:

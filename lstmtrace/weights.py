@@ -18,10 +18,12 @@ h5py are imported only when such a file is read.
 """
 import os
 import re
+import zipfile
 from typing import Dict, Mapping, Optional
 
 import numpy as np
 
+from lstmtrace._damage import Explained, check_not_empty, first_line, read_npy, reading
 from lstmtrace.errors import OptionError
 from lstmtrace.params import STATE_DICT_KEYS, Parameters
 
@@ -35,6 +37,7 @@ class WhichCellError(OptionError):
 
 
 KERAS_KEYS = ("kernel", "recurrent_kernel", "bias")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)weight_ih(?:_l(?P<layer>\d+))?(?P<reverse>_reverse)?$")
 
 
@@ -62,24 +65,27 @@ def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
 # -- the containers ------------------------------------------------------------------
 
 def _npz(path: str) -> Dict[str, np.ndarray]:
+    """Every .npy member of the zip, read by :func:`read_npy` (np.load leaves its file open on a damaged zip)."""
+    check_not_empty(path, "an .npz file (a zip of .npy arrays, as np.savez writes)")
     with open(path, "rb") as f:
         magic = f.read(4)
-    if magic[:1] == b"\x80":
-        raise ValueError(f"{path} is a Python pickle; lstmtrace never loads pickles "
-                         "(they can run code): save the weights with np.savez")
-    if magic != b"PK\x03\x04":
-        raise ValueError(f"{path} is not an .npz file (a zip of .npy arrays, as np.savez writes)")
-    with np.load(path, allow_pickle=False) as npz:
-        if any(member.endswith("data.pkl") for member in npz.zip.namelist()):
-            raise ValueError(f"{path} is a PyTorch checkpoint (torch.save) named like an .npz: "
-                             "rename it to .pt, or save it with np.savez")
+        if magic[:1] == b"\x80":
+            raise ValueError(f"{path} is a Python pickle; lstmtrace never loads pickles "
+                             "(they can run code): save the weights with np.savez")
+        if magic != b"PK\x03\x04":
+            raise ValueError(f"{path} is not an .npz file (a zip of .npy arrays, as np.savez writes)")
+        f.seek(0)
         arrays = {}
-        for key in npz.files:
-            try:
-                arrays[key] = npz[key]
-            except ValueError:
-                raise ValueError(f"key {key!r} holds Python objects, which would need pickle to "
-                                 "load; lstmtrace reads only numeric arrays") from None
+        with reading(path), zipfile.ZipFile(f) as npz:
+            members = npz.infolist()
+            if any(member.filename.endswith("data.pkl") for member in members):
+                raise Explained(f"{path} is a PyTorch checkpoint (torch.save) named like an .npz: "
+                                "rename it to .pt, or save it with np.savez")
+            for member in members:
+                if member.filename.endswith(".npy"):
+                    key = member.filename[:-len(".npy")]
+                    with npz.open(member) as stream:
+                        arrays[key] = read_npy(stream, f"{path} key {key!r}", member.file_size)
     return arrays
 
 
@@ -92,12 +98,16 @@ def _torch_file(path: str) -> Dict[str, np.ndarray]:
                           ) from None
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no file {path!r}")
+    magic = check_not_empty(path, "a PyTorch file (as torch.save writes)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds; all mean "not a state_dict we may read"
         if "weights only" in str(e).lower():
             raise ValueError(f"{path} holds more than tensors (a whole pickled model?), which "
                              "would need pickle to load: save model.state_dict() instead") from None
+        if magic[:4] == b"PK\x03\x04":  # torch.save writes a zip: this one is damaged
+            raise ValueError(f"{path} is truncated or corrupt: torch.load cannot read it "
+                             f"({first_line(e)})") from None
         raise ValueError(f"{path} is not a file torch.load can read") from None
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state_dict (a dict of tensors)")
@@ -122,12 +132,18 @@ def _keras_h5(path: str, layer: Optional[int]) -> Parameters:
                           ) from None
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no file {path!r}")
+    signature = check_not_empty(path, "an HDF5 file (as Keras' save_weights writes)")
+    # h5py's exceptions for damaged insides are a zoo (OSError, RuntimeError, KeyError, ValueError,
+    # …) that changes between versions: every one of them here means "truncated or corrupt"
     try:
         f = h5py.File(path, "r")
-    except OSError:
-        raise ValueError(f"{path} is not an HDF5 file") from None
+    except Exception as e:
+        if signature != _HDF5_SIGNATURE:
+            raise ValueError(f"{path} is not an HDF5 file") from None
+        raise ValueError(f"{path} is truncated or corrupt: HDF5 cannot open it ({first_line(e)})") from None
     with f:
-        cells = _keras_cells(f)
+        with reading(path, Exception):
+            cells = _keras_cells(f)
         if not cells:
             raise ValueError(f"{path} has no LSTM layer (Keras 3 save_weights keeps each under "
                              "layers/<name>/cell/vars)")
@@ -139,7 +155,8 @@ def _keras_h5(path: str, layer: Optional[int]) -> Parameters:
         if "backward" in group.name:
             raise ValueError(f"{group.name}: the backward half of a Bidirectional layer is not "
                              "supported (lstmtrace traces left to right)")
-        arrays = {key: group[str(j)][()] for j, key in enumerate(KERAS_KEYS) if str(j) in group}
+        with reading(path, Exception):
+            arrays = {key: group[str(j)][()] for j, key in enumerate(KERAS_KEYS) if str(j) in group}
     return _keras_arrays(arrays, f"{path} layer {k} ({name})")
 
 

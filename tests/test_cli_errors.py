@@ -191,7 +191,7 @@ def test_weights_npy_is_not_npz(tmp_path, weights_dir):
 def test_weights_empty_file(tmp_path, weights_dir):
     path = weights_dir / "w.npz"
     path.write_bytes(b"")
-    _weights_fails(tmp_path, path, "is not an .npz file")
+    _weights_fails(tmp_path, path, "is empty, not an .npz file")
 
 
 @pytest.mark.parametrize("key", ["weight_ih", "weight_hh", "bias_ih", "bias_hh"])
