@@ -8,8 +8,9 @@ help:           ## list the targets
 test:           ## run every test (unit, property, CLI, golden traces, doctests)
 	python -m pytest
 
-fuzz:           ## the long fuzz of every file reader: damaged and made-up files through the CLI (minutes)
+fuzz:           ## the long fuzz: damaged and made-up files, and random command lines, through the CLI (minutes)
 	python -m pytest -m fuzz_long -p no:cacheprovider tests/test_fuzz_files.py
+	LSTMTRACE_FUZZ_EXAMPLES=1000 python -m pytest -p no:cacheprovider tests/test_fuzz_cli.py
 
 lint:           ## pyflakes-level checks: unused names, undefined names, syntax (pip install ruff)
 	ruff check --select F,E9 lstmtrace tests benchmarks traces

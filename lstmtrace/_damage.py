@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["Explained", "HoldsObjects", "reading", "check_not_empty", "read_npy", "not_utf8", "first_line"]
+__all__ = ["Explained", "HoldsObjects", "reading", "check_not_empty", "read_npy", "not_utf8", "first_line", "isolated"]
 
 
 class Explained(ValueError):
@@ -126,3 +126,74 @@ def read_npy(f, name, size: int) -> np.ndarray:
     with reading(name):  # a negative size or a dtype of no bytes in a damaged header
         array = np.frombuffer(bytearray(data), dtype=dtype)
         return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+ISOLATION_TIMEOUT = 120.0
+"""Seconds a reader run by :func:`isolated` may take before it is taken to hang."""
+
+
+def isolated(path, read, *args):
+    """``read(*args)`` in a child process, for C libraries that damaged bytes can crash or hang.
+
+    ``read`` returns a dict of numpy arrays (strings too), sent back as an ``.npz`` (no pickle);
+    a ValueError it raises comes back as one.  A crash or a hang of the child is "truncated or
+    corrupt".  Where there is no fork (Windows), ``read`` runs here.
+    """
+    import io
+    import os
+    import select
+    import signal
+    import time
+    import warnings
+
+    if not hasattr(os, "fork"):
+        return read(*args)
+    r, w = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12 warns about forking a threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: read, answer, and leave without running any of the parent's cleanup
+        code = 0
+        try:
+            os.close(r)
+            import faulthandler
+
+            faulthandler.disable()  # a crash here is reported by the parent, in one line
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)  # and the library's own diagnostics stay out of the terminal
+            buffer = io.BytesIO()
+            try:
+                np.savez(buffer, **read(*args))
+                answer = b"A" + buffer.getvalue()
+            except ValueError as e:
+                answer = b"E" + str(e).encode("utf-8", "replace")
+            with os.fdopen(w, "wb") as f:
+                f.write(answer)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks, deadline = [], time.monotonic() + ISOLATION_TIMEOUT
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([r], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                raise ValueError(f"{path} is truncated or corrupt: reading it did not finish in "
+                                 f"{ISOLATION_TIMEOUT:g} s")
+            chunk = os.read(r, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+    answer = b"".join(chunks)
+    if not answer or answer[:1] not in b"AE":
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {os.WEXITSTATUS(status)}"
+        raise ValueError(f"{path} is truncated or corrupt: the library reading it crashed ({how})")
+    if answer[:1] == b"E":
+        raise ValueError(answer[1:].decode("utf-8"))
+    with np.load(io.BytesIO(answer[1:]), allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}

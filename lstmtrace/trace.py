@@ -430,7 +430,7 @@ def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error")
 
         return _checked_trace(read_parquet(path), None, unknown, name)
     try:
-        return _read_csv_trace(path, unknown, name)
+        trace = _read_csv_trace(path, unknown, name)
     except ValueError as e:
         last = _cut_mid_row(path)
         if last is None:
@@ -439,6 +439,22 @@ def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error")
         detail = detail.lstrip(": ").removeprefix("is ")
         raise ValueError(f"{name} is truncated or corrupt: it stops in the middle of line {last} "
                          f"({detail})") from None
+    _check_ends_with_a_line_end(path, name)
+    return trace
+
+
+def _check_ends_with_a_line_end(path, name) -> None:
+    """A CSV file cut short inside its last number still has every cell, and the wrong value:
+    lstmtrace ends every line, so a last line without a line end is refused."""
+    if not isinstance(path, (str, os.PathLike)):
+        return
+    with open(path, "rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return  # empty: said in words below
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+            raise ValueError(f"{name} is truncated or corrupt: its last line has no line end, so its last "
+                             "value may be cut short (if the file is whole, end it with a line end)")
 
 
 def _cut_mid_row(path) -> Optional[int]:

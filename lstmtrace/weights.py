@@ -23,7 +23,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-from lstmtrace._damage import Explained, check_not_empty, first_line, read_npy, reading
+from lstmtrace._damage import Explained, check_not_empty, first_line, isolated, read_npy, reading
 from lstmtrace.errors import OptionError
 from lstmtrace.params import STATE_DICT_KEYS, Parameters
 
@@ -126,38 +126,51 @@ def _torch_file(path: str) -> Dict[str, np.ndarray]:
 
 def _keras_h5(path: str, layer: Optional[int]) -> Parameters:
     try:
-        import h5py
+        import h5py  # noqa: F401 -- only to say what to install before any work
     except ImportError:
         raise ImportError(f"reading {os.path.basename(path)} needs h5py: pip install 'lstmtrace[keras]'"
                           ) from None
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no file {path!r}")
     signature = check_not_empty(path, "an HDF5 file (as Keras' save_weights writes)")
+    if signature != _HDF5_SIGNATURE:
+        raise ValueError(f"{path} is not an HDF5 file")
+    # libhdf5 can crash or loop forever on some damaged files: read it in a child process
+    found = isolated(path, _keras_h5_cells, path)
+    cells = [(str(found[f"{j}.label"]), str(found[f"{j}.group"])) for j in range(len(found) // 5)]
+    if not cells:
+        raise ValueError(f"{path} has no LSTM layer (Keras 3 save_weights keeps each under "
+                         "layers/<name>/cell/vars)")
+    k = 0 if layer is None else layer
+    if not 0 <= k < len(cells):
+        raise WhichCellError(f"{path} has no LSTM layer {k}; its layers are "
+                             + ", ".join(f"{j} ({name})" for j, (name, _) in enumerate(cells)), "layer")
+    name, group = cells[k]
+    if "backward" in group:
+        raise ValueError(f"{group}: the backward half of a Bidirectional layer is not "
+                         "supported (lstmtrace traces left to right)")
+    arrays = {key: found[f"{k}.{key}"] for key in KERAS_KEYS if found[f"{k}.{key}"].size or key != "bias"}
+    return _keras_arrays(arrays, f"{path} layer {k} ({name})")
+
+
+def _keras_h5_cells(path: str) -> Dict[str, np.ndarray]:
+    """Every LSTM cell in a Keras 3 weights file, in layer order, as ``{"j.label", "j.group", "j.kernel",
+    "j.recurrent_kernel", "j.bias": array}`` (an empty bias where the layer has none)."""
+    import h5py
+
     # h5py's exceptions for damaged insides are a zoo (OSError, RuntimeError, KeyError, ValueError,
     # …) that changes between versions: every one of them here means "truncated or corrupt"
     try:
         f = h5py.File(path, "r")
     except Exception as e:
-        if signature != _HDF5_SIGNATURE:
-            raise ValueError(f"{path} is not an HDF5 file") from None
         raise ValueError(f"{path} is truncated or corrupt: HDF5 cannot open it ({first_line(e)})") from None
-    with f:
-        with reading(path, Exception):
-            cells = _keras_cells(f)
-        if not cells:
-            raise ValueError(f"{path} has no LSTM layer (Keras 3 save_weights keeps each under "
-                             "layers/<name>/cell/vars)")
-        k = 0 if layer is None else layer
-        if not 0 <= k < len(cells):
-            raise WhichCellError(f"{path} has no LSTM layer {k}; its layers are "
-                                 + ", ".join(f"{j} ({name})" for j, (name, _) in enumerate(cells)), "layer")
-        name, group = cells[k]
-        if "backward" in group.name:
-            raise ValueError(f"{group.name}: the backward half of a Bidirectional layer is not "
-                             "supported (lstmtrace traces left to right)")
-        with reading(path, Exception):
-            arrays = {key: group[str(j)][()] for j, key in enumerate(KERAS_KEYS) if str(j) in group}
-    return _keras_arrays(arrays, f"{path} layer {k} ({name})")
+    found = {}
+    with f, reading(path, Exception):
+        for j, (label, group) in enumerate(_keras_cells(f)):
+            found.update({f"{j}.label": np.array(label), f"{j}.group": np.array(group.name)})
+            for n, key in enumerate(KERAS_KEYS):
+                found[f"{j}.{key}"] = group[str(n)][()] if str(n) in group else np.zeros(0)
+    return found
 
 
 def _keras_cells(f) -> list:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lstmtrace
-from lstmtrace import Parameters
+from lstmtrace import Parameters, _damage
 from lstmtrace.cli import cli
 
 E, H = 2, 2
@@ -213,10 +213,13 @@ def test_systematic_damage(kind, folder):
     run_cases(kind, systematic(data, _flip_every(data, 96)), folder)
 
 
-# libhdf5 itself crashes (SIGSEGV, byte 3945 of this file flipped) or loops forever (byte 4000)
-# reading the layer-name attribute of some damaged .weights.h5 files; no Python code can catch
-# that in-process, so the long profile flips .h5 bytes only as sparsely as the default one does.
-H5_FLIP_EVERY = 96
+@pytest.fixture(autouse=True, scope="module")
+def _quick_hang_detection():
+    """libhdf5 loops forever on some damaged files (byte 4000 of this .h5 flipped): lstmtrace gives
+    up after ISOLATION_TIMEOUT seconds; a fuzz need not wait two minutes to see it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_damage, "ISOLATION_TIMEOUT", 5.0)
+        yield
 
 
 @pytest.mark.fuzz_long
@@ -224,8 +227,7 @@ H5_FLIP_EVERY = 96
 def test_systematic_damage_long(kind, folder):
     _skip_unavailable(kind)
     data = _valid(kind, folder)
-    every = _flip_every(data, H5_FLIP_EVERY) if kind == "weights.h5" else 1
-    run_cases(kind, systematic(data, every) + [(f"cut at {n}", data[:n]) for n in range(len(data))], folder)
+    run_cases(kind, systematic(data, 1) + [(f"cut at {n}", data[:n]) for n in range(len(data))], folder)
 
 
 # -- bytes hypothesis makes up -------------------------------------------------------------
@@ -269,4 +271,4 @@ def test_made_up_bytes(kind, folder, data):
 @LONG
 @given(data=st.data())
 def test_made_up_bytes_long(kind, folder, data):
-    _hypothesis_test(kind, folder, data, splice=kind != "weights.h5")  # see H5_FLIP_EVERY
+    _hypothesis_test(kind, folder, data)
