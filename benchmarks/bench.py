@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import lstmtrace
-from lstmtrace.export import write_csv_arrow, write_csv_pandas
+from lstmtrace.tracefile import write_csv_arrow, write_csv_pandas
 
 ROWS = []
 

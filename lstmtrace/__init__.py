@@ -19,7 +19,7 @@ _HOME = {
     "Gate": "lstmtrace.params",
     "Parameters": "lstmtrace.params",
     "sigmoid": "lstmtrace.cell",
-    "NonFiniteError": "lstmtrace.trace",
+    "NonFiniteError": "lstmtrace.rows",
     "Trace": "lstmtrace.trace",
     "read_trace": "lstmtrace.trace",
     "step": "lstmtrace.trace",

@@ -29,7 +29,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Activation", "Cell", "GateSpec", "GATES", "LSTM", "Layout", "PIPELINE", "SIGMOID", "TANH",
+__all__ = ["Activation", "Cell", "Gate", "GateSpec", "GATES", "LSTM", "Layout", "PIPELINE", "SIGMOID", "TANH",
            "Values", "forward", "layout", "sigmoid", "step_values", "unpack"]
 
 
@@ -140,6 +140,19 @@ def count(size: str, input_size: int, hidden_size: int) -> int:
     6
     """
     return math.prod({"E": input_size, "H": hidden_size}[letter] for letter in size.split("×"))
+
+
+class Gate(NamedTuple):
+    """One gate's weights: W (H×E) multiplies x, U (H×H) multiplies h_prev, b (H) is added.
+
+    A gate taken from :class:`Parameters` holds views of its stacked arrays: change
+    them with :meth:`Parameters.set`, or element by element in place (until a trace
+    is made from them: see :class:`Parameters`).
+    """
+
+    W: np.ndarray
+    U: np.ndarray
+    b: np.ndarray
 
 
 # -- where each number of a step sits in its row ------------------------------------------

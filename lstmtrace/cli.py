@@ -173,7 +173,7 @@ def _same_file(output, path):
 
 def _weights_inputs(**files):
     """The (option, path) pairs of the weights files among ``--weights``-like options (not the words)."""
-    from lstmtrace.recipe import is_weight_word
+    from lstmtrace.params import is_weight_word
 
     return [(f"--{name.replace('_', '-')}", spec) for name, spec in files.items()
             if spec is not None and not is_weight_word(spec)]
@@ -235,7 +235,7 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
 
 def _csv_lines(trace, layout):
     """How many lines the trace's CSV has, header included, without writing it."""
-    from lstmtrace.trace import GRAD_STAGES, STAGES
+    from lstmtrace.rows import GRAD_STAGES, STAGES
 
     if layout == "long":
         return len(trace.frame) + 1
@@ -330,7 +330,7 @@ def _weight_options(f):
 
     @functools.wraps(f)
     def command(**kwargs):
-        from lstmtrace.recipe import WeightSpec
+        from lstmtrace.params import WeightSpec
 
         _old_layouts(kwargs.pop("old_layouts"), kwargs)
         spec = WeightSpec(weights=kwargs.pop("weights"), layer=kwargs.pop("layer"), prefix=kwargs.pop("prefix"),
@@ -574,7 +574,8 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
 
     import lstmtrace
     from lstmtrace.compare import TraceMismatch, explain
-    from lstmtrace.trace import read_trace, records_json
+    from lstmtrace.trace import read_trace
+    from lstmtrace.tracefile import records_json
 
     fmt = _format_for(fmt, output, DIFF_FORMATS)
     _check_output(output, [*zip("AB", traces), ("--xs", xs), *_weights_inputs(
@@ -635,7 +636,7 @@ def _trace_inline(x, xs, h, c, hidden_size, weights):
 
 def _write(content, output):
     """Text to stdout, or to a file that appears whole or not at all."""
-    from lstmtrace._atomic import atomic_open
+    from lstmtrace.atomic import atomic_open
 
     if output in (None, "-"):
         try:

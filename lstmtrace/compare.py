@@ -12,7 +12,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from lstmtrace.cell import layout
-from lstmtrace.trace import Trace, size
+from lstmtrace.rows import size
+from lstmtrace.trace import Trace
 
 __all__ = ["TraceMismatch", "diff", "explain", "headline"]
 

@@ -198,7 +198,7 @@ def plot_heatmaps(trace):
 
 def save_figure(fig, path, fmt: Optional[str] = None) -> None:
     """Write a figure as SVG (text kept as text, no date, stable ids) or PNG, whole or not at all."""
-    from lstmtrace._atomic import atomic_open
+    from lstmtrace.atomic import atomic_open
 
     plt = _pyplot()
     fmt = fmt or ("png" if str(path).lower().endswith(".png") else "svg")

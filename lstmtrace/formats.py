@@ -76,7 +76,7 @@ def save(trace, path, fmt: Optional[str] = None, **options) -> None:
 
     ``options`` are :func:`render`'s (precision, expand, title, steps, layout).
     """
-    from lstmtrace._atomic import atomic_open
+    from lstmtrace.atomic import atomic_open
 
     fmt = fmt or format_for(path)
     if fmt not in FORMATS:

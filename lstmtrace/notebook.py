@@ -37,7 +37,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from lstmtrace.cell import GATES
-from lstmtrace.params import TORCH_ORDER
+from lstmtrace.weights import TORCH_ORDER
 from lstmtrace.params import Parameters as _CoreParameters
 from lstmtrace.trace import Trace, step
 

@@ -1,53 +1,27 @@
-"""The weights of one LSTM cell: W (H×E), U (H×H) and b (H) for each gate.
+"""The weights of one LSTM cell (W, U and b for each gate), and the recipe that makes them.
 
-A weights file is an ``.npz`` with the keys of a ``torch.nn.LSTMCell``
-state_dict, so a PyTorch cell saves straight into it::
-
-    np.savez(path, **{k: v.numpy() for k, v in cell.state_dict().items()})
-
-========== ======= =====================================================
-key        shape   holds
-========== ======= =====================================================
-weight_ih  (4H, E) W of the input, forget, candidate (g), output gates
-weight_hh  (4H, H) U of the same gates, in the same order
-bias_ih    (4H,)   input-side bias; a gate's b is bias_ih + bias_hh
-bias_hh    (4H,)   hidden-side bias
-========== ======= =====================================================
-
-Files are read with ``allow_pickle=False``: a weights file can never run code.
+:class:`Parameters` holds them stacked, as one LSTM computes them.  :class:`WeightSpec`
+is the recipe that the command line's weight options spell (``--weights random:7
+--forget-bias 1 --set forget.U=zeros``): where the weights come from and what is
+changed on top.  PyTorch's and Keras' layouts and files are :mod:`lstmtrace.weights`.
 """
 import os
-from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from lstmtrace.cell import GATES, LSTM, count
+from lstmtrace import weights
+from lstmtrace.cell import GATES, LSTM, Gate, count
+from lstmtrace.errors import OptionError
 from lstmtrace.spec import parse_matrix, parse_number, parse_vector
 
-__all__ = ["GATES", "Gate", "Parameters", "WEIGHT_SPECS"]
-
-TORCH_ORDER = ("input", "forget", "candidate", "output")
-"""How PyTorch (and Keras) stack the gates in weight_ih, weight_hh and the biases."""
-
-STATE_DICT_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+__all__ = ["GATES", "Gate", "Parameters", "WEIGHT_SPECS", "WEIGHT_WORDS", "WeightSpec", "is_weight_word"]
 
 WEIGHT_SPECS = "identity|zeros|ones|random[:SEED]"
 """The weight choices that need no file, as the command line spells them."""
 
 ArrayLike = Union[np.ndarray, float, int, str, list]
-
-
-class Gate(NamedTuple):
-    """One gate's weights: W (H×E) multiplies x, U (H×H) multiplies h_prev, b (H) is added.
-
-    A gate taken from :class:`Parameters` holds views of its stacked arrays: change
-    them with :meth:`Parameters.set`, or element by element in place (until a trace
-    is made from them: see :class:`Parameters`).
-    """
-
-    W: np.ndarray
-    U: np.ndarray
-    b: np.ndarray
 
 
 class Parameters:
@@ -199,14 +173,12 @@ class Parameters:
         ``weights`` is anything ``--weights`` takes: ``"identity"``, ``"zeros"``, ``"ones"``,
         ``"random"``, ``"random:SEED"`` or a weights file; ``sets`` are ``--set`` strings,
         applied last.  Sizes left as None come from the file (or E, or 1).  An error names
-        its setting in ``e.option`` (see :mod:`lstmtrace.recipe`).
+        its setting in ``e.option`` (see :class:`WeightSpec`).
 
         >>> p = Parameters.from_spec("random:7", 4, 3, forget_bias=1.0, sets=["forget.U=zeros"])
         >>> float(p.forget.U.max()), p.input_size, p.hidden_size
         (0.0, 4, 3)
         """
-        from lstmtrace.recipe import WeightSpec
-
         return WeightSpec(weights, layer, prefix, layout, bias, forget_bias, tuple(sets)).parameters(
             input_size, hidden_size)
 
@@ -239,9 +211,17 @@ class Parameters:
         >>> Parameters.identity(2, 2).apply("forget.U=zeros", "forget.b=0.5").forget.b
         array([0.5, 0.5])
         """
-        from lstmtrace.recipe import apply_sets
-
-        return apply_sets(self, sets)
+        params = self
+        for item in sets:
+            target, eq, value = item.partition("=")
+            gate, dot, param = target.partition(".")
+            if not eq or not dot or not value.strip():
+                raise OptionError(f"{item!r} is not GATE.PARAM=SPEC, e.g. forget.U=zeros", "sets")
+            try:
+                params = params.set(gate.strip(), param.strip(), value)
+            except ValueError as e:
+                raise OptionError(f"{item}: {e}", "sets") from None
+        return params
 
     def _shape(self, param: str) -> tuple:
         size = dict(LSTM.weights)[param]  # "H×E", say
@@ -307,17 +287,11 @@ class Parameters:
                 for g in GATES for p, a in zip("WUb", (self[g].W, self[g].U, self[g].b))]
         return pd.DataFrame(rows, columns=["gate", "param", "shape", "min", "mean", "max", "std"])
 
-    # -- the PyTorch layout and weights files ------------------------------------
+    # -- PyTorch's and Keras' layouts, and weights files (lstmtrace.weights) ---------
 
     def state_dict(self) -> Dict[str, np.ndarray]:
         """The weights in torch.nn.LSTMCell's layout; all the bias goes in bias_ih, bias_hh is zero."""
-        stack = lambda param: np.concatenate([getattr(self[g], param) for g in TORCH_ORDER])
-        return {
-            "weight_ih": stack("W"),  # (4H, E)
-            "weight_hh": stack("U"),  # (4H, H)
-            "bias_ih": stack("b"),  # (4H,)
-            "bias_hh": np.zeros(4 * self.hidden_size),
-        }
+        return weights.to_state_dict(self.gates)
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, np.ndarray]) -> "Parameters":
@@ -327,34 +301,7 @@ class Parameters:
         >>> Parameters.from_state_dict(state) == Parameters.identity(2, 3)
         True
         """
-        missing = [k for k in STATE_DICT_KEYS if k not in state]
-        if missing:
-            raise ValueError(
-                f"no key {missing[0]!r}; a weights file holds {', '.join(STATE_DICT_KEYS)} "
-                "as in torch.nn.LSTMCell's state_dict"
-            )
-        arrays = {k: _numeric(k, state[k]) for k in STATE_DICT_KEYS}
-        W_ih, W_hh = arrays["weight_ih"], arrays["weight_hh"]
-        if W_hh.ndim != 2 or W_hh.shape[0] != 4 * W_hh.shape[1] or W_hh.shape[1] == 0:
-            raise ValueError(
-                f"key 'weight_hh' has shape {_shape_text(W_hh.shape)}; expected (4H×H)"
-            )
-        H = W_hh.shape[1]
-        E = W_ih.shape[1] if W_ih.ndim == 2 else 0
-        expected = {"weight_ih": (4 * H, E), "bias_ih": (4 * H,), "bias_hh": (4 * H,)}
-        names = {"weight_ih": "4H×E", "bias_ih": "4H", "bias_hh": "4H"}
-        for key, shape in expected.items():
-            if arrays[key].shape != shape or E == 0:
-                raise ValueError(
-                    f"key {key!r} has shape {_shape_text(arrays[key].shape)}; expected "
-                    f"({names[key]}) = {_shape_text(shape)} for hidden size H = {H}"
-                )
-        b = arrays["bias_ih"] + arrays["bias_hh"]
-        rows = lambda k: slice(k * H, (k + 1) * H)
-        gates = {
-            g: Gate(W_ih[rows(k)], W_hh[rows(k)], b[rows(k)]) for k, g in enumerate(TORCH_ORDER)
-        }
-        return cls(gates)
+        return cls(weights.from_state_dict(state))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], layer: Optional[int] = None,
@@ -365,9 +312,7 @@ class Parameters:
         ``prefix`` the module holding it (e.g. ``"encoder.lstm."``), ``layout`` forces
         ``"torch"`` or ``"keras"`` for an ``.npz``.  See :mod:`lstmtrace.weights`.
         """
-        from lstmtrace.weights import load
-
-        return load(path, layer=layer, prefix=prefix, layout=layout)
+        return cls(weights.load(path, layer=layer, prefix=prefix, layout=layout))
 
     @classmethod
     def from_keras(cls, kernel: np.ndarray, recurrent_kernel: np.ndarray,
@@ -379,19 +324,17 @@ class Parameters:
         >>> Parameters.from_keras(sd["weight_ih"].T, sd["weight_hh"].T, sd["bias_ih"]) == p
         True
         """
-        from lstmtrace.weights import _keras_arrays
-
         arrays = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
         if bias is not None:
             arrays["bias"] = bias
-        return _keras_arrays(arrays, "Keras weights")
+        return cls(weights.from_keras(arrays, "Keras weights"))
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write an ``.npz`` weights file that :meth:`load` and PyTorch both read back.
 
         The file appears whole or not at all (it is written beside its target, then renamed).
         """
-        from lstmtrace._atomic import atomic_open
+        from lstmtrace.atomic import atomic_open
 
         with atomic_open(path, "wb") as f:
             np.savez(f, **self.state_dict())
@@ -414,12 +357,95 @@ def _seed(spec: str) -> int:
     return int(seed)
 
 
-def _numeric(key: str, array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype.kind not in "iuf":
-        raise ValueError(f"key {key!r} holds {array.dtype} values, not real numbers")
-    return array.astype(np.float64)
-
-
 def _shape_text(shape: tuple) -> str:
     return str(tuple(int(n) for n in shape))
+
+
+# -- the weight recipe, as the command line spells it ------------------------------------
+
+WEIGHT_WORDS = ("identity", "zeros", "ones")
+"""The weight choices that need no file (besides ``random`` and ``random:SEED``)."""
+
+_DESCRIBED = {"identity": "identity (W = np.eye(H, E), U = np.eye(H))", "zeros": "all zeros", "ones": "all ones"}
+
+
+def is_weight_word(weights: str) -> bool:
+    """Whether ``weights`` names made-up weights (identity, zeros, ones, random[:SEED]) rather than a file.
+
+    >>> is_weight_word("random:3"), is_weight_word("model.pt")
+    (True, False)
+    """
+    return weights in WEIGHT_WORDS or weights.split(":")[0] == "random"
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """Where the weights come from (``weights``: a word or a file) and the changes made to them, in order.
+
+    >>> spec = WeightSpec("identity", forget_bias=1.0, sets=("forget.U=zeros",))
+    >>> spec.parameters(2, 2).forget.b
+    array([1., 1.])
+    >>> spec.describe()
+    'Weights: identity (W = np.eye(H, E), U = np.eye(H)), zero biases, forget bias +1, then forget.U=zeros.'
+    """
+
+    weights: str = "identity"
+    layer: Optional[int] = None  # which layer of a multi-layer model's file
+    prefix: Optional[str] = None  # the module holding the LSTM in a state_dict
+    layout: Optional[str] = None  # "torch" or "keras": how to read an .npz's keys
+    bias: Optional[float] = None  # every gate's b
+    forget_bias: Optional[float] = None  # added to the forget gate's b
+    sets: Tuple[str, ...] = ()  # "GATE.PARAM=SPEC", applied last
+
+    def parameters(self, input_size: Optional[int] = None, hidden_size: Optional[int] = None) -> Parameters:
+        """The Parameters this recipe makes; sizes that are None are taken from the file (or E, or 1)."""
+        E, H = input_size, hidden_size
+        if is_weight_word(self.weights):
+            for name in ("layer", "prefix", "layout"):
+                if getattr(self, name) is not None:
+                    raise OptionError(f"reads a weights file, and --weights is {self.weights!r}", name)
+            try:
+                params = Parameters.from_word(self.weights, E or 1, H or E or 1)
+            except ValueError as e:
+                raise OptionError(str(e), "weights") from None
+        elif os.path.isfile(self.weights):
+            params = self._load()
+            if E is not None and params.input_size != E:
+                raise OptionError(f"gives input size {E}, but the weights in {self.weights} have input size "
+                                  f"E = {params.input_size}", "input_size")
+            if H is not None and H != params.hidden_size:
+                raise OptionError(f"{self.weights} has hidden size H = {params.hidden_size}, but hidden size "
+                                  f"{H} was asked for", "weights")
+        else:
+            raise OptionError(f"{self.weights!r} is neither {WEIGHT_SPECS} nor a file that exists", "weights")
+        if self.bias is not None:
+            for gate in params.gates:
+                params = params.set(gate, "b", self.bias)
+        if self.forget_bias is not None:
+            params = params.set("forget", "b", params.forget.b + self.forget_bias)
+        return params.apply(*self.sets)
+
+    def _load(self) -> Parameters:
+        try:
+            return Parameters.load(self.weights, layer=self.layer, prefix=self.prefix, layout=self.layout)
+        except OptionError:
+            raise
+        except (OSError, ValueError) as e:
+            raise OptionError(" ".join(str(e).split()), "weights") from None
+
+    def describe(self) -> str:
+        """One sentence saying which weights these are, to open a trace's text."""
+        if is_weight_word(self.weights):
+            text = _DESCRIBED.get(self.weights) or f"{self.weights} (uniform in ±1/√H)"
+        else:
+            where = [f"{k} {getattr(self, k)}" for k in ("layer", "prefix") if getattr(self, k) is not None]
+            text = f"from {os.path.basename(self.weights)}" + (f" ({', '.join(where)})" if where else "")
+        if self.bias is not None:
+            text += f", every bias {self.bias:g}"
+        elif is_weight_word(self.weights):
+            text += ", zero biases"
+        if self.forget_bias is not None:
+            text += f", forget bias {self.forget_bias:+g}"
+        if self.sets:
+            text += ", then " + ", ".join(self.sets)
+        return f"Weights: {text}."

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from lstmtrace._damage import HoldsObjects, check_not_empty, not_utf8, read_npy
+from lstmtrace.damage import HoldsObjects, check_not_empty, not_utf8, read_npy
 
 __all__ = ["parse_number", "parse_vector", "parse_matrix", "parse_sequence", "read_sequence", "check_sequence", "parse_steps"]
 

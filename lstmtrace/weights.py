@@ -1,4 +1,20 @@
-"""Reading one LSTM layer's weights from the files PyTorch, Keras and numpy write.
+"""PyTorch's and Keras' layouts of an LSTM's weights, and the files they (and numpy) write.
+
+Every reader returns one cell's :class:`~lstmtrace.cell.Gate` s in lstmtrace's gate
+names; :class:`lstmtrace.Parameters` wraps them.  A ``torch.nn.LSTMCell`` state_dict
+stacks the gates in the order input, forget, candidate (g), output:
+
+========== ======= =====================================================
+key        shape   holds
+========== ======= =====================================================
+weight_ih  (4H, E) W of the input, forget, candidate (g), output gates
+weight_hh  (4H, H) U of the same gates, in the same order
+bias_ih    (4H,)   input-side bias; a gate's b is bias_ih + bias_hh
+bias_hh    (4H,)   hidden-side bias
+========== ======= =====================================================
+
+Keras stacks them the same way in columns: kernel (E, 4H), recurrent_kernel (H, 4H),
+bias (4H).  The files:
 
 =================== =========================================================
 file                what is read
@@ -23,11 +39,12 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-from lstmtrace._damage import Explained, check_not_empty, first_line, isolated, read_npy, reading
+from lstmtrace.damage import Explained, check_not_empty, first_line, isolated, read_npy, reading
 from lstmtrace.errors import OptionError
-from lstmtrace.params import STATE_DICT_KEYS, Parameters
+from lstmtrace.cell import Gate
 
-__all__ = ["LAYOUTS", "WhichCellError", "load"]
+__all__ = ["KERAS_KEYS", "LAYOUTS", "STATE_DICT_KEYS", "TORCH_ORDER", "WhichCellError", "from_keras",
+           "from_state_dict", "load", "to_state_dict"]
 
 LAYOUTS = ("torch", "keras")
 
@@ -36,13 +53,23 @@ class WhichCellError(OptionError):
     """The file is fine, but the layer or prefix asked for is not in it; ``option`` says which."""
 
 
+TORCH_ORDER = ("input", "forget", "candidate", "output")
+"""How PyTorch (and Keras) stack the gates in weight_ih, weight_hh and the biases."""
+
+STATE_DICT_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+"""A torch.nn.LSTMCell's state_dict."""
+
 KERAS_KEYS = ("kernel", "recurrent_kernel", "bias")
+"""A Keras LSTM layer's weights, in get_weights() order."""
+
+Gates = Dict[str, Gate]
+"""One cell's weights, gate by gate, in lstmtrace's names: what every reader here returns."""
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)weight_ih(?:_l(?P<layer>\d+))?(?P<reverse>_reverse)?$")
 
 
 def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
-         layout: Optional[str] = None) -> Parameters:
+         layout: Optional[str] = None) -> Gates:
     """The weights of one LSTM layer in ``path``: ``layer`` (0 when not given) under ``prefix``.
 
     ``layout`` forces how an ``.npz`` is read ("torch" or "keras"); by default its keys decide.
@@ -58,7 +85,7 @@ def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
         return _keras_h5(path, layer)
     arrays = _torch_file(path) if name.endswith((".pt", ".pth")) else _npz(path)
     if layout == "keras" or (layout is None and all(k in arrays for k in KERAS_KEYS[:2])):
-        return _keras_arrays(arrays, path)
+        return from_keras(arrays, path)
     return _torch_cell(arrays, layer, prefix, path)
 
 
@@ -124,7 +151,7 @@ def _torch_file(path: str) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def _keras_h5(path: str, layer: Optional[int]) -> Parameters:
+def _keras_h5(path: str, layer: Optional[int]) -> Gates:
     try:
         import h5py  # noqa: F401 -- only to say what to install before any work
     except ImportError:
@@ -150,7 +177,7 @@ def _keras_h5(path: str, layer: Optional[int]) -> Parameters:
         raise ValueError(f"{group}: the backward half of a Bidirectional layer is not "
                          "supported (lstmtrace traces left to right)")
     arrays = {key: found[f"{k}.{key}"] for key in KERAS_KEYS if found[f"{k}.{key}"].size or key != "bias"}
-    return _keras_arrays(arrays, f"{path} layer {k} ({name})")
+    return from_keras(arrays, f"{path} layer {k} ({name})")
 
 
 def _keras_h5_cells(path: str) -> Dict[str, np.ndarray]:
@@ -195,7 +222,52 @@ def _keras_cells(f) -> list:
 
 # -- the layouts ---------------------------------------------------------------------
 
-def _keras_arrays(arrays: Mapping[str, np.ndarray], where: str) -> Parameters:
+def to_state_dict(gates: Gates) -> Dict[str, np.ndarray]:
+    """One cell's weights in torch.nn.LSTMCell's layout; all the bias goes in bias_ih, bias_hh is zero."""
+    stack = lambda param: np.concatenate([getattr(gates[g], param) for g in TORCH_ORDER])  # noqa: E731
+    return {
+        "weight_ih": stack("W"),  # (4H, E)
+        "weight_hh": stack("U"),  # (4H, H)
+        "bias_ih": stack("b"),  # (4H,)
+        "bias_hh": np.zeros(4 * len(gates[TORCH_ORDER[0]].b)),
+    }
+
+
+def from_state_dict(state: Mapping[str, np.ndarray]) -> Gates:
+    """The gates of a torch.nn.LSTMCell state_dict (as numpy arrays); each b is bias_ih + bias_hh."""
+    missing = [k for k in STATE_DICT_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"no key {missing[0]!r}; a weights file holds {', '.join(STATE_DICT_KEYS)} "
+                         "as in torch.nn.LSTMCell's state_dict")
+    arrays = {k: _numeric(k, state[k]) for k in STATE_DICT_KEYS}
+    W_ih, W_hh = arrays["weight_ih"], arrays["weight_hh"]
+    if W_hh.ndim != 2 or W_hh.shape[0] != 4 * W_hh.shape[1] or W_hh.shape[1] == 0:
+        raise ValueError(f"key 'weight_hh' has shape {_shape_text(W_hh.shape)}; expected (4H×H)")
+    H = W_hh.shape[1]
+    E = W_ih.shape[1] if W_ih.ndim == 2 else 0
+    expected = {"weight_ih": (4 * H, E), "bias_ih": (4 * H,), "bias_hh": (4 * H,)}
+    names = {"weight_ih": "4H×E", "bias_ih": "4H", "bias_hh": "4H"}
+    for key, shape in expected.items():
+        if arrays[key].shape != shape or E == 0:
+            raise ValueError(f"key {key!r} has shape {_shape_text(arrays[key].shape)}; expected "
+                             f"({names[key]}) = {_shape_text(shape)} for hidden size H = {H}")
+    b = arrays["bias_ih"] + arrays["bias_hh"]
+    rows = lambda k: slice(k * H, (k + 1) * H)  # noqa: E731
+    return {g: Gate(W_ih[rows(k)], W_hh[rows(k)], b[rows(k)]) for k, g in enumerate(TORCH_ORDER)}
+
+
+def _numeric(key: str, array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"key {key!r} holds {array.dtype} values, not real numbers")
+    return array.astype(np.float64)
+
+
+def _shape_text(shape: tuple) -> str:
+    return str(tuple(int(n) for n in shape))
+
+
+def from_keras(arrays: Mapping[str, np.ndarray], where: str) -> Gates:
     """Keras' kernel (E×4H), recurrent_kernel (H×4H), bias (4H), gates i, f, c, o."""
     missing = [k for k in KERAS_KEYS[:2] if k not in arrays]
     if missing:
@@ -209,7 +281,7 @@ def _keras_arrays(arrays: Mapping[str, np.ndarray], where: str) -> Parameters:
     bias = np.asarray(arrays["bias"]) if "bias" in arrays else np.zeros(4 * H)  # use_bias=False
     try:
         # Keras stacks the gates as PyTorch does (i, f, c, o), in columns rather than rows
-        return Parameters.from_state_dict({"weight_ih": kernel.T, "weight_hh": recurrent.T,
+        return from_state_dict({"weight_ih": kernel.T, "weight_hh": recurrent.T,
                                            "bias_ih": bias, "bias_hh": np.zeros_like(bias)})
     except ValueError as e:
         keras_names = {"weight_ih": "kernel", "weight_hh": "recurrent_kernel", "bias_ih": "bias"}
@@ -221,7 +293,7 @@ def _keras_arrays(arrays: Mapping[str, np.ndarray], where: str) -> Parameters:
 
 
 def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: Optional[str],
-                where: str) -> Parameters:
+                where: str) -> Gates:
     """One cell of a torch.nn.LSTMCell or torch.nn.LSTM state_dict, under a module prefix."""
     cells: Dict[str, set] = {}
     for key in arrays:
@@ -268,7 +340,7 @@ def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: 
         H = np.shape(arrays[names["weight_hh"]])[-1] if names["weight_hh"] in arrays else 0
         state.update(bias_ih=np.zeros(4 * H), bias_hh=np.zeros(4 * H))
     try:
-        return Parameters.from_state_dict(state)
+        return from_state_dict(state)
     except ValueError as e:
         message = str(e)
         for key, name in names.items():

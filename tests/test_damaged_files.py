@@ -291,9 +291,9 @@ def test_an_h5_that_crashes_or_hangs_libhdf5_is_one_line(tmp_path, monkeypatch, 
     fails on them; a fixed one reads the values or reports other damage, also in one line)."""
     from test_fuzz_files import _h5
 
-    from lstmtrace import _damage
+    from lstmtrace import damage
 
-    monkeypatch.setattr(_damage, "ISOLATION_TIMEOUT", 5.0)
+    monkeypatch.setattr(damage, "ISOLATION_TIMEOUT", 5.0)
     path = tmp_path / "w.weights.h5"
     _h5(path)
     data = bytearray(path.read_bytes())

@@ -8,7 +8,7 @@ import pytest
 import lstmtrace
 from conftest import assert_error, assert_ok, invoke
 from lstmtrace import Parameters, read_trace
-from lstmtrace import export
+from lstmtrace import tracefile as export
 
 
 def _bits(frame):

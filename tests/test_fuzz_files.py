@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lstmtrace
-from lstmtrace import Parameters, _damage
+from lstmtrace import Parameters, damage
 from lstmtrace.cli import cli
 
 E, H = 2, 2
@@ -218,7 +218,7 @@ def _quick_hang_detection():
     """libhdf5 loops forever on some damaged files (byte 4000 of this .h5 flipped): lstmtrace gives
     up after ISOLATION_TIMEOUT seconds; a fuzz need not wait two minutes to see it."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_damage, "ISOLATION_TIMEOUT", 5.0)
+        patch.setattr(damage, "ISOLATION_TIMEOUT", 5.0)
         yield
 
 

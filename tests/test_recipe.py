@@ -5,7 +5,7 @@ import pytest
 from conftest import assert_error, assert_ok, invoke
 from lstmtrace import Parameters, step
 from lstmtrace.errors import OptionError
-from lstmtrace.recipe import WeightSpec
+from lstmtrace.params import WeightSpec
 
 X = [0.5, -1.0, 2.0]
 

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 import lstmtrace
 from lstmtrace import NonFiniteError, Parameters, sigmoid
 from lstmtrace.cell import forward
-from lstmtrace.trace import STAGES
+from lstmtrace.rows import STAGES
 
 
 def test_seed_question_forget_gate(seed_question):

@@ -1,0 +1,132 @@
+"""The rows of a trace: its columns, the gate and quantity categories, and the keys of every row.
+
+======== ========== ====================================================
+column   dtype      holds
+======== ========== ====================================================
+step     int32      t, from 1
+gate     category   given, forget, input, candidate, output, cell, hidden
+quantity category   x, h_prev, c_prev, Wx, Uh, bias, preact, act, ...
+unit     int32      the element's 0-based index in its vector
+value    float64    the number the computation produced
+======== ========== ====================================================
+
+Rows follow :func:`lstmtrace.cell.layout`: each step's forward row, unit by unit,
+step by step, then (after a backward pass) each step's gradient row the same way.
+The trace (:mod:`lstmtrace.trace`) and its files (:mod:`lstmtrace.tracefile`) are
+laid out from here.
+
+>>> keys(input_size=1, hidden_size=1, steps=2)["step"][[0, 27, 28]]
+array([1, 1, 2], dtype=int32)
+"""
+import functools
+from typing import Dict, Tuple
+
+import numpy as np
+import pandas as pd
+
+from lstmtrace.cell import PIPELINE, layout
+
+__all__ = ["COLUMNS", "GATE_DTYPE", "GRAD_STAGES", "NonFiniteError", "PARTS", "QUANTITY_DTYPE", "STAGES",
+           "STAGE_OF", "check_finite", "frame", "keys", "size", "stage_sizes"]
+
+COLUMNS = ("step", "gate", "quantity", "unit", "value")
+
+STAGES: Tuple[Tuple[str, str], ...] = layout(1, 1).stages
+"""Every (gate, quantity) of one step, in pipeline order."""
+
+GRAD_STAGES: Tuple[Tuple[str, str], ...] = tuple((g, "grad:" + q) for g, q in layout(1, 1, "grad").stages)
+"""The gradient rows of one step: dL/d every forward quantity, then each gate's dL/dW, dL/dU, dL/db."""
+
+PARTS = {"forward": STAGES, "grad": GRAD_STAGES}
+
+GATE_DTYPE = pd.CategoricalDtype([g for g, _ in PIPELINE], ordered=True)
+QUANTITY_DTYPE = pd.CategoricalDtype(list(dict.fromkeys(q for _, q in STAGES + GRAD_STAGES)), ordered=True)
+
+# (gate code, quantity code) -> position in STAGES + GRAD_STAGES, or -1 where the pair is no stage
+STAGE_OF = np.full((len(GATE_DTYPE.categories), len(QUANTITY_DTYPE.categories)), -1)
+for _k, (_g, _q) in enumerate(STAGES + GRAD_STAGES):
+    STAGE_OF[GATE_DTYPE.categories.get_loc(_g), QUANTITY_DTYPE.categories.get_loc(_q)] = _k
+
+
+
+class NonFiniteError(ArithmeticError):
+    """A traced value overflowed to infinity or became NaN; says where."""
+
+    def __init__(self, step: int, gate: str, quantity: str, unit: int, value: float):
+        self.step, self.gate, self.quantity, self.unit, self.value = step, gate, quantity, unit, value
+        super().__init__(
+            f"{gate}.{quantity} is {value} at unit {unit} of step {step}: "
+            "the computation overflowed float64; use smaller inputs or weights"
+        )
+
+
+def size(gate: str, quantity: str, input_size: int, hidden_size: int) -> int:
+    """How many units a traced quantity has: E for x, H·E for grad:W, H·H for grad:U, else H.
+
+    >>> size("forget", "grad:W", input_size=3, hidden_size=2)
+    6
+    """
+    part, name = ("grad", quantity[5:]) if quantity.startswith("grad:") else ("forward", quantity)
+    return layout(input_size, hidden_size, part).size(gate, name)
+
+
+def stage_sizes(input_size: int, hidden_size: int, part: str = "forward") -> np.ndarray:
+    """How many units each stage of one step has, in row order (read-only)."""
+    return layout(input_size, hidden_size, part).sizes
+
+
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(input_size: int, hidden_size: int, part: str = "forward") -> Tuple[np.ndarray, ...]:
+    """The gate code, quantity code and unit of each row of one step (cached: made once per size)."""
+    stages = PARTS[part]
+    sizes = stage_sizes(input_size, hidden_size, part)
+    stage = np.repeat(np.arange(len(stages)), sizes)
+    gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in stages], dtype=np.int8)[stage]
+    quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in stages], dtype=np.int8)[stage]
+    unit = (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)).astype(np.int32)
+    for array in (gate, quantity, unit):
+        array.setflags(write=False)
+    return gate, quantity, unit
+
+
+def keys(input_size: int, hidden_size: int, steps: int, grad: bool = False) -> Dict[str, np.ndarray]:
+    """The step, gate code, quantity code and unit of every row: all forward rows, then any gradients."""
+    keys = {}
+    for part in ("forward", "grad") if grad else ("forward",):
+        gate, quantity, unit = _layout(input_size, hidden_size, part)
+        tile = (lambda a: a) if steps == 1 else (lambda a: np.tile(a, steps))  # noqa: E731
+        for name, array in (("step", np.repeat(np.arange(1, steps + 1, dtype=np.int32), len(unit))),
+                            ("gate", tile(gate)), ("quantity", tile(quantity)), ("unit", tile(unit))):
+            keys[name] = array if name not in keys else np.concatenate([keys[name], array])
+    return keys
+
+
+# pandas ≥ 2.1 can skip re-checking codes that lstmtrace made itself
+_TRUSTED = {"validate": False} if tuple(int(v) for v in pd.__version__.split(".")[:2]) >= (2, 1) else {}
+
+
+def frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, grad: bool = False) -> pd.DataFrame:
+    """The trace's DataFrame around the value column ``values`` (every step's row, then any gradients')."""
+    rows = keys(input_size, hidden_size, steps, grad)
+    return pd.DataFrame({
+        "step": rows["step"],
+        "gate": pd.Categorical.from_codes(rows["gate"], dtype=GATE_DTYPE, **_TRUSTED),
+        "quantity": pd.Categorical.from_codes(rows["quantity"], dtype=QUANTITY_DTYPE, **_TRUSTED),
+        "unit": rows["unit"],
+        "value": values,
+    }, copy=False)
+
+
+def check_finite(values: np.ndarray, input_size: int, hidden_size: int, steps: int = 1,
+                  grad: bool = False) -> None:
+    """A NonFiniteError naming the first value of ``values`` that is not finite, if any."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    row = int(np.argmin(finite))
+    where = keys(input_size, hidden_size, steps, grad)
+    raise NonFiniteError(int(where["step"][row]), GATE_DTYPE.categories[where["gate"][row]],
+                         QUANTITY_DTYPE.categories[where["quantity"][row]], int(where["unit"][row]),
+                         float(values[row]))

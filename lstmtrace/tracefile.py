@@ -1,0 +1,328 @@
+"""Trace files: writing a trace as CSV (long or wide), JSON or Parquet, and reading it back, checked.
+
+Both CSV writers give the shortest digits that read back to the same float64,
+so either file round-trips bit-identically; they differ only in spelling
+(pandas writes ``1e-05`` and ``-0.0``, Arrow ``0.00001`` and ``-0``).  pyarrow is
+an optional extra (``pip install 'lstmtrace[pyarrow]'``): nothing else in
+lstmtrace imports it.
+
+:func:`read` trusts nothing in a file: columns, numbers, gate and quantity names,
+every row present once, a last line that is whole; any damage is one sentence
+naming the file (see :mod:`lstmtrace.damage`).
+"""
+import io
+import json
+import os
+from typing import IO, Optional, Tuple, Union
+
+import numpy as np
+import pandas as pd
+
+from lstmtrace import rows
+from lstmtrace.damage import check_not_empty, first_line, not_utf8
+from lstmtrace.rows import COLUMNS, GATE_DTYPE, GRAD_STAGES, QUANTITY_DTYPE, STAGE_OF, STAGES, stage_sizes
+
+__all__ = ["read", "read_parquet", "records_json", "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet"]
+
+PYARROW_HINT = "pip install 'lstmtrace[pyarrow]'"
+
+
+ARROW_FROM_ROWS = 100_000
+"""Frames this long go through pyarrow when it is installed; shorter ones always through
+pandas, so small files (and the golden traces) are the same text on every machine."""
+
+
+def write_csv(frame: pd.DataFrame, f: IO[str]) -> None:
+    """``frame`` as CSV into the text stream ``f``: by pyarrow for long frames where it can, else pandas."""
+    if len(frame) >= ARROW_FROM_ROWS:
+        try:
+            return write_csv_arrow(frame, f)
+        except ImportError:
+            pass
+    write_csv_pandas(frame, f)
+
+
+def write_csv_pandas(frame: pd.DataFrame, f: IO[str]) -> None:
+    """The pure pandas writer (floats as Python's repr: shortest round-trip digits)."""
+    frame.to_csv(f, index=False, lineterminator="\n")
+
+
+def write_csv_arrow(frame: pd.DataFrame, f: IO[str]) -> None:
+    """pyarrow's C++ CSV writer; raises ImportError without pyarrow (or one too old to skip quotes)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    except (ImportError, TypeError):  # TypeError: a pyarrow before quoting_style
+        raise ImportError(f"the fast CSV writer needs pyarrow ≥ 13: {PYARROW_HINT}") from None
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.cast(pa.schema([(name, pa.string() if pa.types.is_dictionary(t) else t)
+                                  for name, t in zip(table.column_names, table.schema.types)]))
+    f.write(",".join(frame.columns) + "\n")
+    out = io.BytesIO()
+    pacsv.write_csv(table, out, options)
+    f.write(out.getvalue().decode("utf-8"))
+
+
+def write_parquet(frame: pd.DataFrame, f: IO[bytes]) -> None:
+    """``frame`` as Parquet (gate and quantity stay dictionary-encoded), for pandas, DuckDB or Spark."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(f"Parquet output needs pyarrow: {PYARROW_HINT}") from None
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
+
+
+def read_parquet(path) -> pd.DataFrame:
+    """A Parquet trace as a DataFrame with gate and quantity as plain strings, for checking."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(f"reading Parquet needs pyarrow: {PYARROW_HINT}") from None
+    magic = check_not_empty(path, "a Parquet file")
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except Exception as e:  # pyarrow's errors for a damaged file (ArrowInvalid, OSError, …) vary by version
+        if magic[:4] != b"PAR1":
+            raise ValueError(f"{path} is not a Parquet file (it does not start with PAR1)") from None
+        raise ValueError(f"{path} is truncated or corrupt: pyarrow cannot read it ({first_line(e)})") from None
+    for column in ("gate", "quantity"):
+        if column in frame:
+            frame[column] = frame[column].astype(str)
+    return frame
+
+
+def records_json(frame: pd.DataFrame) -> str:
+    """A DataFrame as a JSON list of row objects, floats in full (pandas' to_json keeps 15 digits)."""
+    columns = [frame[c].astype(str).tolist() if not pd.api.types.is_numeric_dtype(frame[c])
+               else frame[c].tolist() for c in frame.columns]
+    return json.dumps([dict(zip(frame.columns, row)) for row in zip(*columns)], indent=1) + "\n"
+
+
+# -- reading a trace back, checked ------------------------------------------------------
+
+# pandas before 3.0 parses floats in CSV exactly only when asked to
+_ROUND_TRIP = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
+def read(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Tuple[pd.DataFrame, list]:
+    """The frame of a saved trace (CSV long or wide, or Parquet), checked whole, and the unknown
+    ``gate.quantity`` names left out (``unknown="skip"``; an error by default).
+
+    Use :func:`lstmtrace.read_trace`, which makes a Trace of it.
+    """
+    if unknown not in ("error", "skip"):
+        raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
+    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
+    if str(name).lower().endswith(".parquet"):
+        return _checked(read_parquet(path), None, unknown, name)
+    try:
+        checked = _read_csv(path, unknown, name)
+    except ValueError as e:
+        last = _cut_mid_row(path)
+        if last is None:
+            raise
+        detail = str(e)[len(str(name)):] if str(e).startswith(str(name)) else str(e)
+        detail = detail.lstrip(": ").removeprefix("is ")
+        raise ValueError(f"{name} is truncated or corrupt: it stops in the middle of line {last} "
+                         f"({detail})") from None
+    _check_ends_with_a_line_end(path, name)
+    return checked
+
+
+def _check_ends_with_a_line_end(path, name) -> None:
+    """A CSV file cut short inside its last number still has every cell, and the wrong value:
+    lstmtrace ends every line, so a last line without a line end is refused."""
+    if not isinstance(path, (str, os.PathLike)):
+        return
+    with open(path, "rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return  # empty: said in words below
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+            raise ValueError(f"{name} is truncated or corrupt: its last line has no line end, so its last "
+                             "value may be cut short (if the file is whole, end it with a line end)")
+
+
+def _cut_mid_row(path) -> Optional[int]:
+    """The number of a CSV file's last line when the file stops part way through it (cut short?).
+
+    That is: no line end after it, and fewer cells than the header has.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    last = lines[-1].rstrip(b"\r")
+    if len(lines) < 2 or not last or last.count(b",") >= lines[0].count(b","):
+        return None
+    return len(lines)
+
+
+def _read_csv(path, unknown: str, name: str) -> Tuple[pd.DataFrame, list]:
+    try:
+        header = _pandas_csv(path, nrows=0, dtype=str).columns
+        wide = tuple(header[:3]) == COLUMNS[:3] and len(header) > 3 and header[3] == "u0"
+        if wide:  # a blank cell past a vector's end is the only thing read as NaN
+            frame = _pandas_csv(path, dtype={"step": np.int64, "gate": str, "quantity": str,
+                                           **{u: np.float64 for u in header[3:]}},
+                              na_filter=True, na_values=[""], **_ROUND_TRIP)
+        else:
+            frame = _pandas_csv(path, dtype=_CSV_DTYPES, **_ROUND_TRIP)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{name} is empty, not a trace CSV") from None
+    except ValueError as e:  # a cell that is not a number, a ragged row, bytes that are not UTF-8
+        raise ValueError(f"{name} is not a trace CSV: {_diagnose(path, e)}") from None
+    lines = None
+    if wide:
+        try:
+            frame, lines = _long_from_wide(frame)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    return _checked(frame, lines, unknown, name)
+
+
+def _checked(frame: pd.DataFrame, lines, unknown: str, name: str) -> Tuple[pd.DataFrame, list]:
+    if tuple(frame.columns) != COLUMNS:
+        raise ValueError(f"{name} has columns {', '.join(map(str, frame.columns))}; a trace has "
+                         f"exactly {', '.join(COLUMNS)} (or step, gate, quantity, u0, u1, … when wide)")
+    if frame.empty:
+        raise ValueError(f"{name} has a header but no rows")
+    if frame["value"].dtype != np.float64 or not all(np.issubdtype(frame[c].dtype, np.integer)
+                                                     for c in ("step", "unit")):
+        raise ValueError(f"{name}: step and unit must be whole numbers and value float64")
+    try:
+        return _checked_frame(frame, lines, skip_unknown=unknown == "skip")
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+
+
+def _long_from_wide(frame: pd.DataFrame):
+    """A wide trace (one row per step, gate and quantity; a column per unit) as long rows, with their lines."""
+    units = frame.columns[3:]
+    if list(units) != [f"u{k}" for k in range(len(units))]:
+        raise ValueError(f"the unit columns must be u0, u1, …, not {', '.join(map(str, units))}")
+    values = frame[units].to_numpy(dtype=np.float64)  # blank cells are NaN
+    present = ~np.isnan(values)
+    width = present.sum(axis=1)
+    if (present != (np.arange(len(units)) < width[:, None])).any():
+        row = int(np.argmax((present != (np.arange(len(units)) < width[:, None])).any(axis=1)))
+        raise ValueError(f"line {row + 2}: the values of a row must fill u0, u1, … without gaps")
+    rows = np.repeat(np.arange(len(frame)), width)
+    long = pd.DataFrame({"step": frame["step"].to_numpy()[rows],
+                         "gate": frame["gate"].to_numpy()[rows],
+                         "quantity": frame["quantity"].to_numpy()[rows],
+                         "unit": np.nonzero(present)[1].astype(np.int32),
+                         "value": values[present]})
+    return long, rows + 2
+
+
+_CSV_DTYPES = {"step": np.int64, "gate": str, "quantity": str, "unit": np.int64, "value": np.float64}
+
+
+def _pandas_csv(path, **kwargs) -> pd.DataFrame:
+    """pandas.read_csv that takes no text for NaN: "nan" or "NA" in a trace is an error, not a value."""
+    if hasattr(path, "seek"):
+        path.seek(0)
+    options = {"keep_default_na": False, "na_filter": False, "encoding": "utf-8", **kwargs}
+    return pd.read_csv(path, **options)
+
+
+def _line_of_row(row: int) -> int:
+    return row + 2  # the header is line 1
+
+
+def _diagnose(path, error: ValueError) -> str:
+    """Say which line of a CSV that pandas would not read as a trace is wrong."""
+    if isinstance(error, UnicodeDecodeError) and isinstance(path, (str, os.PathLike)):
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return not_utf8(data, e)
+    try:
+        frame = _pandas_csv(path, dtype=str)
+    except ValueError as e:
+        return _first_line(e)
+    if tuple(frame.columns) != COLUMNS:
+        return f"its columns are {', '.join(map(str, frame.columns))}, not {', '.join(COLUMNS)}"
+    for column, kind in (("step", "a whole number"), ("unit", "a whole number"), ("value", "a number")):
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() | ((numbers % 1 != 0) if kind == "a whole number" else False)
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            return f"line {_line_of_row(row)}: {column} {frame[column].iloc[row]!r} is not {kind}"
+    return _first_line(error)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip_unknown: bool = False):
+    """The rows of a CSV trace, checked and put in pipeline order, and the unknown quantities skipped.
+
+    Errors name the file's line: ``lines[row]`` when given, else the row's own line.
+    """
+    _line = (lambda row: int(lines[row])) if lines is not None else _line_of_row
+    gate = GATE_DTYPE.categories.get_indexer(frame["gate"])  # -1 where not a gate
+    quantity = QUANTITY_DTYPE.categories.get_indexer(frame["quantity"])
+    stage = np.where((gate >= 0) & (quantity >= 0), STAGE_OF[gate, quantity], -1)
+    skipped = []
+    if skip_unknown and (stage < 0).any():
+        unknown = stage < 0
+        names = frame["gate"].astype(str)[unknown] + "." + frame["quantity"].astype(str)[unknown]
+        skipped = sorted(set(names))
+        keep = ~unknown
+        frame, stage = frame[keep], stage[keep]
+        lines = (lines if lines is not None else np.arange(len(keep)) + 2)[keep]
+        _line = lambda row: int(lines[row])  # noqa: E731
+    if (stage < 0).any():
+        row = int(np.argmax(stage < 0))
+        raise ValueError(f"line {_line(row)}: {frame['gate'].iloc[row]}.{frame['quantity'].iloc[row]} "
+                         "is not a gate and quantity of an LSTM step")
+    if frame.empty:
+        raise ValueError("has no rows of a gate and quantity this lstmtrace knows")
+
+    step_, unit, value = (frame[c].to_numpy() for c in ("step", "unit", "value"))
+    for column, bad, what in (("step", step_ < 1, "a step ≥ 1"), ("unit", unit < 0, "a unit ≥ 0"),
+                              ("value", ~np.isfinite(value), "a finite number")):
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"line {_line(row)}: {column} {str(frame[column].iloc[row])!r} is not {what}")
+
+    steps = int(step_.max())
+    E = int(((step_ == 1) & (stage == 0)).sum())
+    H = int(((step_ == 1) & (stage == 1)).sum())
+    if E == 0 or H == 0:
+        raise ValueError(f"step 1 has no given.{'x' if E == 0 else 'h_prev'} rows, so the trace's "
+                         "sizes are unknown")
+    grad = bool((stage >= len(STAGES)).any())
+    expected = np.concatenate([np.tile(stage_sizes(E, H, part), steps)
+                               for part in (("forward", "grad") if grad else ("forward",))])
+    # a block is one part's stage at one step, numbered in the order the rows belong in
+    part = (stage >= len(STAGES)).astype(np.int64)
+    in_part = stage - part * len(STAGES)
+    block = part * steps * len(STAGES) + (step_ - 1) * np.where(part == 1, len(GRAD_STAGES), len(STAGES)) + in_part
+    counts = np.bincount(block, minlength=len(expected))
+    wrong = counts != expected
+    if wrong.any():
+        k = int(np.argmax(wrong))
+        in_grad = k >= steps * len(STAGES)
+        stages = GRAD_STAGES if in_grad else STAGES
+        j = k - steps * len(STAGES) if in_grad else k
+        t, (g, q) = j // len(stages) + 1, stages[j % len(stages)]
+        raise ValueError(f"step {t} has {counts[k]} rows of {g}.{q}, expected {expected[k]} "
+                         f"(input size {E} and hidden size {H}, from step 1's x and h_prev)")
+
+    order = np.lexsort((unit, block))
+    misplaced = unit[order] != rows.keys(E, H, steps, grad)["unit"]
+    if misplaced.any():
+        row = int(order[np.argmax(misplaced)])
+        raise ValueError(f"line {_line(row)}: unit {int(unit[row])} of {frame['gate'].iloc[row]}."
+                         f"{frame['quantity'].iloc[row]} is repeated or out of range")
+    return rows.frame(value[order], E, H, steps, grad), skipped
