@@ -12,8 +12,8 @@ fuzz:           ## the long fuzz: damaged and made-up files, and random command 
 	python -m pytest -m fuzz_long -p no:cacheprovider tests/test_fuzz_files.py
 	LSTMTRACE_FUZZ_EXAMPLES=1000 python -m pytest -p no:cacheprovider tests/test_fuzz_cli.py
 
-lint:           ## pyflakes-level checks: unused names, undefined names, syntax (pip install ruff)
-	ruff check --select F,E9 lstmtrace tests benchmarks traces
+lint:           ## ruff: pyflakes, bugbear and simplification rules, and no noqa that hides nothing (CI runs it)
+	ruff check --target-version py39 --select F,E9,B,SIM,RUF100 lstmtrace tests benchmarks traces
 
 traces:         ## rewrite the golden traces in traces/ from the current code
 	python traces/regenerate.py

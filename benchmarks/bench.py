@@ -114,8 +114,8 @@ def main():
             inner = max(3, 20000 // H)  # ~20 ms of calls per timing: single calls are too noisy
             target = {1024: 1.3, 4096: 1.1}.get(H)
             side_by_side(f"step overhead, H = E = {H}: traced / untraced",
-                         lambda: lstmtrace.step(p, x, x, x),
-                         lambda: untraced_step(p.W, p.U, p.b, x, x, x), target, repeats, inner)
+                         lambda p=p, x=x: lstmtrace.step(p, x, x, x),
+                         lambda p=p, x=x: untraced_step(p.W, p.U, p.b, x, x, x), target, repeats, inner)
             del p
 
         T = 200 if args.quick else 1000
@@ -128,7 +128,7 @@ def main():
         plain = pd.DataFrame({c: np.zeros(len(trace.frame)) if c in ("gate", "quantity")
                               else trace.frame[c].to_numpy(dtype=np.float64) for c in trace.frame.columns})
         path = os.path.join(tmp, "t.csv")
-        baseline = lambda: plain.to_csv(path, index=False)  # noqa: E731
+        baseline = lambda: plain.to_csv(path, index=False)
         csv_repeats = max(3, repeats // 3)
         side_by_side(f"CSV export, that trace ({len(trace.frame):,} rows): Trace.to_csv / DataFrame.to_csv",
                      lambda: trace.to_csv(path), baseline, 1.0, csv_repeats)

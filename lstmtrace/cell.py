@@ -275,7 +275,7 @@ def _activations(cell: Cell) -> tuple:
     uses = [g.activation for g in cell.gates]
     common = max(uses, key=uses.count)
     others = [a for a in dict.fromkeys(uses) if a is not common]
-    rows = lambda a: [k for k, u in enumerate(uses) if u is a]  # noqa: E731
+    rows = lambda a: [k for k, u in enumerate(uses) if u is a]
     return ((common, slice(None)), *((a, rows(a)[0] if len(rows(a)) == 1 else rows(a)) for a in others))
 
 

@@ -49,7 +49,7 @@ class _OneLineErrors(click.Group):
             raise _Interrupted() from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise
-        except Exception as e:  # noqa: BLE001 -- the last line of defence: never a traceback
+        except Exception as e:  # the last line of defence: never a traceback
             if os.environ.get("LSTMTRACE_DEBUG"):
                 raise
             raise _InternalError(e) from e
@@ -220,7 +220,7 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
         try:
             steps = parse_steps(steps, trace.steps)
         except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="'--steps'")
+            raise click.BadParameter(str(e), param_hint="'--steps'") from None
     options = dict(precision=precision, expand=expand, title=title, steps=steps, layout=layout or "long")
     if fmt == "csv":
         _warn_if_too_long(_csv_lines(trace, layout or "long"), output)
@@ -230,7 +230,7 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
         with _writing(output):
             formats.save(trace, output, fmt, **options)
     except ImportError as e:  # Parquet without pyarrow
-        raise click.BadParameter(str(e), param_hint="'--format'")
+        raise click.BadParameter(str(e), param_hint="'--format'") from None
 
 
 def _csv_lines(trace, layout):
@@ -533,7 +533,7 @@ def show(trace, steps, fmt, output, precision, expand):
     try:
         loaded = read_trace(trace)
     except (OSError, ValueError) as e:
-        raise click.BadParameter(str(e), param_hint="'TRACE'")
+        raise click.BadParameter(str(e), param_hint="'TRACE'") from None
     _emit(loaded, fmt, output, precision, expand, steps=steps)
 
 
@@ -595,7 +595,7 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
             try:
                 loaded.append(read_trace(path, unknown="skip"))
             except (OSError, ValueError) as e:
-                raise click.BadParameter(" ".join(str(e).split()), param_hint=f"'{name}'")
+                raise click.BadParameter(" ".join(str(e).split()), param_hint=f"'{name}'") from None
         a, b = loaded
     else:
         if (x is None) == (xs is None):
@@ -607,7 +607,7 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
     try:
         summary = lstmtrace.diff(a, b, atol=atol, rtol=rtol)
     except TraceMismatch as e:
-        raise click.ClickException(f"cannot compare: {e}")
+        raise click.ClickException(f"cannot compare: {e}") from None
     per_unit = lstmtrace.diff(a, b, atol=atol, rtol=rtol, units=True) if units else None
     table = per_unit if units else summary
     render = {
@@ -680,7 +680,7 @@ def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output):
         try:
             return read_trace(trace_file)
         except (OSError, ValueError) as e:
-            raise click.BadParameter(" ".join(str(e).split()), param_hint="'TRACE'")
+            raise click.BadParameter(" ".join(str(e).split()), param_hint="'TRACE'") from None
     if x is None and xs is None:
         x, h, c = _worked_example()
     return _trace_inline(x, xs, h, c, hidden_size, weights)
@@ -696,9 +696,9 @@ def _save_picture(make_figure, output, fmt):
     try:
         figure = make_figure()
     except ImportError as e:
-        raise click.ClickException(str(e))
+        raise click.ClickException(str(e)) from None
     except OptionError as e:  # a --step or --unit the trace does not have
-        raise click.BadParameter(str(e), param_hint=f"'--{e.option}'")
+        raise click.BadParameter(str(e), param_hint=f"'--{e.option}'") from None
     if output == "-":
         import tempfile
 
@@ -802,7 +802,7 @@ def _sequence(xs):
         message = str(e)
         if not os.path.exists(xs) and not _looks_inline(xs):
             message = f"no file {xs!r}, nor rows of numbers like '1,2;3,4'"
-        raise click.BadParameter(" ".join(message.split()), param_hint="'--xs'")
+        raise click.BadParameter(" ".join(message.split()), param_hint="'--xs'") from None
 
 
 def _looks_inline(text):
@@ -821,7 +821,7 @@ def _traced(trace_function, params, *args, **kwargs):
     try:
         return trace_function(params, *args, **kwargs)
     except lstmtrace.NonFiniteError as e:
-        raise click.ClickException(str(e))
+        raise click.ClickException(str(e)) from None
 
 
 def _with_gradients(trace, gradients):
@@ -834,9 +834,9 @@ def _with_gradients(trace, gradients):
     try:
         return lstmtrace.backward(trace, **gradients)
     except lstmtrace.NonFiniteError as e:
-        raise click.ClickException(str(e))
+        raise click.ClickException(str(e)) from None
     except OptionError as e:  # a target or upstream gradient of the wrong length, say
-        raise click.BadParameter(str(e), param_hint=f"'--{e.option.replace('_', '-')}'")
+        raise click.BadParameter(str(e), param_hint=f"'--{e.option.replace('_', '-')}'") from None
 
 
 def _describe_loss(gradients):
@@ -873,9 +873,9 @@ def _parameters(weights, E, H, input_hint, weights_hint="'--weights'"):
     except OptionError as e:
         hints = {"weights": weights_hint, "input_size": f"'{input_hint}'", "layout": "'--weights-layout'",
                  "sets": "'--set'", "forget_bias": "'--forget-bias'"}
-        raise click.BadParameter(" ".join(str(e).split()), param_hint=hints.get(e.option, f"'--{e.option}'"))
+        raise click.BadParameter(" ".join(str(e).split()), param_hint=hints.get(e.option, f"'--{e.option}'")) from None
     except ImportError as e:  # a .pt without torch, an .h5 without h5py
-        raise click.BadParameter(str(e), param_hint=weights_hint)
+        raise click.BadParameter(str(e), param_hint=weights_hint) from None
 
 
 main = cli

@@ -35,7 +35,7 @@ def _pyplot():
 
 def _label(name: str, vector: np.ndarray, precision: int, unit: Optional[int], marks=None) -> str:
     """'f = [0.475, 0.69, 0.55, …]' (first three units), or one unit's scalar; * marks saturated units."""
-    fmt = lambda k: f"{vector[k]:.{precision}g}" + ("*" if marks is not None and marks[k] else "")  # noqa: E731
+    fmt = lambda k: f"{vector[k]:.{precision}g}" + ("*" if marks is not None and marks[k] else "")
     if unit is not None:
         return f"{name}[{unit}] = {fmt(unit)}"
     shown = [fmt(k) for k in range(min(3, len(vector)))]
@@ -62,7 +62,7 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
                           "unit")
     x_unit = unit if unit is not None and unit < trace.input_size else None  # x has only E units
     v = trace.values(step)
-    L = lambda name, key, u=unit, marks=None: _label(name, v[key], precision, u, marks)  # noqa: E731
+    L = lambda name, key, u=unit, marks=None: _label(name, v[key], precision, u, marks)
     marked = {g: saturated(g, v[g, "act"]) for g in GATES}
 
     fig, ax = plt.subplots(figsize=(17, 7.5))
@@ -171,7 +171,7 @@ def plot_heatmaps(trace):
     scales = {"gates": (SIGMOID.low, SIGMOID.high, "viridis"), "tanh": (TANH.low, TANH.high, "RdBu_r"),
               "c": (-c_max, c_max, "RdBu_r")}
     σ_gates = {g.name for g in LSTM.gates if g.activation is SIGMOID}  # c̃ and h = o⊙tanh(c) are in (−1, 1)
-    kind = lambda key: "gates" if key[1] == "act" and key[0] in σ_gates else ("c" if key == ("cell", "c") else "tanh")  # noqa: E731
+    kind = lambda key: "gates" if key[1] == "act" and key[0] in σ_gates else ("c" if key == ("cell", "c") else "tanh")
     T, H = trace.steps, trace.hidden_size
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.2), sharex=True, sharey=True, constrained_layout=True)
     images = {}
@@ -202,8 +202,7 @@ def save_figure(fig, path, fmt: Optional[str] = None) -> None:
 
     plt = _pyplot()
     fmt = fmt or ("png" if str(path).lower().endswith(".png") else "svg")
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lstmtrace"}):
-        with atomic_open(path, "wb") as f:
-            metadata = {"Date": None, "Creator": None} if fmt == "svg" else {"Software": None}
-            fig.savefig(f, format=fmt, metadata=metadata, dpi=110)
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "lstmtrace"}), atomic_open(path, "wb") as f:
+        metadata = {"Date": None, "Creator": None} if fmt == "svg" else {"Software": None}
+        fig.savefig(f, format=fmt, metadata=metadata, dpi=110)
     plt.close(fig)

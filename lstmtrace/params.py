@@ -413,7 +413,7 @@ class WeightSpec:
             if E is not None and params.input_size != E:
                 raise OptionError(f"gives input size {E}, but the weights in {self.weights} have input size "
                                   f"E = {params.input_size}", "input_size")
-            if H is not None and H != params.hidden_size:
+            if H is not None and params.hidden_size != H:
                 raise OptionError(f"{self.weights} has hidden size H = {params.hidden_size}, but hidden size "
                                   f"{H} was asked for", "weights")
         else:

@@ -96,7 +96,7 @@ def keys(input_size: int, hidden_size: int, steps: int, grad: bool = False) -> D
     keys = {}
     for part in ("forward", "grad") if grad else ("forward",):
         gate, quantity, unit = _layout(input_size, hidden_size, part)
-        tile = (lambda a: a) if steps == 1 else (lambda a: np.tile(a, steps))  # noqa: E731
+        tile = (lambda a: a) if steps == 1 else (lambda a: np.tile(a, steps))
         for name, array in (("step", np.repeat(np.arange(1, steps + 1, dtype=np.int32), len(unit))),
                             ("gate", tile(gate)), ("quantity", tile(quantity)), ("unit", tile(unit))):
             keys[name] = array if name not in keys else np.concatenate([keys[name], array])

@@ -273,7 +273,7 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
 def _norms(doc: _Doc, trace) -> None:
     """One row per step: how big dL/dh, dL/dc and dL/dx are, to see gradients vanish or explode."""
     doc.heading("Gradient norms, step by step")
-    norm = lambda gate, q: np.linalg.norm(trace.block(gate, q), axis=1)  # noqa: E731
+    norm = lambda gate, q: np.linalg.norm(trace.block(gate, q), axis=1)
     doc.table_rows(["step", "‖dL/dh‖", "‖dL/dc‖", "‖dL/dx‖"],
                    [[t + 1, a, b, c] for t, (a, b, c) in enumerate(zip(
                        norm("hidden", "grad:h"), norm("cell", "grad:c"), norm("given", "grad:x")))])

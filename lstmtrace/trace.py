@@ -183,11 +183,12 @@ class Trace:
                 block = self.block(gate, quantity)
                 table[:, k, :block.shape[1]] = block
             stage = np.tile(np.arange(len(stages)), T)
-            codes = lambda dtype, i: np.array([dtype.categories.get_loc(s[i]) for s in stages])[stage]  # noqa: E731
+            gate_codes = GATE_DTYPE.categories.get_indexer([g for g, _ in stages])[stage]
+            quantity_codes = QUANTITY_DTYPE.categories.get_indexer([q for _, q in stages])[stage]
             keys = pd.DataFrame({
                 "step": np.repeat(np.arange(1, T + 1, dtype=np.int32), len(stages)),
-                "gate": pd.Categorical.from_codes(codes(GATE_DTYPE, 0), dtype=GATE_DTYPE),
-                "quantity": pd.Categorical.from_codes(codes(QUANTITY_DTYPE, 1), dtype=QUANTITY_DTYPE),
+                "gate": pd.Categorical.from_codes(gate_codes, dtype=GATE_DTYPE),
+                "quantity": pd.Categorical.from_codes(quantity_codes, dtype=QUANTITY_DTYPE),
             })
             units = pd.DataFrame(table.reshape(T * len(stages), width), columns=[f"u{k}" for k in range(width)])
             frames.append(pd.concat([keys, units], axis=1))

@@ -280,7 +280,7 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
         keep = ~unknown
         frame, stage = frame[keep], stage[keep]
         lines = (lines if lines is not None else np.arange(len(keep)) + 2)[keep]
-        _line = lambda row: int(lines[row])  # noqa: E731
+        _line = lambda row: int(lines[row])
     if (stage < 0).any():
         row = int(np.argmax(stage < 0))
         raise ValueError(f"line {_line(row)}: {frame['gate'].iloc[row]}.{frame['quantity'].iloc[row]} "

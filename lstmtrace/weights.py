@@ -153,7 +153,7 @@ def _torch_file(path: str) -> Dict[str, np.ndarray]:
 
 def _keras_h5(path: str, layer: Optional[int]) -> Gates:
     try:
-        import h5py  # noqa: F401 -- only to say what to install before any work
+        import h5py  # noqa: F401 -- only to say what to install, before any work
     except ImportError:
         raise ImportError(f"reading {os.path.basename(path)} needs h5py: pip install 'lstmtrace[keras]'"
                           ) from None
@@ -224,7 +224,7 @@ def _keras_cells(f) -> list:
 
 def to_state_dict(gates: Gates) -> Dict[str, np.ndarray]:
     """One cell's weights in torch.nn.LSTMCell's layout; all the bias goes in bias_ih, bias_hh is zero."""
-    stack = lambda param: np.concatenate([getattr(gates[g], param) for g in TORCH_ORDER])  # noqa: E731
+    stack = lambda param: np.concatenate([getattr(gates[g], param) for g in TORCH_ORDER])
     return {
         "weight_ih": stack("W"),  # (4H, E)
         "weight_hh": stack("U"),  # (4H, H)
@@ -252,7 +252,7 @@ def from_state_dict(state: Mapping[str, np.ndarray]) -> Gates:
             raise ValueError(f"key {key!r} has shape {_shape_text(arrays[key].shape)}; expected "
                              f"({names[key]}) = {_shape_text(shape)} for hidden size H = {H}")
     b = arrays["bias_ih"] + arrays["bias_hh"]
-    rows = lambda k: slice(k * H, (k + 1) * H)  # noqa: E731
+    rows = lambda k: slice(k * H, (k + 1) * H)
     return {g: Gate(W_ih[rows(k)], W_hh[rows(k)], b[rows(k)]) for k, g in enumerate(TORCH_ORDER)}
 
 

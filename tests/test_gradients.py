@@ -42,8 +42,8 @@ def test_every_gradient_matches_autograd(path):
     trace = _traced_backward(data, path)
     T, H = data["grad_h"].shape
     assert trace.steps == T and (T == 1 or T == 15) and data["xs"].shape[1] != H  # E ≠ H
-    block = lambda gate, quantity: trace.block(gate, quantity)  # noqa: E731  (steps × units)
-    close = lambda actual, expected, what: np.testing.assert_allclose(  # noqa: E731
+    block = lambda gate, quantity: trace.block(gate, quantity)  # steps × units
+    close = lambda actual, expected, what: np.testing.assert_allclose(
         actual, expected, rtol=0, atol=TOLERANCE, err_msg=what)
     for key, (gate, quantity) in PER_STEP:
         close(block(gate, quantity), data[key], quantity)
@@ -101,7 +101,7 @@ def test_every_parameter_and_input_against_central_differences(loss, loss_on):
         array[index] = saved
         return (up - down) / (2 * eps)
 
-    evaluate = lambda: _loss(params, xs, h0, c0, loss, target, loss_on)  # noqa: E731
+    evaluate = lambda: _loss(params, xs, h0, c0, loss, target, loss_on)
     for k, gate in enumerate(GATES):
         for name, stacked in (("W", params.W), ("U", params.U), ("b", params.b)):
             analytic = trace.block(gate, f"grad:{name}").sum(axis=0).reshape(getattr(params[gate], name).shape)

@@ -186,7 +186,7 @@ def test_a_misspelt_or_fixed_attribute_is_refused():
     with pytest.raises(AttributeError, match="hidden_size is fixed"):
         p.hidden_size = 3
     with pytest.raises(AttributeError, match="no attribute 'forget_weights'"):
-        p.forget_weights
+        _ = p.forget_weights
     assert (p.event_size, p.hidden_size) == (2, 2)
 
 

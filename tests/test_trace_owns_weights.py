@@ -6,7 +6,7 @@ import lstmtrace
 from lstmtrace import Parameters
 
 pytest.importorskip("matplotlib")
-from lstmtrace.draw import draw_cell  # noqa: E402
+from lstmtrace.draw import draw_cell
 
 E, H = 3, 4
 XS = np.random.default_rng(1).normal(size=(3, E))
