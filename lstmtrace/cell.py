@@ -30,7 +30,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 import numpy as np
 
 __all__ = ["Activation", "Cell", "Gate", "GateSpec", "GATES", "LSTM", "Layout", "PIPELINE", "SIGMOID", "TANH",
-           "Values", "forward", "layout", "sigmoid", "step_values", "unpack"]
+           "Values", "forward", "layout", "sigmoid", "step_into", "step_values", "unpack"]
 
 
 # -- the activations -------------------------------------------------------------------
@@ -282,6 +282,29 @@ def _activations(cell: Cell) -> tuple:
 _ACTIVATIONS = _activations(LSTM)
 
 
+def step_into(v: "Values", params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray) -> None:
+    """One step, written into the named views ``v`` of a row: the equations of the module docstring.
+
+    A sequence reuses one ``v`` for every step (naming a row's numbers costs more than
+    copying them); numpy's overflow warnings are the caller's to silence.
+    """
+    H = params.hidden_size
+    given, gates, cell, hidden = v.given, v.gates, v.cell, v.hidden  # each of gates' quantities is (4, H)
+    given.x[:], given.h_prev[:], given.c_prev[:] = x, h_prev, c_prev
+    gates.Wx[:] = (params.W @ x).reshape(4, H)  # W·x of all four gates in one product
+    gates.Uh[:] = (params.U @ h_prev).reshape(4, H)
+    gates.bias[:] = params.b.reshape(4, H)
+    np.add(gates.Wx + gates.Uh, gates.bias, out=gates.preact)
+    for activation, rows in _ACTIVATIONS:  # σ for f, i and o; tanh for c̃
+        gates.act[rows] = activation.forward(gates.preact[rows])
+    f, i, g, o = gates.act
+    np.multiply(f, given.c_prev, out=cell.forget_c_prev)  # c = f⊙c_prev + i⊙c̃
+    np.multiply(i, g, out=cell.input_candidate)
+    np.add(cell.forget_c_prev, cell.input_candidate, out=cell.c)
+    np.tanh(cell.c, out=hidden.tanh_c)  # h = o⊙tanh(c)
+    np.multiply(o, hidden.tanh_c, out=hidden.h)
+
+
 def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
                 out: Optional[np.ndarray] = None) -> np.ndarray:
     """One step's every value as one vector in PIPELINE order: E + 27H numbers.
@@ -298,22 +321,8 @@ def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
     """
     E, H = params.input_size, params.hidden_size
     out = np.empty(layout(E, H).width) if out is None else out
-    v = Values(out, E, H)
-    given, gates, cell, hidden = v.given, v.gates, v.cell, v.hidden  # each of gates' quantities is (4, H)
-    given.x[:], given.h_prev[:], given.c_prev[:] = x, h_prev, c_prev
     with np.errstate(over="ignore", invalid="ignore"):
-        gates.Wx[:] = (params.W @ x).reshape(4, H)  # W·x of all four gates in one product
-        gates.Uh[:] = (params.U @ h_prev).reshape(4, H)
-        gates.bias[:] = params.b.reshape(4, H)
-        np.add(gates.Wx + gates.Uh, gates.bias, out=gates.preact)
-        for activation, rows in _ACTIVATIONS:  # σ for f, i and o; tanh for c̃
-            gates.act[rows] = activation.forward(gates.preact[rows])
-        f, i, g, o = gates.act
-        np.multiply(f, c_prev, out=cell.forget_c_prev)  # c = f⊙c_prev + i⊙c̃
-        np.multiply(i, g, out=cell.input_candidate)
-        np.add(cell.forget_c_prev, cell.input_candidate, out=cell.c)
-        np.tanh(cell.c, out=hidden.tanh_c)  # h = o⊙tanh(c)
-        np.multiply(o, hidden.tanh_c, out=hidden.h)
+        step_into(Values(out, E, H), params, x, h_prev, c_prev)
     return out
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from lstmtrace import tracefile
 from lstmtrace.atomic import atomic_open
-from lstmtrace.cell import PIPELINE, Values, layout, step_values
+from lstmtrace.cell import PIPELINE, Values, layout, step_into
 from lstmtrace.params import Parameters
 from lstmtrace.rows import (COLUMNS, GATE_DTYPE, PARTS, QUANTITY_DTYPE, NonFiniteError, check_finite, frame, size,
                             stage_sizes)
@@ -275,11 +275,14 @@ def _trace(params, xs, h, c, progress=None) -> Trace:
     where = layout(E, H)
     values = np.empty((T, where.width))
     h_at, c_at = where.slices["hidden", "h"], where.slices["cell", "c"]
-    for t in range(T):  # the recurrence: step t needs step t-1's h and c
-        row = step_values(params, xs[t], h, c, out=values[t])
-        h, c = row[h_at], row[c_at]
-        if progress is not None:
-            progress(1)
+    scratch = Values(np.empty(where.width), E, H)  # one step's named views, reused step after step
+    with np.errstate(over="ignore", invalid="ignore"):  # every value is checked for overflow below
+        for t in range(T):  # the recurrence: step t needs step t-1's h and c
+            step_into(scratch, params, xs[t], h, c)
+            values[t] = scratch.row
+            h, c = values[t, h_at], values[t, c_at]
+            if progress is not None:
+                progress(1)
     return make_trace(values.reshape(-1), params, E, H, T)
 
 
