@@ -1,16 +1,10 @@
 """The trace: every value of an LSTM step as one row of a long-form DataFrame.
 
-======== ========== ====================================================
-column   dtype      holds
-======== ========== ====================================================
-step     int32      t, from 1
-gate     category   given, forget, input, candidate, output, cell, hidden
-quantity category   x, h_prev, c_prev, Wx, Uh, bias, preact, act, ...
-unit     int32      the element's 0-based index in its vector
-value    float64    the number the computation produced
-======== ========== ====================================================
-
-Rows follow :data:`lstmtrace.cell.PIPELINE`, unit by unit, step by step.
+:func:`step` and :func:`run` compute each step into one row of a preallocated array
+(laid out by :func:`lstmtrace.cell.layout`) and wrap them in a :class:`Trace`; its
+``.frame`` has the columns step, gate, quantity, unit, value (see
+:mod:`lstmtrace.rows`).  :func:`read_trace` loads a saved one (see
+:mod:`lstmtrace.tracefile`).
 """
 import io
 import os
