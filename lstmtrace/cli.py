@@ -46,6 +46,10 @@ class _OneLineErrors(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:  # before click turns it into a bare "Aborted!" with status 1
+            if _AS_PROGRAM:  # the same Ctrl-C can come twice (pyarrow's and Python's own): once is enough
+                import signal
+
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise _Interrupted() from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise
@@ -878,4 +882,27 @@ def _parameters(weights, E, H, input_hint, weights_hint="'--weights'"):
         raise click.BadParameter(str(e), param_hint=weights_hint) from None
 
 
-main = cli
+_AS_PROGRAM = False  # True when running as the `lstmtrace` program, not called in-process by a test
+
+
+def main(*args, **kwargs):
+    """The ``lstmtrace`` program: the command group, with Ctrl-C's exit status 130 kept.
+
+    A library may deliver one Ctrl-C twice (pyarrow reports it, and can raise SIGINT again as
+    the interpreter shuts down), which would turn the 130 already promised into death by
+    SIGINT: once interrupted, the program ignores SIGINT and leaves at once.  Tests call
+    ``cli`` in-process, where signal handlers must stay as they are.
+    """
+    global _AS_PROGRAM
+    _AS_PROGRAM = True
+    try:
+        cli.main(*args, **kwargs)
+    except (SystemExit, KeyboardInterrupt) as e:
+        if isinstance(e, SystemExit) and e.code != _Interrupted.exit_code:
+            raise
+        # Interrupted, with every temporary file already removed: leave now, before pyarrow's signal
+        # handling, which re-raises SIGINT as the interpreter shuts down, can kill the process by it.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(_Interrupted.exit_code)
