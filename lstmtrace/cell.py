@@ -45,33 +45,83 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+def sigmoid_backward(dy: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     """dL/dz from dL/dy, where y = σ(z): σ′ = σ(1 − σ)."""
     return dy * y * (1.0 - y)
 
 
-def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+def tanh_backward(dy: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     """dL/dz from dL/dy, where y = tanh(z): tanh′ = 1 − tanh²."""
     return dy * (1.0 - y ** 2)
 
 
 class Activation(NamedTuple):
-    """A squashing function, and its derivative written from its output y.
+    """A squashing function, and its derivative (from its output y, or its input z at a kink).
 
-    >>> SIGMOID.forward(np.array([0.0])), SIGMOID.backward(np.array([1.0]), np.array([0.5]))
+    >>> SIGMOID.forward(np.array([0.0])), SIGMOID.backward(np.array([1.0]), np.array([0.5]), np.array([0.0]))
     (array([0.5]), array([0.25]))
     """
 
     name: str  # as the equations write it
     forward: Callable[[np.ndarray], np.ndarray]  # y = forward(z)
-    backward: Callable[[np.ndarray, np.ndarray], np.ndarray]  # dL/dz = backward(dL/dy, y)
-    derivative: str  # dy/dz from y, as the text writes it
-    low: float  # y stays strictly between low and high
+    backward: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # dL/dz = backward(dL/dy, y, z)
+    derivative: str  # dy/dz, as the text writes it from y
+    low: float  # y stays between low and high
     high: float
+    key: str = ""  # how a Variant spells it: "sigmoid", "hard_sigmoid:0.2,0.5", …
 
 
-SIGMOID = Activation("σ", sigmoid, sigmoid_backward, "{y}(1 − {y})", 0.0, 1.0)
-TANH = Activation("tanh", np.tanh, tanh_backward, "(1 − {y}²)", -1.0, 1.0)
+SIGMOID = Activation("σ", sigmoid, sigmoid_backward, "{y}(1 − {y})", 0.0, 1.0, "sigmoid")
+TANH = Activation("tanh", np.tanh, tanh_backward, "(1 − {y}²)", -1.0, 1.0, "tanh")
+# At a kink, the derivative PyTorch's autograd uses: relu′(0) = 0, hardsigmoid′ = 0 at its corners.
+RELU = Activation("relu", lambda z: np.maximum(z, 0.0), lambda dy, y, z: dy * (z > 0), "[{y} > 0]",
+                  0.0, np.inf, "relu")
+LINEAR = Activation("linear", lambda z: z + 0.0, lambda dy, y, z: dy * 1.0, "1", -np.inf, np.inf, "linear")
+SOFTSIGN = Activation("softsign", lambda z: z / (1.0 + np.abs(z)), lambda dy, y, z: dy * (1.0 - np.abs(y)) ** 2,
+                      "(1 − |{y}|)²", -1.0, 1.0, "softsign")
+# Keras 3 (and PyTorch): relu6(z + 3) / 6, written so; its derivative is 1/6 strictly inside (−3, 3)
+HARD_SIGMOID = Activation("hard_sigmoid", lambda z: np.clip(z + 3.0, 0.0, 6.0) / 6.0,
+                          lambda dy, y, z: dy * ((z > -3.0) & (z < 3.0)) / 6.0, "[0 < {y} < 1]/6", 0.0, 1.0,
+                          "hard_sigmoid")
+
+
+def hard_sigmoid(alpha: float, beta: float) -> Activation:
+    """clip(α·z + β, 0, 1), as ONNX's HardSigmoid and Keras 2 (α = 0.2, β = 0.5) compute it.
+
+    >>> hard_sigmoid(0.2, 0.5).forward(np.array([-5.0, 0.0, 1.0]))
+    array([0. , 0.5, 0.7])
+    """
+    return Activation(f"hard_sigmoid[{alpha:g}, {beta:g}]", lambda z: np.clip(alpha * z + beta, 0.0, 1.0),
+                      lambda dy, y, z: dy * alpha * ((alpha * z + beta > 0.0) & (alpha * z + beta < 1.0)),
+                      f"{alpha:g}·[0 < {{y}} < 1]", 0.0, 1.0, f"hard_sigmoid:{alpha!r},{beta!r}")
+
+
+ACTIVATIONS = {a.key: a for a in (SIGMOID, TANH, RELU, LINEAR, SOFTSIGN, HARD_SIGMOID)}
+"""The activations a Variant can name; ``hard_sigmoid:ALPHA,BETA`` makes one more (:func:`activation`)."""
+
+
+def activation(key: str) -> Activation:
+    """The activation ``key`` names: sigmoid, tanh, relu, linear, softsign, hard_sigmoid (Keras 3's
+    relu6(z + 3)/6) or hard_sigmoid:ALPHA,BETA (clip(ALPHA·z + BETA, 0, 1)).
+
+    >>> activation("hard_sigmoid:0.2,0.5").name
+    'hard_sigmoid[0.2, 0.5]'
+    """
+    key = key.strip()
+    if key in ACTIVATIONS:
+        return ACTIVATIONS[key]
+    name, colon, numbers = key.partition(":")
+    if name == "hard_sigmoid" and colon:
+        try:
+            alpha, beta = (float(v) for v in numbers.split(","))
+        except ValueError:
+            raise ValueError(f"{key!r}: hard_sigmoid:ALPHA,BETA takes two numbers, e.g. hard_sigmoid:0.2,0.5"
+                             ) from None
+        if not (np.isfinite(alpha) and np.isfinite(beta)) or alpha <= 0:
+            raise ValueError(f"{key!r}: ALPHA must be a finite number > 0 and BETA finite")
+        return hard_sigmoid(alpha, beta)
+    raise ValueError(f"unknown activation {key!r}; the activations are {', '.join(ACTIVATIONS)} and "
+                     "hard_sigmoid:ALPHA,BETA")
 
 
 # -- the cell, as data -----------------------------------------------------------------
@@ -96,6 +146,8 @@ class Cell:
     weights: Tuple[Tuple[str, str], ...]  # each gate's weights and their shapes
     after: Tuple[Tuple[str, Tuple[str, ...]], ...]  # (stage, quantities) after the gates
     sizes: Tuple[Tuple[str, str], ...]  # the quantities that do not hold H numbers, and their sizes
+    cell_activation: Activation = TANH  # what h = o⊙act(c) applies to c
+    clip: Optional[float] = None  # each gate's preact is bounded to [−clip, clip] (as "clipped")
 
     @property
     def pipeline(self) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
@@ -124,7 +176,12 @@ LSTM = Cell(
            ("hidden", ("tanh(c)", "h"))),
     sizes=(("x", "E"),),
 )
-"""The LSTM cell of the module docstring's equations."""
+"""The LSTM cell of the module docstring's equations (a :class:`lstmtrace.Variant` makes others)."""
+
+
+def cell_activation_name(activation: Activation) -> str:
+    """The quantity that holds act(c): ``tanh(c)``, ``relu(c)``, ``hard_sigmoid(c)``, …"""
+    return f"{activation.key.split(':')[0]}(c)"
 
 GATES = tuple(g.name for g in LSTM.gates)
 """The four gates, in pipeline order."""
@@ -269,6 +326,7 @@ class Values:
 
 # -- one step ------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
 def _activations(cell: Cell) -> tuple:
     """(activation, gate rows) in the order to apply them: the commonest over every gate, then each
     other over its own gates' rows (σ over all four, then tanh over the candidate's: two calls, not four)."""
@@ -279,30 +337,30 @@ def _activations(cell: Cell) -> tuple:
     return ((common, slice(None)), *((a, rows(a)[0] if len(rows(a)) == 1 else rows(a)) for a in others))
 
 
-_ACTIVATIONS = _activations(LSTM)
-
-
 def step_into(v: "Values", params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray) -> None:
     """One step, written into the named views ``v`` of a row: the equations of the module docstring.
 
     A sequence reuses one ``v`` for every step (naming a row's numbers costs more than
     copying them); numpy's overflow warnings are the caller's to silence.
     """
-    H = params.hidden_size
+    H, spec = params.hidden_size, params.cell
     given, gates, cell, hidden = v.given, v.gates, v.cell, v.hidden  # each of gates' quantities is (4, H)
     given.x[:], given.h_prev[:], given.c_prev[:] = x, h_prev, c_prev
     gates.Wx[:] = (params.W @ x).reshape(4, H)  # W·x of all four gates in one product
     gates.Uh[:] = (params.U @ h_prev).reshape(4, H)
     gates.bias[:] = params.b.reshape(4, H)
-    np.add(gates.Wx + gates.Uh, gates.bias, out=gates.preact)
-    for activation, rows in _ACTIVATIONS:  # σ for f, i and o; tanh for c̃
-        gates.act[rows] = activation.forward(gates.preact[rows])
+    z = np.add(gates.Wx + gates.Uh, gates.bias, out=gates.preact)
+    if spec.clip is not None:  # ONNX's clip: each preact bounded to [−clip, clip] before its activation
+        z = np.clip(z, -spec.clip, spec.clip, out=gates.clipped)
+    for activation, rows in _activations(spec):  # σ for f, i and o; tanh for c̃ (or the variant's)
+        gates.act[rows] = activation.forward(z[rows])
     f, i, g, o = gates.act
     np.multiply(f, given.c_prev, out=cell.forget_c_prev)  # c = f⊙c_prev + i⊙c̃
     np.multiply(i, g, out=cell.input_candidate)
     np.add(cell.forget_c_prev, cell.input_candidate, out=cell.c)
-    np.tanh(cell.c, out=hidden.tanh_c)  # h = o⊙tanh(c)
-    np.multiply(o, hidden.tanh_c, out=hidden.h)
+    act_c, h = hidden  # tanh(c) (or the variant's cell activation), and h
+    act_c[:] = spec.cell_activation.forward(cell.c)  # h = o⊙tanh(c)
+    np.multiply(o, act_c, out=h)
 
 
 def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
@@ -320,9 +378,9 @@ def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
     array([0.5       , 0.46211716, 0.23105858])
     """
     E, H = params.input_size, params.hidden_size
-    out = np.empty(layout(E, H).width) if out is None else out
+    out = np.empty(layout(E, H, cell=params.cell).width) if out is None else out
     with np.errstate(over="ignore", invalid="ignore"):
-        step_into(Values(out, E, H), params, x, h_prev, c_prev)
+        step_into(Values(out, E, H, cell=params.cell), params, x, h_prev, c_prev)
     return out
 
 

@@ -13,9 +13,9 @@ from typing import Optional
 
 import numpy as np
 
-from lstmtrace.cell import GATES, LSTM, SIGMOID, TANH
+from lstmtrace.cell import GATES, SIGMOID, TANH, cell_activation_name
 from lstmtrace.errors import OptionError
-from lstmtrace.text import saturated
+from lstmtrace.text import formula, saturated, shares
 
 __all__ = ["draw_cell", "plot_heatmaps", "save_figure"]
 
@@ -63,7 +63,9 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
     x_unit = unit if unit is not None and unit < trace.input_size else None  # x has only E units
     v = trace.values(step)
     L = lambda name, key, u=unit, marks=None: _label(name, v[key], precision, u, marks)
-    marked = {g: saturated(g, v[g, "act"]) for g in GATES}
+    cell = trace.cell
+    marked = {g: saturated(g, v[g, "act"], cell) for g in GATES}
+    act_c = cell_activation_name(cell.cell_activation)  # tanh(c), or the variant's
 
     fig, ax = plt.subplots(figsize=(17, 7.5))
     ax.set_xlim(0, 23)
@@ -84,7 +86,8 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
     def box(x, y, symbol, colour, w=1.1, h=0.75):
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05",
                                     facecolor=colour, edgecolor=ink, lw=1.2, zorder=3))
-        ax.text(x, y, symbol, ha="center", va="center", fontsize=13, color="white", zorder=4)
+        ax.text(x, y, symbol, ha="center", va="center", fontsize=13 if len(symbol) <= 4 else 7, color="white",
+                zorder=4)
 
     def value(x, y, text, ha="left", colour=ink):
         ax.text(x, y, text, ha=ha, va="center", fontsize=8.5, color=colour, family="monospace", zorder=5,
@@ -114,12 +117,12 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
     value(2.75, 0.1, _label("x", v["given", "x"], precision, x_unit))
     ax.text(0.3, y_bus + 0.35, "$h_{t-1}$", fontsize=13)
     ax.text(2.4, -0.45, "$x_t$", fontsize=13, ha="right")
-    for spec, x in zip(LSTM.gates, (x_f, x_i, x_g, x_o)):
-        gate, symbol, name, sub = spec.name, spec.activation.name, spec.symbol, spec.index
+    for spec, x in zip(cell.gates, (x_f, x_i, x_g, x_o)):
+        gate, symbol, name = spec.name, spec.activation.name, spec.symbol
         wire([(x, y_bus), (x, y_gate - 0.45)])
         box(x, y_gate, symbol, gate_ink)
-        ax.text(x, y_gate - 0.75, f"{name} = {symbol}(W_{sub}·x + U_{sub}·h + b_{sub})", ha="center",
-                fontsize=7.5, color="#555555")
+        ax.text(x, y_gate - 0.75, formula(spec, cell).replace("h_prev", "h"), ha="center",
+                fontsize=7.5 if cell.clip is None else 6, color="#555555")
         value(x + 0.12, y_gate + 0.95, L(name, (gate, "act"), marks=marked[gate]),
               colour="#c00000" if (marked[gate][unit] if unit is not None else marked[gate].any()) else ink)
     # the forget gate up to its ×; input and candidate meet at a ×, then the +
@@ -135,8 +138,9 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
     wire([(x_tanh, y_c), (x_tanh, 6.35)], cell_ink)
     ax.add_patch(FancyBboxPatch((x_tanh - 0.55, 5.65), 1.1, 0.6, boxstyle="round,pad=0.12",
                                 facecolor="#7a3b8f", edgecolor=ink, lw=1.2, zorder=3))
-    ax.text(x_tanh, 5.95, "tanh", ha="center", va="center", fontsize=11, color="white", zorder=4)
-    value(x_tanh + 0.75, 5.95, L("tanh(c)", ("hidden", "tanh(c)")))
+    ax.text(x_tanh, 5.95, cell.cell_activation.name, ha="center", va="center", color="white", zorder=4,
+            fontsize=11 if len(cell.cell_activation.name) <= 4 else 7)
+    value(x_tanh + 0.75, 5.95, L(act_c, ("hidden", act_c)))
     junction(x_tanh, y_h, "×")
     wire([(x_tanh, 5.55), (x_tanh, y_h + 0.3)])
     wire([(x_o, y_gate + 0.45), (x_o, y_h), (x_tanh - 0.3, y_h)])
@@ -170,7 +174,13 @@ def plot_heatmaps(trace):
     c_max = max(float(np.abs(trace.block("cell", "c")).max()), 1e-12)
     scales = {"gates": (SIGMOID.low, SIGMOID.high, "viridis"), "tanh": (TANH.low, TANH.high, "RdBu_r"),
               "c": (-c_max, c_max, "RdBu_r")}
-    σ_gates = {g.name for g in LSTM.gates if g.activation is SIGMOID}  # c̃ and h = o⊙tanh(c) are in (−1, 1)
+    cell = trace.cell
+    σ_gates = set(shares(cell))  # shares in [0, 1]; c̃ and h = o⊙tanh(c) are in (−1, 1)
+    unbounded = [g.name for g in cell.gates if g.name not in σ_gates and (g.activation.low, g.activation.high)
+                 != (-1.0, 1.0)] + (["cell"] if cell.cell_activation.high > 1 else [])
+    if unbounded:  # the colour scales assume the default ranges: refuse rather than clip colours silently
+        raise OptionError(f"the heatmaps' colour scales do not fit this variant's {unbounded[0]} activation "
+                          "yet; draw_cell, CSV or Parquet show its values", "variant")
     kind = lambda key: "gates" if key[1] == "act" and key[0] in σ_gates else ("c" if key == ("cell", "c") else "tanh")
     T, H = trace.steps, trace.hidden_size
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.2), sharex=True, sharey=True, constrained_layout=True)

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from lstmtrace.cell import LSTM, TANH, Values, layout
+from lstmtrace.cell import Values, layout
 from lstmtrace.errors import OptionError
 from lstmtrace.trace import Trace, make_trace
 
@@ -68,23 +68,28 @@ def backward_values(params, forward: np.ndarray, dh: np.ndarray, dc_last: Option
     :func:`lstmtrace.cell.layout`'s ``"grad"`` part: the forward quantities' gradients
     in pipeline order, then each gate's dL/dW (H·E, row-major), dL/dU (H·H) and dL/db.
     """
-    (T, _), E, H = forward.shape, params.input_size, params.hidden_size
-    grads = np.empty((T, layout(E, H, "grad").width))
+    (T, _), E, H, spec = forward.shape, params.input_size, params.hidden_size, params.cell
+    grads = np.empty((T, layout(E, H, "grad", spec).width))
     dh_next, dc_next = np.zeros(H), (np.zeros(H) if dc_last is None else np.asarray(dc_last, float))
     for t in reversed(range(T)):  # the chain rule runs from the last step back to the first
-        v, d = Values(forward[t], E, H), Values(grads[t], E, H, "grad")  # d.q holds dL/dq
+        v, d = Values(forward[t], E, H, cell=spec), Values(grads[t], E, H, "grad", spec)  # d.q holds dL/dq
         x, h_prev, c_prev = v.given
         f, i, g, o = v.gates.act  # g is c̃
-        tanh_c = v.hidden.tanh_c
+        act_c, _ = v.hidden  # tanh(c), or the variant's cell activation of c
+        d_act_c, d_h = d.hidden
 
-        d.hidden.h[:] = dh_t = dh[t] + dh_next  # from the loss, and from step t+1 through its h_prev
-        d.output.act[:] = dh_t * tanh_c
-        d.hidden.tanh_c[:] = dtanh_c = dh_t * o
-        dc = TANH.backward(dtanh_c, tanh_c) + dc_next
+        d_h[:] = dh_t = dh[t] + dh_next  # from the loss, and from step t+1 through its h_prev
+        d.output.act[:] = dh_t * act_c
+        d_act_c[:] = dh_t * o
+        dc = spec.cell_activation.backward(d_act_c, act_c, v.cell.c) + dc_next
         d.cell.c[:] = d.cell.forget_c_prev[:] = d.cell.input_candidate[:] = dc
         d.forget.act[:], d.input.act[:], d.candidate.act[:] = dc * c_prev, dc * g, dc * i
-        for k, gate in enumerate(LSTM.gates):  # σ′ = σ(1 − σ) for f, i, o; tanh′ = 1 − tanh² for c̃
-            d.gates.preact[k] = gate.activation.backward(d.gates.act[k], v.gates.act[k])
+        z = v.gates.preact if spec.clip is None else v.gates.clipped  # what the activations were given
+        dz = d.gates.preact if spec.clip is None else d.gates.clipped
+        for k, gate in enumerate(spec.gates):  # σ′ = σ(1 − σ) for f, i, o; tanh′ = 1 − tanh² for c̃
+            dz[k] = gate.activation.backward(d.gates.act[k], v.gates.act[k], z[k])
+        if spec.clip is not None:  # clip passes the gradient where −clip ≤ preact ≤ clip, as torch.clamp does
+            d.gates.preact[:] = dz * (np.abs(v.gates.preact) <= spec.clip)
         dz = d.gates.preact  # (4, H), gates in the order of params.W's row blocks
         d.gates.Wx[:] = d.gates.Uh[:] = d.gates.bias[:] = dz
 

@@ -13,7 +13,7 @@ import html
 
 import numpy as np
 
-from lstmtrace.cell import GATES, PIPELINE
+from lstmtrace.cell import GATES
 from lstmtrace.text import saturated
 
 __all__ = ["render_html"]
@@ -41,11 +41,11 @@ def _table(trace, step: int, shown: int, more: bool) -> tuple:
     any_marked = False
     rows = [f"<caption>{e(f'step t = {step}')}</caption>",
             f"<thead><tr><th class=\"quantity\">unit</th>{head}</tr></thead>", "<tbody>"]
-    for gate, quantities in PIPELINE:
+    for gate, quantities in trace.cell.pipeline:
         rows.append(f"<tr class=\"gate\"><th colspan=\"{width}\">{e(gate)}</th></tr>")
         for quantity in quantities:
             vector = vectors[gate, quantity]
-            marked = (saturated(gate, vector) if quantity == "act" and gate in GATES
+            marked = (saturated(gate, vector, trace.cell) if quantity == "act" and gate in GATES
                       else np.zeros(len(vector), dtype=bool))
             any_marked |= bool(marked[:shown].any())
             cells = []

@@ -15,6 +15,7 @@ from lstmtrace import weights
 from lstmtrace.cell import GATES, LSTM, Gate, count
 from lstmtrace.errors import OptionError
 from lstmtrace.spec import parse_matrix, parse_number, parse_vector
+from lstmtrace.variant import Variant
 
 __all__ = ["GATES", "Gate", "Parameters", "WEIGHT_SPECS", "WEIGHT_WORDS", "WeightSpec", "is_weight_word"]
 
@@ -47,7 +48,9 @@ class Parameters:
            [0., 0.]])
     """
 
-    def __init__(self, gates: Mapping[str, Gate]):
+    def __init__(self, gates: Mapping[str, Gate], variant: Optional[Variant] = None):
+        self.variant = Variant() if variant is None else variant
+        self.variant.check()  # a variant lstmtrace cannot compute is refused here, not traced wrong
         missing = [g for g in GATES if g not in gates]
         if missing:
             raise ValueError(f"no weights for gate(s) {', '.join(missing)}")
@@ -87,16 +90,23 @@ class Parameters:
     output = property(lambda self: self["output"], doc="Gate o: how much of tanh(c) to show as h.")
 
     def __repr__(self) -> str:
-        return f"Parameters(input_size={self.input_size}, hidden_size={self.hidden_size})"
+        variant = "" if self.variant == Variant() else f", variant={self.variant!r}"
+        return f"Parameters(input_size={self.input_size}, hidden_size={self.hidden_size}{variant})"
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Parameters):
             return NotImplemented
-        return all(np.array_equal(getattr(self, p), getattr(other, p)) for p in "WUb")
+        return self.variant == other.variant and all(np.array_equal(getattr(self, p), getattr(other, p))
+                                                     for p in "WUb")
+
+    @property
+    def cell(self):
+        """The cell these weights are for: :attr:`variant`'s (:class:`lstmtrace.cell.Cell`)."""
+        return self.variant.cell
 
     def copy(self) -> "Parameters":
         """An independent copy, with writable arrays, to change without touching this one."""
-        return Parameters(self.gates)
+        return Parameters(self.gates, self.variant)
 
     def snapshot(self) -> "Parameters":
         """These weights as they are now, without copying: W, U and b become read-only and shared.
@@ -118,29 +128,30 @@ class Parameters:
     # -- constructors --------------------------------------------------------------
 
     @classmethod
-    def _build(cls, input_size: int, hidden_size: int, make) -> "Parameters":
+    def _build(cls, input_size: int, hidden_size: int, make, variant: Optional[Variant] = None) -> "Parameters":
         """Every gate's W and U from ``make(shape)``, in gate order, W before U; b = 0."""
         E, H = _check_sizes(input_size, hidden_size)
-        return cls({g: Gate(make((H, E)), make((H, H)), np.zeros(H)) for g in GATES})
+        return cls({g: Gate(make((H, E)), make((H, H)), np.zeros(H)) for g in GATES}, variant)
 
 
     @classmethod
-    def zeros(cls, input_size: int, hidden_size: int) -> "Parameters":
+    def zeros(cls, input_size: int, hidden_size: int, variant: Optional[Variant] = None) -> "Parameters":
         """Every W, U and b zero: each gate's preact is 0, so σ gives exactly 0.5."""
-        return cls._build(input_size, hidden_size, np.zeros)
+        return cls._build(input_size, hidden_size, np.zeros, variant)
 
     @classmethod
-    def identity(cls, input_size: int, hidden_size: int) -> "Parameters":
+    def identity(cls, input_size: int, hidden_size: int, variant: Optional[Variant] = None) -> "Parameters":
         """W = np.eye(H, E) and U = np.eye(H) for every gate, b = 0: preact = x + h_prev when E = H."""
-        return cls._build(input_size, hidden_size, lambda shape: np.eye(*shape))
+        return cls._build(input_size, hidden_size, lambda shape: np.eye(*shape), variant)
 
     @classmethod
-    def ones(cls, input_size: int, hidden_size: int) -> "Parameters":
+    def ones(cls, input_size: int, hidden_size: int, variant: Optional[Variant] = None) -> "Parameters":
         """Every W and U all ones, b = 0: every unit of a gate sees sum(x) + sum(h_prev)."""
-        return cls._build(input_size, hidden_size, np.ones)
+        return cls._build(input_size, hidden_size, np.ones, variant)
 
     @classmethod
-    def random(cls, input_size: int, hidden_size: int, seed: int = 0) -> "Parameters":
+    def random(cls, input_size: int, hidden_size: int, seed: int = 0,
+               variant: Optional[Variant] = None) -> "Parameters":
         """W and U uniform in ±1/√H, as PyTorch initialises them; b = 0.
 
         The draws come from ``np.random.default_rng(seed)``, gate by gate (forget,
@@ -148,26 +159,28 @@ class Parameters:
         """
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(_check_sizes(input_size, hidden_size)[1])
-        return cls._build(input_size, hidden_size, lambda shape: rng.uniform(-bound, bound, shape))
+        return cls._build(input_size, hidden_size, lambda shape: rng.uniform(-bound, bound, shape), variant)
 
     @classmethod
-    def from_word(cls, word: str, input_size: int, hidden_size: int) -> "Parameters":
+    def from_word(cls, word: str, input_size: int, hidden_size: int,
+                  variant: Optional[Variant] = None) -> "Parameters":
         """Made-up weights by name: identity, zeros, ones, random or random:SEED.
 
         >>> Parameters.from_word("random:7", 4, 3) == Parameters.random(4, 3, seed=7)
         True
         """
         if word in ("identity", "zeros", "ones"):
-            return getattr(cls, word)(input_size, hidden_size)
+            return getattr(cls, word)(input_size, hidden_size, variant=variant)
         if word.split(":")[0] == "random":
-            return cls.random(input_size, hidden_size, seed=_seed(word))
+            return cls.random(input_size, hidden_size, seed=_seed(word), variant=variant)
         raise ValueError(f"{word!r} is not one of {WEIGHT_SPECS}")
 
     @classmethod
     def from_spec(cls, weights: str = "identity", input_size: Optional[int] = None,
                   hidden_size: Optional[int] = None, *, layer: Optional[int] = None,
                   prefix: Optional[str] = None, layout: Optional[str] = None, bias: Optional[float] = None,
-                  forget_bias: Optional[float] = None, sets: Sequence[str] = ()) -> "Parameters":
+                  forget_bias: Optional[float] = None, sets: Sequence[str] = (),
+                  variant: Optional[Variant] = None) -> "Parameters":
         """Weights as the command line's weight options describe them, with the same spellings.
 
         ``weights`` is anything ``--weights`` takes: ``"identity"``, ``"zeros"``, ``"ones"``,
@@ -179,7 +192,7 @@ class Parameters:
         >>> float(p.forget.U.max()), p.input_size, p.hidden_size
         (0.0, 4, 3)
         """
-        return WeightSpec(weights, layer, prefix, layout, bias, forget_bias, tuple(sets)).parameters(
+        return WeightSpec(weights, layer, prefix, layout, bias, forget_bias, tuple(sets), variant).parameters(
             input_size, hidden_size)
 
     # -- changing one matrix ---------------------------------------------------------
@@ -305,14 +318,15 @@ class Parameters:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], layer: Optional[int] = None,
-             prefix: Optional[str] = None, layout: Optional[str] = None) -> "Parameters":
+             prefix: Optional[str] = None, layout: Optional[str] = None,
+             variant: Optional[Variant] = None) -> "Parameters":
         """Weights from a file, never unpickled: ``.npz`` (PyTorch or Keras keys), ``.pt``, ``.weights.h5``.
 
         ``layer`` picks one layer of a torch.nn.LSTM or Keras model (0 when not given),
         ``prefix`` the module holding it (e.g. ``"encoder.lstm."``), ``layout`` forces
         ``"torch"`` or ``"keras"`` for an ``.npz``.  See :mod:`lstmtrace.weights`.
         """
-        return cls(weights.load(path, layer=layer, prefix=prefix, layout=layout))
+        return cls(weights.load(path, layer=layer, prefix=prefix, layout=layout), variant)
 
     @classmethod
     def from_keras(cls, kernel: np.ndarray, recurrent_kernel: np.ndarray,
@@ -396,6 +410,7 @@ class WeightSpec:
     bias: Optional[float] = None  # every gate's b
     forget_bias: Optional[float] = None  # added to the forget gate's b
     sets: Tuple[str, ...] = ()  # "GATE.PARAM=SPEC", applied last
+    variant: Optional[Variant] = None  # which LSTM (lstmtrace.Variant; None: the default)
 
     def parameters(self, input_size: Optional[int] = None, hidden_size: Optional[int] = None) -> Parameters:
         """The Parameters this recipe makes; sizes that are None are taken from the file (or E, or 1)."""
@@ -405,7 +420,7 @@ class WeightSpec:
                 if getattr(self, name) is not None:
                     raise OptionError(f"reads a weights file, and --weights is {self.weights!r}", name)
             try:
-                params = Parameters.from_word(self.weights, E or 1, H or E or 1)
+                params = Parameters.from_word(self.weights, E or 1, H or E or 1, variant=self.variant)
             except ValueError as e:
                 raise OptionError(str(e), "weights") from None
         elif os.path.isfile(self.weights):
@@ -427,7 +442,8 @@ class WeightSpec:
 
     def _load(self) -> Parameters:
         try:
-            return Parameters.load(self.weights, layer=self.layer, prefix=self.prefix, layout=self.layout)
+            return Parameters.load(self.weights, layer=self.layer, prefix=self.prefix, layout=self.layout,
+                                   variant=self.variant)
         except OptionError:
             raise
         except (OSError, ValueError) as e:

@@ -24,28 +24,53 @@ from typing import Dict, Tuple
 import numpy as np
 import pandas as pd
 
-from lstmtrace.cell import PIPELINE, layout
+from lstmtrace.cell import ACTIVATIONS, LSTM, PIPELINE, Cell, layout
 
 __all__ = ["COLUMNS", "GATE_DTYPE", "GRAD_STAGES", "NonFiniteError", "PARTS", "QUANTITY_DTYPE", "STAGES",
-           "STAGE_OF", "check_finite", "frame", "keys", "size", "stage_sizes"]
+           "STAGE_OF", "check_finite", "frame", "keys", "size", "stage_of", "stage_sizes", "stages"]
 
 COLUMNS = ("step", "gate", "quantity", "unit", "value")
 
-STAGES: Tuple[Tuple[str, str], ...] = layout(1, 1).stages
-"""Every (gate, quantity) of one step, in pipeline order."""
 
-GRAD_STAGES: Tuple[Tuple[str, str], ...] = tuple((g, "grad:" + q) for g, q in layout(1, 1, "grad").stages)
+@functools.lru_cache(maxsize=None)
+def stages(cell: Cell = LSTM, part: str = "forward") -> Tuple[Tuple[str, str], ...]:
+    """Every (gate, quantity) of one step of ``cell``, in row order; ``part="grad"``: the gradient rows,
+    dL/d every forward quantity and then each gate's dL/dW, dL/dU, dL/db, named ``grad:…``."""
+    if part == "grad":
+        return tuple((g, "grad:" + q) for g, q in layout(1, 1, "grad", cell).stages)
+    return layout(1, 1, "forward", cell).stages
+
+
+STAGES: Tuple[Tuple[str, str], ...] = stages()
+"""Every (gate, quantity) of one step of the default LSTM, in pipeline order."""
+
+GRAD_STAGES: Tuple[Tuple[str, str], ...] = stages(LSTM, "grad")
 """The gradient rows of one step: dL/d every forward quantity, then each gate's dL/dW, dL/dU, dL/db."""
 
 PARTS = {"forward": STAGES, "grad": GRAD_STAGES}
 
+# Every quantity any cell traces: the default LSTM's, then those its variants add (appended, so
+# the default's codes never move)
+_VARIANT_QUANTITIES = ["clipped", *(f"{key}(c)" for key in ACTIVATIONS if key != "tanh")]
 GATE_DTYPE = pd.CategoricalDtype([g for g, _ in PIPELINE], ordered=True)
-QUANTITY_DTYPE = pd.CategoricalDtype(list(dict.fromkeys(q for _, q in STAGES + GRAD_STAGES)), ordered=True)
+QUANTITY_DTYPE = pd.CategoricalDtype(list(dict.fromkeys(
+    [q for _, q in STAGES + GRAD_STAGES] + _VARIANT_QUANTITIES + [f"grad:{q}" for q in _VARIANT_QUANTITIES])),
+    ordered=True)
 
-# (gate code, quantity code) -> position in STAGES + GRAD_STAGES, or -1 where the pair is no stage
-STAGE_OF = np.full((len(GATE_DTYPE.categories), len(QUANTITY_DTYPE.categories)), -1)
-for _k, (_g, _q) in enumerate(STAGES + GRAD_STAGES):
-    STAGE_OF[GATE_DTYPE.categories.get_loc(_g), QUANTITY_DTYPE.categories.get_loc(_q)] = _k
+
+@functools.lru_cache(maxsize=None)
+def stage_of(cell: Cell = LSTM) -> np.ndarray:
+    """(gate code, quantity code) → position in ``cell``'s stages then gradient stages, or −1 where
+    the pair is no stage of that cell."""
+    table = np.full((len(GATE_DTYPE.categories), len(QUANTITY_DTYPE.categories)), -1)
+    for k, (g, q) in enumerate(stages(cell) + stages(cell, "grad")):
+        table[GATE_DTYPE.categories.get_loc(g), QUANTITY_DTYPE.categories.get_loc(q)] = k
+    table.setflags(write=False)
+    return table
+
+
+STAGE_OF = stage_of()
+"""stage_of() of the default LSTM."""
 
 
 
@@ -60,42 +85,42 @@ class NonFiniteError(ArithmeticError):
         )
 
 
-def size(gate: str, quantity: str, input_size: int, hidden_size: int) -> int:
+def size(gate: str, quantity: str, input_size: int, hidden_size: int, cell: Cell = LSTM) -> int:
     """How many units a traced quantity has: E for x, H·E for grad:W, H·H for grad:U, else H.
 
     >>> size("forget", "grad:W", input_size=3, hidden_size=2)
     6
     """
     part, name = ("grad", quantity[5:]) if quantity.startswith("grad:") else ("forward", quantity)
-    return layout(input_size, hidden_size, part).size(gate, name)
+    return layout(input_size, hidden_size, part, cell).size(gate, name)
 
 
-def stage_sizes(input_size: int, hidden_size: int, part: str = "forward") -> np.ndarray:
+def stage_sizes(input_size: int, hidden_size: int, part: str = "forward", cell: Cell = LSTM) -> np.ndarray:
     """How many units each stage of one step has, in row order (read-only)."""
-    return layout(input_size, hidden_size, part).sizes
+    return layout(input_size, hidden_size, part, cell).sizes
 
 
 
 
 @functools.lru_cache(maxsize=16)
-def _layout(input_size: int, hidden_size: int, part: str = "forward") -> Tuple[np.ndarray, ...]:
+def _layout(input_size: int, hidden_size: int, part: str = "forward", cell: Cell = LSTM) -> Tuple[np.ndarray, ...]:
     """The gate code, quantity code and unit of each row of one step (cached: made once per size)."""
-    stages = PARTS[part]
-    sizes = stage_sizes(input_size, hidden_size, part)
-    stage = np.repeat(np.arange(len(stages)), sizes)
-    gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in stages], dtype=np.int8)[stage]
-    quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in stages], dtype=np.int8)[stage]
+    named = stages(cell, part)
+    sizes = stage_sizes(input_size, hidden_size, part, cell)
+    stage = np.repeat(np.arange(len(named)), sizes)
+    gate = np.array([GATE_DTYPE.categories.get_loc(g) for g, _ in named], dtype=np.int8)[stage]
+    quantity = np.array([QUANTITY_DTYPE.categories.get_loc(q) for _, q in named], dtype=np.int8)[stage]
     unit = (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)).astype(np.int32)
     for array in (gate, quantity, unit):
         array.setflags(write=False)
     return gate, quantity, unit
 
 
-def keys(input_size: int, hidden_size: int, steps: int, grad: bool = False) -> Dict[str, np.ndarray]:
+def keys(input_size: int, hidden_size: int, steps: int, grad: bool = False, cell: Cell = LSTM) -> Dict[str, np.ndarray]:
     """The step, gate code, quantity code and unit of every row: all forward rows, then any gradients."""
     keys = {}
     for part in ("forward", "grad") if grad else ("forward",):
-        gate, quantity, unit = _layout(input_size, hidden_size, part)
+        gate, quantity, unit = _layout(input_size, hidden_size, part, cell)
         tile = (lambda a: a) if steps == 1 else (lambda a: np.tile(a, steps))
         for name, array in (("step", np.repeat(np.arange(1, steps + 1, dtype=np.int32), len(unit))),
                             ("gate", tile(gate)), ("quantity", tile(quantity)), ("unit", tile(unit))):
@@ -107,9 +132,10 @@ def keys(input_size: int, hidden_size: int, steps: int, grad: bool = False) -> D
 _TRUSTED = {"validate": False} if tuple(int(v) for v in pd.__version__.split(".")[:2]) >= (2, 1) else {}
 
 
-def frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, grad: bool = False) -> pd.DataFrame:
+def frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, grad: bool = False,
+          cell: Cell = LSTM) -> pd.DataFrame:
     """The trace's DataFrame around the value column ``values`` (every step's row, then any gradients')."""
-    rows = keys(input_size, hidden_size, steps, grad)
+    rows = keys(input_size, hidden_size, steps, grad, cell)
     return pd.DataFrame({
         "step": rows["step"],
         "gate": pd.Categorical.from_codes(rows["gate"], dtype=GATE_DTYPE, **_TRUSTED),
@@ -120,13 +146,13 @@ def frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, gra
 
 
 def check_finite(values: np.ndarray, input_size: int, hidden_size: int, steps: int = 1,
-                  grad: bool = False) -> None:
+                 grad: bool = False, cell: Cell = LSTM) -> None:
     """A NonFiniteError naming the first value of ``values`` that is not finite, if any."""
     finite = np.isfinite(values)
     if finite.all():
         return
     row = int(np.argmin(finite))
-    where = keys(input_size, hidden_size, steps, grad)
+    where = keys(input_size, hidden_size, steps, grad, cell)
     raise NonFiniteError(int(where["step"][row]), GATE_DTYPE.categories[where["gate"][row]],
                          QUANTITY_DTYPE.categories[where["quantity"][row]], int(where["unit"][row]),
                          float(values[row]))

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tabulate import tabulate
 
-from lstmtrace.cell import LSTM, SIGMOID
+from lstmtrace.cell import LSTM, Cell, cell_activation_name
 
 __all__ = ["SATURATION", "render", "saturated"]
 
@@ -16,21 +16,37 @@ SATURATION = 0.01
 """An activation within this distance of its bounds (0 and 1 for σ, ±1 for tanh) is saturated."""
 
 
-def saturated(gate: str, act: np.ndarray) -> np.ndarray:
+def saturated(gate: str, act: np.ndarray, cell: Cell = LSTM) -> np.ndarray:
     """Which units of a gate's activation (any shape) are saturated: the one definition lstmtrace uses.
 
     >>> saturated("forget", np.array([0.005, 0.5, 0.995])), saturated("candidate", np.array([-0.995, 0.5]))
     (array([ True, False,  True]), array([ True, False]))
     """
-    activation = LSTM.gate(gate).activation
+    activation = cell.gate(gate).activation
     return (act < activation.low + SATURATION) | (act > activation.high - SATURATION)
 
 
-FORMULA = {g.name: (g.title, f"{g.symbol} = {g.activation.name}(W_{g.index}·x + U_{g.index}·h_prev + b_{g.index})",
-                    g.symbol) for g in LSTM.gates}
+def formula(spec, cell: Cell = LSTM) -> str:
+    """A gate's equation as the text prints it: ``f = σ(W_f·x + U_f·h_prev + b_f)``, and with a clip,
+    ``f = σ(clip(W_f·x + U_f·h_prev + b_f, ±3))``."""
+    k = spec.index
+    inner = f"W_{k}·x + U_{k}·h_prev + b_{k}"
+    if cell.clip is not None:
+        inner = f"clip({inner}, ±{cell.clip:g})"
+    return f"{spec.symbol} = {spec.activation.name}({inner})"
+
+
+FORMULA = {g.name: (g.title, formula(g), g.symbol) for g in LSTM.gates}
 """Each gate's heading, equation and symbol: ``FORMULA["forget"][1]`` is ``f = σ(W_f·x + U_f·h_prev + b_f)``."""
 MATRIX_INDEX = {g.name: g.index for g in LSTM.gates}
-SIGMA_GATES = tuple(g.name for g in LSTM.gates if g.activation is SIGMOID)
+
+
+def shares(cell: Cell = LSTM) -> tuple:
+    """The gates whose activation is a share between 0 and 1 (σ, hard sigmoid): forget, input, output."""
+    return tuple(g.name for g in cell.gates if (g.activation.low, g.activation.high) == (0.0, 1.0))
+
+
+SIGMA_GATES = shares()
 """The gates whose activation is σ, a share between 0 and 1: forget, input, output."""
 
 SIGMOID_NOTE = (
@@ -44,6 +60,20 @@ TANH_NOTE = (
 )
 NOTES = {"σ": SIGMOID_NOTE, "tanh": TANH_NOTE}
 """What each activation's range means, said after the first gate that uses it."""
+
+
+def _range_note(activation, arg: str = "preact") -> str:
+    """What an activation's range means (σ's and tanh's notes above; a plain statement of the others)."""
+    if activation.name in NOTES and arg == "preact":
+        return NOTES[activation.name]
+    name, low, high = activation.name, activation.low, activation.high
+    if np.isinf(low) and np.isinf(high):
+        return f"{name}({arg}) is {arg} itself: nothing bounds it."
+    if np.isinf(high):
+        return f"{name}({arg}) is at least {low:g} and has no upper bound."
+    return (f"{name}({arg}) lies between {low:g} and {high:g}, and (unlike σ and tanh) reaches them "
+            "exactly." if "hard" in name else f"{name}({arg}) lies strictly between {low:g} and {high:g}.")
+
 EXPANDED = {  # one unit's activation, written out
     "σ": "{symbol} = σ(preact) = 1 / (1 + e^{minus_pre}) = {act}",
     "tanh": "{symbol} = tanh(preact) = tanh({pre}) = {act}",
@@ -109,9 +139,10 @@ def _units(mask: np.ndarray, most: int = 12) -> str:
     return ("unit " if len(idx) == 1 else "units ") + shown
 
 
-def _share_note(doc: "_Doc", act: np.ndarray, gate: str, symbol: str) -> None:
+def _share_note(doc: "_Doc", act: np.ndarray, gate: str, symbol: str, cell: Cell = LSTM) -> None:
     """Which units a σ gate passes more than half of, less than half, or exactly half."""
     verb, what = SHARE[gate]
+    what = what.replace("tanh(c)", cell_activation_name(cell.cell_activation))
     groups = [("more than half", ">", act > 0.5), ("less than half", "<", act < 0.5),
               ("exactly half", "=", act == 0.5)]
     parts = [f"{amount} ({symbol} {op} 0.5) in {_units(mask)}" for amount, op, mask in groups if mask.any()]
@@ -120,22 +151,28 @@ def _share_note(doc: "_Doc", act: np.ndarray, gate: str, symbol: str) -> None:
     doc.note(f"It {verb} " + "; ".join([f"{amount} {what} ({brackets}", *rest]) + ".")
 
 
-def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
-    title, formula, symbol = FORMULA[gate]
+def _gate_section(doc: _Doc, v: dict, gate: str, cell: Cell = LSTM) -> None:
+    spec = cell.gate(gate)
+    title, symbol = spec.title, spec.symbol
     act = v[gate, "act"]
-    activation = LSTM.gate(gate).activation
+    activation = spec.activation
     low, high = activation.low, activation.high
-    marked = saturated(gate, act)
+    marked = saturated(gate, act, cell)
     doc.heading(title)
-    doc.formula(f"{formula}    act = {symbol}")
-    columns = {q: v[gate, q] for q in ("Wx", "Uh", "bias", "preact", "act")}
+    doc.formula(f"{formula(spec, cell)}    act = {symbol}")
+    columns = {q: v[gate, q] for q in cell.quantities}
     if marked.any():
         middle = (low + high) / 2
         columns["note"] = np.where(marked, np.where(act > middle, f"saturated ≈ {high:g}", f"saturated ≈ {low:g}"), "")
     doc.table(columns)
-    if next(g for g in LSTM.gates if g.activation is activation).name == gate:
-        doc.note(NOTES[activation.name])
-    if marked.any():
+    if next(g for g in cell.gates if g.activation is activation).name == gate:
+        doc.note(_range_note(activation))
+    if cell.clip is not None and (v[gate, "clipped"] != v[gate, "preact"]).any():
+        doc.note(f"clip bounds preact to [−{cell.clip:g}, {cell.clip:g}] before {activation.name}: "
+                 f"{_units(v[gate, 'clipped'] != v[gate, 'preact'])} reached the bound.")
+    if not (np.isfinite(low) and np.isfinite(high)):
+        pass  # an activation without two bounds does not saturate
+    elif marked.any():
         doc.note(f"Saturated (within 0.01 of {low:g} or {high:g}): {_units(marked)}.")
     elif not v[gate, "preact"].any():
         doc.note(f"No unit is saturated: every preact is 0 here, so every {symbol} is "
@@ -143,8 +180,8 @@ def _gate_section(doc: _Doc, v: dict, gate: str) -> None:
     else:
         doc.note(f"No unit is saturated: |preact| is at most {doc.num(np.abs(v[gate, 'preact']).max())} "
                  f"here, so every {symbol} is between {low + SATURATION:g} and {high - SATURATION:g}.")
-    if gate in SHARE:
-        _share_note(doc, act, gate, symbol)
+    if gate in SHARE and gate in shares(cell):
+        _share_note(doc, act, gate, symbol, cell)
 
 
 def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
@@ -153,9 +190,9 @@ def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
     doc.heading(f"Unit {u}, term by term")
     p = trace.params
     x, h_prev = v["given", "x"], v["given", "h_prev"]
-    for gate in FORMULA:
-        _, _, symbol = FORMULA[gate]
-        k = MATRIX_INDEX[gate]
+    cell = trace.cell
+    for spec in cell.gates:
+        gate, symbol, k = spec.name, spec.symbol, spec.index
         lines = [f"{gate}:"]
         if p is not None:  # the weights the trace was made from (a trace owns them)
             for M, vec, name, q in ((p[gate].W, x, "x", "Wx"), (p[gate].U, h_prev, "h_prev", "Uh")):
@@ -166,21 +203,27 @@ def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
                              f"{' + '.join(terms)} = {num(v[gate, q][u])}")
         Wx, Uh, b, pre, act = (v[gate, q][u] for q in ("Wx", "Uh", "bias", "preact", "act"))
         lines.append(f"  preact = Wx + Uh + b = {num(Wx)} + {paren(Uh)} + {paren(b)} = {num(pre)}")
-        lines.append("  " + EXPANDED[LSTM.gate(gate).activation.name].format(
-            symbol=symbol, pre=num(pre), minus_pre=paren(-pre), act=num(act)))
+        name = spec.activation.name
+        if cell.clip is not None:
+            pre = v[gate, "clipped"][u]
+            lines.append(f"  clipped = clip(preact, ±{cell.clip:g}) = {num(pre)}")
+        lines.append("  " + EXPANDED.get(name, "{symbol} = " + name + "({pre}) = {act}").format(
+            symbol=symbol, pre=num(pre), minus_pre=paren(-pre), act=num(act)).replace(
+            "(preact)", "(clipped)" if cell.clip is not None else "(preact)"))
         doc.lines(lines)
     f, i, g, o = (v[gate, "act"][u] for gate in FORMULA)
     c_prev, fc, ig, c = v["given", "c_prev"][u], *(v["cell", q][u] for q in
                                                    ("forget*c_prev", "input*candidate", "c"))
-    tanh_c, h = v["hidden", "tanh(c)"][u], v["hidden", "h"][u]
+    act_c_name = cell_activation_name(cell.cell_activation)
+    tanh_c, h = v["hidden", act_c_name][u], v["hidden", "h"][u]
     doc.lines([
         "cell:",
         f"  forget*c_prev = f × c_prev = {num(f)} × {paren(c_prev)} = {num(fc)}",
         f"  input*candidate = i × c̃ = {num(i)} × {paren(g)} = {num(ig)}",
         f"  c = forget*c_prev + input*candidate = {num(fc)} + {paren(ig)} = {num(c)}",
         "hidden:",
-        f"  tanh(c) = tanh({num(c)}) = {num(tanh_c)}",
-        f"  h = o × tanh(c) = {num(o)} × {paren(tanh_c)} = {num(h)}",
+        f"  {act_c_name} = {cell.cell_activation.name}({num(c)}) = {num(tanh_c)}",
+        f"  h = o × {act_c_name} = {num(o)} × {paren(tanh_c)} = {num(h)}",
     ])
     if p is None:
         doc.note("A saved trace does not hold W and U, so their dot products are not written out "
@@ -194,9 +237,9 @@ def _summary(doc: _Doc, trace) -> None:
     short = lambda vectors: [_short(doc, v) for v in vectors]
     act = {gate: trace.block(gate, "act") for gate in FORMULA}
     columns = {"x": short(trace.block("given", "x")),
-               **{f"{gate} mean": act[gate].mean(axis=1) for gate in SIGMA_GATES},
+               **{f"{gate} mean": act[gate].mean(axis=1) for gate in shares(trace.cell)},
                "c": short(trace.block("cell", "c")), "h": short(trace.block("hidden", "h"))}
-    counts = {gate: saturated(gate, a).sum(axis=1) for gate, a in act.items()}
+    counts = {gate: saturated(gate, a, trace.cell).sum(axis=1) for gate, a in act.items()}
     columns["saturated units"] = [", ".join(f"{g} {counts[g][t]}" for g in FORMULA if counts[g][t])
                                   or "none" for t in range(trace.steps)]
     rows = [[t + 1, *(col[t] for col in columns.values())] for t in range(trace.steps)]
@@ -232,8 +275,13 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     if outside:
         raise ValueError(f"step {outside[0]} is not in 1..{trace.steps}")
     doc = _Doc(markdown, precision)
+    cell = trace.cell
     if title:
         doc.note(title)
+    if cell is not LSTM:
+        name = trace.variant.name
+        doc.note(f"Variant{f' {name}' if name else ''}: {trace.variant.describe()}. Each equation below "
+                 "says where it differs from lstmtrace's default LSTM (PyTorch's).")
     if trace.steps > 1:
         _summary(doc, trace)
         if trace.has_gradients:
@@ -247,7 +295,7 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
         doc.heading("Given")
         doc.table({"x": v["given", "x"], "h_prev": v["given", "h_prev"], "c_prev": v["given", "c_prev"]})
         for gate in FORMULA:
-            _gate_section(doc, v, gate)
+            _gate_section(doc, v, gate, cell)
         doc.heading("Cell state")
         doc.formula("c = f⊙c_prev + i⊙c̃    (⊙: multiply unit by unit)")
         # headers are the trace's own names (and plain ASCII: a combining ~ would misalign tables)
@@ -258,11 +306,16 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
         doc.note("The forget gate scales the old memory c_prev, the input gate scales the candidate "
                  "c̃, and the two add up to the new cell state c.")
         doc.heading("Hidden state")
-        doc.formula("h = o⊙tanh(c)")
-        doc.table({"output": v["output", "act"], "c": v["cell", "c"], "tanh(c)": v["hidden", "tanh(c)"],
+        act_c = cell_activation_name(cell.cell_activation)
+        doc.formula(f"h = o⊙{act_c}")
+        doc.table({"output": v["output", "act"], "c": v["cell", "c"], act_c: v["hidden", act_c],
                    "h": v["hidden", "h"]})
-        doc.note("tanh keeps the sign of c and squeezes it into (−1, 1); the output gate o "
-                 "decides how much of it becomes the new hidden state h.")
+        if cell.cell_activation.name == "tanh":
+            doc.note("tanh keeps the sign of c and squeezes it into (−1, 1); the output gate o "
+                     "decides how much of it becomes the new hidden state h.")
+        else:
+            doc.note(f"{_range_note(cell.cell_activation, 'c')} The output gate o decides how much of "
+                     f"{act_c} becomes the new hidden state h.")
         if expand is not None:
             _expand(doc, trace, v, expand)
         if trace.has_gradients:
@@ -285,24 +338,30 @@ def _norms(doc: _Doc, trace) -> None:
 def _backward_section(doc: _Doc, trace, t: int) -> None:
     """The chain rule for step t, in reverse pipeline order: each stage's formula, then its numbers."""
     g, v = trace.values(t, "grad"), trace.values(t)  # g[gate, q] is dL/d(gate.q)
+    cell = trace.cell
+    act_c, act = cell_activation_name(cell.cell_activation), cell.cell_activation
     later = "" if t == trace.steps else f" + what step {t + 1} hands back through its h_prev"
     doc.heading(f"Backward pass, step t = {t}: dL/d each quantity, from the loss back", 1)
     doc.heading("Hidden state")
-    doc.formula(f"dL/dh = dL/dh from the loss{later};    dL/dtanh(c) = dL/dh ⊙ o;    "
-                "dL/do = dL/dh ⊙ tanh(c)")
-    doc.table({"grad:h": g["hidden", "h"], "grad:tanh(c)": g["hidden", "tanh(c)"],
+    doc.formula(f"dL/dh = dL/dh from the loss{later};    dL/d{act_c} = dL/dh ⊙ o;    "
+                f"dL/do = dL/dh ⊙ {act_c}")
+    doc.table({"grad:h": g["hidden", "h"], f"grad:{act_c}": g["hidden", act_c],
                "grad:output act": g["output", "act"]})
     doc.heading("Cell state")
     back_c = "" if t == trace.steps else f" + dL/dc_prev of step {t + 1}"
-    doc.formula(f"dL/dc = dL/dtanh(c) ⊙ (1 − tanh²(c)){back_c};    dL/dc_prev = dL/dc ⊙ f")
+    derivative = "(1 − tanh²(c))" if act.name == "tanh" else act.derivative.format(y=act_c)
+    doc.formula(f"dL/dc = dL/d{act_c} ⊙ {derivative}{back_c};    dL/dc_prev = dL/dc ⊙ f")
     doc.table({"grad:c": g["cell", "c"], "forget": v["forget", "act"], "grad:c_prev": g["given", "c_prev"]})
     d_act = {  # where each gate's value meets the stages after the gates
-        "output": "dL/do = dL/dh ⊙ tanh(c)", "candidate": "dL/dc̃ = dL/dc ⊙ i",
+        "output": f"dL/do = dL/dh ⊙ {act_c}", "candidate": "dL/dc̃ = dL/dc ⊙ i",
         "input": "dL/di = dL/dc ⊙ c̃", "forget": "dL/df = dL/dc ⊙ c_prev",
     }
-    for spec in reversed(LSTM.gates):
+    for spec in reversed(cell.gates):
         gate, y = spec.name, spec.symbol
-        d_preact = f"dL/dpreact_{spec.index} = dL/d{y} ⊙ {spec.activation.derivative.format(y=y)}"
+        into = "preact" if cell.clip is None else "clipped"
+        d_preact = f"dL/d{into}_{spec.index} = dL/d{y} ⊙ {spec.activation.derivative.format(y=y)}"
+        if cell.clip is not None:
+            d_preact += f";    dL/dpreact = dL/dclipped where |preact| ≤ {cell.clip:g}, else 0"
         doc.heading(spec.title)
         doc.formula(f"{d_act[gate]};    {d_preact};    dL/dWx = dL/dUh = dL/dbias = dL/dpreact")
         doc.table({"act": v[gate, "act"], "grad:act": g[gate, "act"], "grad:preact": g[gate, "preact"]})

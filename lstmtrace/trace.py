@@ -15,10 +15,11 @@ import pandas as pd
 
 from lstmtrace import tracefile
 from lstmtrace.atomic import atomic_open
-from lstmtrace.cell import PIPELINE, Values, layout, step_into
+from lstmtrace.cell import Values, layout, step_into
 from lstmtrace.params import Parameters
-from lstmtrace.rows import (COLUMNS, GATE_DTYPE, PARTS, QUANTITY_DTYPE, NonFiniteError, check_finite, frame, size,
-                            stage_sizes)
+from lstmtrace.rows import (COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, NonFiniteError, check_finite, frame, size,
+                            stage_sizes, stages)
+from lstmtrace.variant import Variant
 
 __all__ = ["COLUMNS", "NonFiniteError", "Trace", "make_trace", "read_trace", "run", "size", "stage_sizes", "step"]
 
@@ -36,8 +37,9 @@ class Trace:
     """
 
     def __init__(self, frame: pd.DataFrame, params: Optional[Parameters] = None,
-                 sizes: Optional[Tuple[int, int, int, bool]] = None):
+                 sizes: Optional[Tuple[int, int, int, bool]] = None, variant: Optional[Variant] = None):
         self.frame = frame
+        self.variant = variant if variant is not None else params.variant if params is not None else Variant()
         # a snapshot, not a copy: the arrays become read-only and are shared until params.set copies them
         self._params = None if params is None else params.snapshot()
         self.skipped: list = []  # gate.quantity names read_trace(unknown="skip") left out
@@ -47,6 +49,11 @@ class Trace:
             sizes = (int((quantity == "x").sum()) // steps, int((quantity == "h_prev").sum()) // steps,
                      steps, bool((quantity == "grad:h").any()))
         self.input_size, self.hidden_size, self.steps, self.has_gradients = sizes
+
+    @property
+    def cell(self):
+        """The cell definition of :attr:`variant` (:class:`lstmtrace.cell.Cell`): what the rows hold."""
+        return self.variant.cell
 
     @property
     def params(self) -> Optional[Parameters]:
@@ -99,8 +106,8 @@ class Trace:
         T, E, H = self.steps, self.input_size, self.hidden_size
         values = self.frame["value"].to_numpy().view()
         values.setflags(write=False)
-        start = T * layout(E, H).width if part == "grad" else 0
-        width = layout(E, H, part).width
+        start = T * layout(E, H, cell=self.cell).width if part == "grad" else 0
+        width = layout(E, H, part, self.cell).width
         return values[start:start + T * width].reshape(T, width)
 
     def block(self, gate: str, quantity: str) -> np.ndarray:
@@ -112,11 +119,11 @@ class Trace:
                [2.]])
         """
         part = "grad" if quantity.startswith("grad:") else "forward"
-        if (gate, quantity) not in PARTS[part] or (part == "grad" and not self.has_gradients):
-            valid = "; ".join(f"{g}: {', '.join(qs)}" for g, qs in PIPELINE)
+        if (gate, quantity) not in stages(self.cell, part) or (part == "grad" and not self.has_gradients):
+            valid = "; ".join(f"{g}: {', '.join(qs)}" for g, qs in self.cell.pipeline)
             raise KeyError(f"no quantity {gate}.{quantity} in this trace ({valid}"
                            f"{'; and grad:<each of those>, grad:W, grad:U, grad:b' if self.has_gradients else ''})")
-        where = layout(self.input_size, self.hidden_size, part).slices[gate, quantity.replace("grad:", "", 1)]
+        where = layout(self.input_size, self.hidden_size, part, self.cell).slices[gate, quantity.replace("grad:", "", 1)]
         return self.rows(part)[:, where]
 
     def values(self, step: int = 1, part: str = "forward") -> Values:
@@ -130,7 +137,7 @@ class Trace:
         """
         if not 1 <= step <= self.steps:
             raise IndexError(f"step {step} is not in 1..{self.steps}")
-        return Values(self.rows(part)[step - 1], self.input_size, self.hidden_size, part)
+        return Values(self.rows(part)[step - 1], self.input_size, self.hidden_size, part, self.cell)
 
     # -- exports -------------------------------------------------------------------
 
@@ -147,16 +154,16 @@ class Trace:
         table = self.frame if layout == "long" else self.wide()
         if path is None:
             out = io.StringIO()
-            write(table, out)
+            write(table, out, self.variant)
             return out.getvalue()
         with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-            write(table, f)
+            write(table, f, self.variant)
         return None
 
     def to_parquet(self, path: Union[str, os.PathLike]) -> None:
         """Parquet, for traces too large for a spreadsheet (needs pyarrow); read_trace reads it back."""
         with atomic_open(path, "wb") as f:
-            tracefile.write_parquet(self.frame, f)
+            tracefile.write_parquet(self.frame, f, self.variant)
 
     def wide(self) -> pd.DataFrame:
         """One row per step, gate and quantity; one column per unit (NaN past a vector's end).
@@ -168,29 +175,29 @@ class Trace:
         """
         E, H, T = self.input_size, self.hidden_size, self.steps
         parts = ("forward", "grad") if self.has_gradients else ("forward",)
-        width = max(int(stage_sizes(E, H, part).max()) for part in parts)
+        width = max(int(stage_sizes(E, H, part, self.cell).max()) for part in parts)
         frames = []
         for part in parts:
-            stages = PARTS[part]
-            table = np.full((T, len(stages), width), np.nan)
-            for k, (gate, quantity) in enumerate(stages):  # a loop over stages, not rows
+            named = stages(self.cell, part)
+            table = np.full((T, len(named), width), np.nan)
+            for k, (gate, quantity) in enumerate(named):  # a loop over stages, not rows
                 block = self.block(gate, quantity)
                 table[:, k, :block.shape[1]] = block
-            stage = np.tile(np.arange(len(stages)), T)
-            gate_codes = GATE_DTYPE.categories.get_indexer([g for g, _ in stages])[stage]
-            quantity_codes = QUANTITY_DTYPE.categories.get_indexer([q for _, q in stages])[stage]
+            stage = np.tile(np.arange(len(named)), T)
+            gate_codes = GATE_DTYPE.categories.get_indexer([g for g, _ in named])[stage]
+            quantity_codes = QUANTITY_DTYPE.categories.get_indexer([q for _, q in named])[stage]
             keys = pd.DataFrame({
-                "step": np.repeat(np.arange(1, T + 1, dtype=np.int32), len(stages)),
+                "step": np.repeat(np.arange(1, T + 1, dtype=np.int32), len(named)),
                 "gate": pd.Categorical.from_codes(gate_codes, dtype=GATE_DTYPE),
                 "quantity": pd.Categorical.from_codes(quantity_codes, dtype=QUANTITY_DTYPE),
             })
-            units = pd.DataFrame(table.reshape(T * len(stages), width), columns=[f"u{k}" for k in range(width)])
+            units = pd.DataFrame(table.reshape(T * len(named), width), columns=[f"u{k}" for k in range(width)])
             frames.append(pd.concat([keys, units], axis=1))
         return pd.concat(frames, ignore_index=True)
 
     def to_json(self) -> str:
         """A JSON list of ``{"step", "gate", "quantity", "unit", "value"}`` rows, floats in full."""
-        return tracefile.records_json(self.frame)
+        return tracefile.records_json(self.frame, self.variant)
 
     def to_text(self, precision: int = 6, expand: Optional[int] = None,
                 title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
@@ -266,10 +273,10 @@ def _trace(params, xs, h, c, progress=None) -> Trace:
     (T, E), H = xs.shape, params.hidden_size
     h = np.zeros(H) if h is None else _vector("h_prev", h, H, "hidden size H =")
     c = np.zeros(H) if c is None else _vector("c_prev", c, H, "hidden size H =")
-    where = layout(E, H)
+    where = layout(E, H, cell=params.cell)
     values = np.empty((T, where.width))
     h_at, c_at = where.slices["hidden", "h"], where.slices["cell", "c"]
-    scratch = Values(np.empty(where.width), E, H)  # one step's named views, reused step after step
+    scratch = Values(np.empty(where.width), E, H, cell=params.cell)  # one step's views, reused step after step
     with np.errstate(over="ignore", invalid="ignore"):  # every value is checked for overflow below
         for t in range(T):  # the recurrence: step t needs step t-1's h and c
             step_into(scratch, params, xs[t], h, c)
@@ -289,8 +296,9 @@ def make_trace(values: np.ndarray, params: Optional[Parameters], input_size: int
     >>> make_trace(step_values(p, np.ones(1), np.zeros(1), np.zeros(1)), p, 1, 1, 1)
     <Trace: 1 step(s), input size 1, hidden size 1, 28 values>
     """
-    check_finite(values, input_size, hidden_size, steps, grad)
-    return Trace(frame(values, input_size, hidden_size, steps, grad), params=params,
+    cell = Variant().cell if params is None else params.cell
+    check_finite(values, input_size, hidden_size, steps, grad, cell)
+    return Trace(frame(values, input_size, hidden_size, steps, grad, cell), params=params,
                  sizes=(input_size, hidden_size, steps, grad))
 
 
@@ -306,7 +314,7 @@ def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error")
     >>> read_trace(io.StringIO(t.to_csv())).frame.equals(t.frame)
     True
     """
-    checked, skipped = tracefile.read(path, unknown)
-    trace = Trace(checked)
+    checked, skipped, variant = tracefile.read(path, unknown)
+    trace = Trace(checked, variant=variant)
     trace.skipped = skipped
     return trace

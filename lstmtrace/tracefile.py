@@ -20,7 +20,8 @@ import pandas as pd
 
 from lstmtrace import rows
 from lstmtrace.damage import check_not_empty, first_line, not_utf8
-from lstmtrace.rows import COLUMNS, GATE_DTYPE, GRAD_STAGES, QUANTITY_DTYPE, STAGE_OF, STAGES, stage_sizes
+from lstmtrace.cell import LSTM
+from lstmtrace.rows import COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, stage_sizes
 
 __all__ = ["read", "read_parquet", "records_json", "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet"]
 
@@ -32,22 +33,56 @@ ARROW_FROM_ROWS = 100_000
 pandas, so small files (and the golden traces) are the same text on every machine."""
 
 
-def write_csv(frame: pd.DataFrame, f: IO[str]) -> None:
-    """``frame`` as CSV into the text stream ``f``: by pyarrow for long frames where it can, else pandas."""
+VARIANT = "variant"
+"""The gate of the rows, at step 0, that record a trace's variant (none for the default LSTM)."""
+
+
+def variant_frame(variant, columns=COLUMNS) -> pd.DataFrame:
+    """The rows that record ``variant`` in a saved trace: step 0, gate ``variant``, one per setting
+    (see :meth:`lstmtrace.Variant.to_rows`); ``columns`` of the wide layout put each value in u<unit>.
+
+    >>> from lstmtrace.variant import Variant
+    >>> variant_frame(Variant(clip=3.0))
+       step     gate quantity  unit  value
+    0     0  variant     clip     0    3.0
+    """
+    recorded = variant.to_rows()
+    if tuple(columns) == COLUMNS:
+        return pd.DataFrame({"step": np.zeros(len(recorded), dtype=np.int32), "gate": VARIANT,
+                             "quantity": [q for q, _, _ in recorded],
+                             "unit": np.array([u for _, u, _ in recorded], dtype=np.int32),
+                             "value": np.array([v for _, _, v in recorded], dtype=np.float64)}, columns=COLUMNS)
+    settings = list(dict.fromkeys(q for q, _, _ in recorded))
+    wide = pd.DataFrame(np.nan, index=range(len(settings)), columns=list(columns[3:]))
+    for q, u, v in recorded:
+        wide.iloc[settings.index(q), u] = v
+    return pd.concat([pd.DataFrame({"step": np.zeros(len(settings), dtype=np.int32), "gate": VARIANT,
+                                    "quantity": settings}), wide], axis=1)
+
+
+def write_csv(frame: pd.DataFrame, f: IO[str], variant=None) -> None:
+    """``frame`` as CSV into the text stream ``f``: by pyarrow for long frames where it can, else pandas.
+
+    A ``variant`` other than the default is recorded in rows right after the header.
+    """
     if len(frame) >= ARROW_FROM_ROWS:
         try:
-            return write_csv_arrow(frame, f)
+            return write_csv_arrow(frame, f, variant)
         except ImportError:
             pass
-    write_csv_pandas(frame, f)
+    write_csv_pandas(frame, f, variant)
 
 
-def write_csv_pandas(frame: pd.DataFrame, f: IO[str]) -> None:
+def write_csv_pandas(frame: pd.DataFrame, f: IO[str], variant=None) -> None:
     """The pure pandas writer (floats as Python's repr: shortest round-trip digits)."""
-    frame.to_csv(f, index=False, lineterminator="\n")
+    if variant is None or not variant.to_rows():
+        frame.to_csv(f, index=False, lineterminator="\n")
+        return
+    variant_frame(variant, frame.columns).to_csv(f, index=False, lineterminator="\n")
+    frame.to_csv(f, index=False, header=False, lineterminator="\n")
 
 
-def write_csv_arrow(frame: pd.DataFrame, f: IO[str]) -> None:
+def write_csv_arrow(frame: pd.DataFrame, f: IO[str], variant=None) -> None:
     """pyarrow's C++ CSV writer; raises ImportError without pyarrow (or one too old to skip quotes)."""
     try:
         import pyarrow as pa
@@ -60,19 +95,29 @@ def write_csv_arrow(frame: pd.DataFrame, f: IO[str]) -> None:
     table = table.cast(pa.schema([(name, pa.string() if pa.types.is_dictionary(t) else t)
                                   for name, t in zip(table.column_names, table.schema.types)]))
     f.write(",".join(frame.columns) + "\n")
+    if variant is not None and variant.to_rows():
+        variant_frame(variant).to_csv(f, index=False, header=False, lineterminator="\n")
     out = io.BytesIO()
     pacsv.write_csv(table, out, options)
     f.write(out.getvalue().decode("utf-8"))
 
 
-def write_parquet(frame: pd.DataFrame, f: IO[bytes]) -> None:
-    """``frame`` as Parquet (gate and quantity stay dictionary-encoded), for pandas, DuckDB or Spark."""
+def write_parquet(frame: pd.DataFrame, f: IO[bytes], variant=None) -> None:
+    """``frame`` as Parquet (gate and quantity stay dictionary-encoded), for pandas, DuckDB or Spark;
+    a ``variant`` other than the default in rows first, as in CSV."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ImportError(f"Parquet output needs pyarrow: {PYARROW_HINT}") from None
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if variant is not None and variant.to_rows():
+        recorded = pa.Table.from_pandas(variant_frame(variant), preserve_index=False)
+        table = pa.concat_tables([recorded.cast(pa.schema([(n, pa.string() if pa.types.is_dictionary(t) else t)
+                                                           for n, t in zip(table.column_names, table.schema.types)])),
+                                  table.cast(pa.schema([(n, pa.string() if pa.types.is_dictionary(t) else t)
+                                                        for n, t in zip(table.column_names, table.schema.types)]))])
+    pq.write_table(table, f)
 
 
 def read_parquet(path) -> pd.DataFrame:
@@ -94,8 +139,11 @@ def read_parquet(path) -> pd.DataFrame:
     return frame
 
 
-def records_json(frame: pd.DataFrame) -> str:
-    """A DataFrame as a JSON list of row objects, floats in full (pandas' to_json keeps 15 digits)."""
+def records_json(frame: pd.DataFrame, variant=None) -> str:
+    """A DataFrame as a JSON list of row objects, floats in full (pandas' to_json keeps 15 digits);
+    a ``variant`` other than the default in rows first, as in CSV."""
+    if variant is not None and variant.to_rows():
+        frame = pd.concat([variant_frame(variant), frame.astype({"gate": str, "quantity": str})], ignore_index=True)
     columns = [frame[c].astype(str).tolist() if not pd.api.types.is_numeric_dtype(frame[c])
                else frame[c].tolist() for c in frame.columns]
     return json.dumps([dict(zip(frame.columns, row)) for row in zip(*columns)], indent=1) + "\n"
@@ -107,9 +155,10 @@ def records_json(frame: pd.DataFrame) -> str:
 _ROUND_TRIP = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
-def read(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Tuple[pd.DataFrame, list]:
-    """The frame of a saved trace (CSV long or wide, or Parquet), checked whole, and the unknown
-    ``gate.quantity`` names left out (``unknown="skip"``; an error by default).
+def read(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Tuple[pd.DataFrame, list, object]:
+    """The frame of a saved trace (CSV long or wide, or Parquet), checked whole, the unknown
+    ``gate.quantity`` names left out (``unknown="skip"``; an error by default), and the variant
+    that made it.
 
     Use :func:`lstmtrace.read_trace`, which makes a Trace of it.
     """
@@ -161,7 +210,7 @@ def _cut_mid_row(path) -> Optional[int]:
     return len(lines)
 
 
-def _read_csv(path, unknown: str, name: str) -> Tuple[pd.DataFrame, list]:
+def _read_csv(path, unknown: str, name: str) -> Tuple[pd.DataFrame, list, object]:
     try:
         header = _pandas_csv(path, nrows=0, dtype=str).columns
         wide = tuple(header[:3]) == COLUMNS[:3] and len(header) > 3 and header[3] == "u0"
@@ -184,7 +233,7 @@ def _read_csv(path, unknown: str, name: str) -> Tuple[pd.DataFrame, list]:
     return _checked(frame, lines, unknown, name)
 
 
-def _checked(frame: pd.DataFrame, lines, unknown: str, name: str) -> Tuple[pd.DataFrame, list]:
+def _checked(frame: pd.DataFrame, lines, unknown: str, name: str) -> Tuple[pd.DataFrame, list, object]:
     if tuple(frame.columns) != COLUMNS:
         raise ValueError(f"{name} has columns {', '.join(map(str, frame.columns))}; a trace has "
                          f"exactly {', '.join(COLUMNS)} (or step, gate, quantity, u0, u1, … when wide)")
@@ -194,9 +243,28 @@ def _checked(frame: pd.DataFrame, lines, unknown: str, name: str) -> Tuple[pd.Da
                                                      for c in ("step", "unit")):
         raise ValueError(f"{name}: step and unit must be whole numbers and value float64")
     try:
-        return _checked_frame(frame, lines, skip_unknown=unknown == "skip")
+        variant, frame, lines = _variant_of(frame, lines)
+        checked, skipped = _checked_frame(frame, lines, skip_unknown=unknown == "skip", cell=variant.cell)
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from None
+    return checked, skipped, variant
+
+
+def _variant_of(frame: pd.DataFrame, lines):
+    """The variant the step-0 rows record (the default where there are none), and the other rows."""
+    from lstmtrace.variant import Variant
+
+    recorded = (frame["gate"] == VARIANT).to_numpy()
+    if not recorded.any():
+        return Variant(), frame, lines
+    numbers = np.arange(len(frame)) + 2 if lines is None else np.asarray(lines)
+    if (frame["step"].to_numpy()[recorded] != 0).any():
+        row = int(np.flatnonzero(recorded & (frame["step"].to_numpy() != 0))[0])
+        raise ValueError(f"line {int(numbers[row])}: the variant's rows are at step 0")
+    rows = frame[recorded]
+    variant = Variant.from_rows(zip(rows["quantity"], rows["unit"], rows["value"]))
+    variant.check()
+    return variant, frame[~recorded], numbers[~recorded]
 
 
 def _long_from_wide(frame: pd.DataFrame):
@@ -263,15 +331,18 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip_unknown: bool = False):
+def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip_unknown: bool = False,
+                   cell=None):
     """The rows of a CSV trace, checked and put in pipeline order, and the unknown quantities skipped.
 
     Errors name the file's line: ``lines[row]`` when given, else the row's own line.
     """
     _line = (lambda row: int(lines[row])) if lines is not None else _line_of_row
+    cell = LSTM if cell is None else cell
+    STAGES, GRAD_STAGES = rows.stages(cell), rows.stages(cell, "grad")  # this cell's, as rows.py names them
     gate = GATE_DTYPE.categories.get_indexer(frame["gate"])  # -1 where not a gate
     quantity = QUANTITY_DTYPE.categories.get_indexer(frame["quantity"])
-    stage = np.where((gate >= 0) & (quantity >= 0), STAGE_OF[gate, quantity], -1)
+    stage = np.where((gate >= 0) & (quantity >= 0), rows.stage_of(cell)[gate, quantity], -1)
     skipped = []
     if skip_unknown and (stage < 0).any():
         unknown = stage < 0
@@ -302,7 +373,7 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
         raise ValueError(f"step 1 has no given.{'x' if E == 0 else 'h_prev'} rows, so the trace's "
                          "sizes are unknown")
     grad = bool((stage >= len(STAGES)).any())
-    expected = np.concatenate([np.tile(stage_sizes(E, H, part), steps)
+    expected = np.concatenate([np.tile(stage_sizes(E, H, part, cell), steps)
                                for part in (("forward", "grad") if grad else ("forward",))])
     # a block is one part's stage at one step, numbered in the order the rows belong in
     part = (stage >= len(STAGES)).astype(np.int64)
@@ -320,9 +391,9 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
                          f"(input size {E} and hidden size {H}, from step 1's x and h_prev)")
 
     order = np.lexsort((unit, block))
-    misplaced = unit[order] != rows.keys(E, H, steps, grad)["unit"]
+    misplaced = unit[order] != rows.keys(E, H, steps, grad, cell)["unit"]
     if misplaced.any():
         row = int(order[np.argmax(misplaced)])
         raise ValueError(f"line {_line(row)}: unit {int(unit[row])} of {frame['gate'].iloc[row]}."
                          f"{frame['quantity'].iloc[row]} is repeated or out of range")
-    return rows.frame(value[order], E, H, steps, grad), skipped
+    return rows.frame(value[order], E, H, steps, grad, cell), skipped

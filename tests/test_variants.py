@@ -1,0 +1,271 @@
+"""LSTM variants: the Variant API, the identities each setting must hold exactly, and gradients.
+
+Parity with onnxruntime, Keras and PyTorch comes from committed fixtures
+(tests/fixtures/variant_*.npz, made by make_variant_fixtures.py).
+"""
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lstmtrace
+from lstmtrace import GATES, Gate, Parameters, backward
+from lstmtrace.cell import activation
+from lstmtrace.errors import OptionError
+from lstmtrace.variant import PRESETS, Variant
+
+COMPUTED = [  # the variants this version computes
+    Variant(),
+    Variant(gate_activation="hard_sigmoid"),
+    Variant(gate_activation="hard_sigmoid:0.2,0.5"),
+    Variant(gate_activation="tanh", candidate_activation="relu"),
+    Variant(candidate_activation="softsign", cell_activation="relu"),
+    Variant(candidate_activation="linear", cell_activation="linear"),
+    Variant(clip=0.5),
+    Variant(gate_activation="hard_sigmoid:0.3,0.6", cell_activation="softsign", clip=1.5),
+]
+
+
+# -- the Variant API -----------------------------------------------------------------------
+
+def test_the_presets_are_greffs_variants():
+    assert PRESETS["np"] == Variant()
+    assert PRESETS["v"] == Variant(peephole=True)
+    assert PRESETS["cifg"] == Variant(peephole=True, coupled=True)
+    assert PRESETS["nfg"] == Variant(peephole=True, without=("forget",))
+    assert PRESETS["noaf"] == Variant(peephole=True, cell_activation="linear")
+    assert Variant.preset("NIAF").candidate_activation == "linear"
+    assert {name: preset.name for name, preset in PRESETS.items()} == {name: name for name in PRESETS}
+
+
+@pytest.mark.parametrize("settings, option, says", [
+    (dict(coupled=True, without=("forget",)), "coupled", "choose one"),
+    (dict(coupled=True, without=("input",)), "coupled", "needs the input gate"),
+    (dict(without=("candidate",)), "without", "only the forget, input, output"),
+    (dict(gate_activation="swish"), "activation", "unknown activation 'swish'"),
+    (dict(cell_activation="hard_sigmoid:0,1"), "activation", "ALPHA must be"),
+    (dict(cell_activation="hard_sigmoid:0.2"), "activation", "two numbers"),
+    (dict(clip=0.0), "clip", "> 0"),
+    (dict(clip=float("inf")), "clip", "finite"),
+    (dict(proj_size=0), "proj_size", "≥ 1"),
+])
+def test_contradictions_and_nonsense_name_their_setting(settings, option, says):
+    with pytest.raises(OptionError, match=says) as caught:
+        Variant(**settings)
+    assert caught.value.option == option
+
+
+def test_unknown_preset():
+    with pytest.raises(OptionError, match="the presets are np, v, nig") as caught:
+        Variant.preset("lstm2")
+    assert caught.value.option == "variant"
+
+
+@pytest.mark.parametrize("settings, option", [
+    (dict(peephole=True), "peephole"), (dict(coupled=True), "coupled"), (dict(without=("output",)), "without"),
+    (dict(proj_size=2), "proj_size")])
+def test_what_this_version_does_not_compute_is_refused_not_approximated(settings, option):
+    with pytest.raises(OptionError, match="not computed by this version") as caught:
+        Parameters.zeros(2, 2, variant=Variant(**settings))
+    assert caught.value.option == option
+
+
+def test_every_constructor_takes_a_variant(tmp_path):
+    variant = Variant(gate_activation="hard_sigmoid")
+    Parameters.random(2, 3, variant=Variant()).save(tmp_path / "w.npz")
+    made = [Parameters.zeros(2, 3, variant=variant), Parameters.identity(2, 3, variant=variant),
+            Parameters.ones(2, 3, variant=variant), Parameters.random(2, 3, variant=variant),
+            Parameters.from_spec("random:4", 2, 3, variant=variant),
+            Parameters.from_spec(str(tmp_path / "w.npz"), variant=variant),
+            Parameters.load(tmp_path / "w.npz", variant=variant)]
+    assert all(p.variant == variant for p in made)
+    assert all(p.copy().variant == variant and p.snapshot().variant == variant for p in made)
+    assert Parameters.zeros(2, 3).variant == Variant()
+    assert Parameters.zeros(2, 3, variant=variant) != Parameters.zeros(2, 3)
+
+
+# -- what each setting must do, exactly ------------------------------------------------------
+
+finite = st.floats(-30, 30, allow_nan=False)
+
+
+@given(st.lists(finite, min_size=3, max_size=3), st.lists(finite, min_size=2, max_size=2),
+       st.sampled_from(COMPUTED), st.integers(0, 2 ** 16))
+def test_the_step_is_its_equations(x, h_prev, variant, seed):
+    params = Parameters.random(3, 2, seed=seed, variant=variant)
+    trace = lstmtrace.step(params, x, h_prev, [0.5, -2.0])
+    gate_act, candidate_act, cell_act = (activation(k) for k in (
+        variant.gate_activation, variant.candidate_activation, variant.cell_activation))
+    v = trace.values()
+    for gate in ("forget", "input", "candidate", "output"):
+        g = getattr(v, gate)
+        assert np.array_equal(g.preact, g.Wx + g.Uh + g.bias)
+        z = g.preact if variant.clip is None else g.clipped
+        if variant.clip is not None:
+            assert np.array_equal(g.clipped, np.clip(g.preact, -variant.clip, variant.clip))
+        assert np.array_equal(g.act, (candidate_act if gate == "candidate" else gate_act).forward(z))
+    assert np.array_equal(v.cell.c, v.forget.act * v.given.c_prev + v.input.act * v.candidate.act)
+    act_c, h = v.hidden
+    assert np.array_equal(act_c, cell_act.forward(v.cell.c)) and np.array_equal(h, v.output.act * act_c)
+
+
+@given(st.lists(finite, min_size=2, max_size=2))
+def test_linear_activations_pass_the_preact_through(x):
+    params = Parameters.random(2, 2, variant=Variant(gate_activation="linear", candidate_activation="linear"))
+    v = lstmtrace.step(params, x).values()
+    assert all(np.array_equal(getattr(v, g).act, getattr(v, g).preact)
+               for g in ("forget", "input", "candidate", "output"))
+
+
+def test_a_variant_trace_names_its_quantities():
+    trace = lstmtrace.step(Parameters.identity(2, 2, variant=Variant(cell_activation="relu", clip=1.0)), [3.0, -1.0])
+    assert trace.variant == Variant(cell_activation="relu", clip=1.0)
+    assert list(trace.value("forget", "clipped")) == [1.0, -1.0]
+    assert list(trace.value("hidden", "relu(c)")) == list(np.maximum(trace.value("cell", "c"), 0))
+    with pytest.raises(KeyError, match="no quantity hidden.tanh"):
+        trace.value("hidden", "tanh(c)")
+
+
+def test_the_default_variant_is_todays_lstm_to_the_bit():
+    x, h = [0.3, -1.2, 2.0], [0.1, -0.4]
+    old = lstmtrace.step(Parameters.random(3, 2, seed=3), x, h)
+    new = lstmtrace.step(Parameters.random(3, 2, seed=3, variant=Variant.preset("np")), x, h)
+    assert old.frame.equals(new.frame) and old.to_csv() == new.to_csv()
+
+
+# -- gradients -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", COMPUTED[1:], ids=repr)
+def test_gradients_against_central_differences(variant):
+    E, H, T, eps = 2, 3, 4, 1e-6
+    rng = np.random.default_rng(1)
+    params = Parameters.random(E, H, seed=7, variant=variant).set("input", "b", rng.uniform(-1, 1, H))
+    xs, h0, c0 = rng.normal(size=(T, E)) * 2, rng.normal(size=H), rng.normal(size=H)
+    trace = backward(lstmtrace.run(params, xs, h0, c0))
+    params = params.copy()
+
+    def loss():
+        return lstmtrace.run(params.copy(), xs, h0, c0).block("hidden", "h")[-1].sum()
+
+    def numeric(array, index):
+        saved = array[index]
+        array[index] = saved + eps
+        up = loss()
+        array[index] = saved - eps
+        down = loss()
+        array[index] = saved
+        return (up - down) / (2 * eps)
+
+    for k, gate in enumerate(("forget", "input", "candidate", "output")):
+        for name, stacked in (("W", params.W), ("U", params.U), ("b", params.b)):
+            analytic = trace.block(gate, f"grad:{name}").sum(axis=0).reshape(getattr(params[gate], name).shape)
+            for index in np.ndindex(analytic.shape):
+                row = (k * H + index[0],) + index[1:]
+                assert numeric(stacked, row) == pytest.approx(analytic[index], rel=1e-5, abs=1e-7), \
+                    f"{gate}.{name}{list(index)}"
+    for index in np.ndindex(xs.shape):
+        assert numeric(xs, index) == pytest.approx(trace.block("given", "grad:x")[index], rel=1e-5, abs=1e-7)
+    for vector, quantity in ((h0, "grad:h_prev"), (c0, "grad:c_prev")):
+        for index in np.ndindex(vector.shape):
+            assert numeric(vector, index) == pytest.approx(trace.block("given", quantity)[0][index],
+                                                           rel=1e-5, abs=1e-7)
+
+
+# -- parity with onnxruntime, Keras 3 and PyTorch autograd (tests/fixtures/variant_*.npz) ----------
+
+FIXTURES = sorted((pathlib.Path(__file__).parent / "fixtures").glob("variant_*.npz"))
+
+
+def _fixture(path):
+    """The variant, weights, inputs and oracle's outputs a fixture holds (see make_variant_fixtures.py)."""
+    data = np.load(path, allow_pickle=False)
+    clip, proj = float(data["variant.clip"]), int(data["variant.proj_size"])
+    variant = dict(peephole=bool(data["variant.peephole"]), coupled=bool(data["variant.coupled"]),
+                   without=tuple(str(g) for g in data["variant.without"]),
+                   gate_activation=str(data["variant.gate_activation"]),
+                   candidate_activation=str(data["variant.candidate_activation"]),
+                   cell_activation=str(data["variant.cell_activation"]),
+                   clip=None if np.isnan(clip) else clip, proj_size=proj or None)
+    return Variant(**variant), data
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_every_oracle_fixture_is_matched_or_refused(path):
+    variant, data = _fixture(path)
+    gates = {g: Gate(data[f"{g}.W"], data[f"{g}.U"], data[f"{g}.b"]) for g in GATES if f"{g}.W" in data}
+    try:
+        variant.check()
+    except OptionError:  # not computed by this version: the one line that says so is the contract
+        with pytest.raises(OptionError, match="not computed by this version"):
+            Parameters(gates, variant)
+        return
+    params = Parameters(gates, variant)
+    trace = lstmtrace.run(params, data["xs"], data["h0"], data["c0"])
+    atol = float(data["atol"])
+    np.testing.assert_allclose(trace.block("hidden", "h"), data["h"], rtol=0, atol=atol)
+    np.testing.assert_allclose(trace.block("cell", "c"), data["c"], rtol=0, atol=atol)
+    if "grad.xs" in data:  # autograd of a hand-written float64 PyTorch cell, L = Σ h_T
+        grads = backward(trace)
+        # PyTorch's hardsigmoid backward multiplies by 1/6 rounded to float32, even in float64 (its
+        # gradient at 0.5 is 0.1666666716…): there autograd itself is off by 3e-8 a step, relatively, and
+        # the products of the chain rule carry it (finite differences agree with lstmtrace, not autograd)
+        rtol = 1e-6 if "hard_sigmoid" in repr(variant) and ":" not in variant.gate_activation else 0
+        for key in data.files:
+            if not key.startswith("grad.") or key in ("grad.xs", "grad.h0", "grad.c0"):
+                continue
+            gate, name = key[len("grad."):].split(".")
+            summed = grads.block(gate, f"grad:{name}").sum(axis=0).reshape(data[key].shape)
+            np.testing.assert_allclose(summed, data[key], rtol=rtol, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(grads.block("given", "grad:x"), data["grad.xs"], rtol=rtol, atol=1e-12)
+        np.testing.assert_allclose(grads.block("given", "grad:h_prev")[0], data["grad.h0"], rtol=rtol, atol=1e-12)
+        np.testing.assert_allclose(grads.block("given", "grad:c_prev")[0], data["grad.c0"], rtol=rtol, atol=1e-12)
+
+
+def test_the_fixtures_cover_what_this_version_computes():
+    computed = {_fixture(p)[0] for p in FIXTURES if not _refused(_fixture(p)[0])}
+    assert Variant(gate_activation="hard_sigmoid") in computed  # Keras 3's recurrent activation
+    assert Variant(candidate_activation="relu", cell_activation="relu") in computed  # Keras' activation="relu"
+    assert Variant(gate_activation="hard_sigmoid:0.2,0.5") in computed  # ONNX's and Keras 2's
+    assert Variant(clip=0.5) in computed
+
+
+def _refused(variant):
+    try:
+        variant.check()
+    except OptionError:
+        return True
+    return False
+
+
+# -- a saved trace says which variant made it --------------------------------------------------
+
+@pytest.mark.parametrize("variant", COMPUTED, ids=repr)
+@pytest.mark.parametrize("suffix, layout", [(".csv", "long"), (".csv", "wide"), (".parquet", "long")])
+def test_a_saved_trace_reads_back_as_its_variant(tmp_path, variant, suffix, layout):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    trace = lstmtrace.run(Parameters.random(2, 3, seed=2, variant=variant), [[1.0, -2.0], [0.5, 3.0]])
+    path = tmp_path / f"t{suffix}"
+    trace.to_parquet(path) if suffix == ".parquet" else trace.to_csv(path, layout=layout)
+    back = lstmtrace.read_trace(path)
+    assert back.variant == variant and back.frame.equals(trace.frame)
+    if suffix == ".csv":
+        plain = pd.read_csv(path)  # still a plain CSV: the variant's rows are rows like the others
+        recorded = variant.to_rows() if layout == "long" else {q for q, _, _ in variant.to_rows()}  # a row a setting
+        assert len(plain) == len(recorded) + (len(trace.frame) if layout == "long" else len(trace.wide()))
+
+
+def test_the_default_variant_adds_no_rows():
+    trace = lstmtrace.step(Parameters.random(2, 2), [1.0, 2.0])
+    assert "variant" not in trace.to_csv() and "variant" not in trace.to_json()
+
+
+def test_a_recorded_variant_this_version_does_not_know_is_an_error(tmp_path):
+    trace = lstmtrace.step(Parameters.random(2, 2, variant=Variant(clip=2.0)), [1.0, 2.0])
+    text = trace.to_csv().replace("0,variant,clip,0,2.0", "0,variant,swish_gates,0,1.0")
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(ValueError, match="variant setting 'swish_gates' is not one this lstmtrace knows"):
+        lstmtrace.read_trace(tmp_path / "t.csv")
