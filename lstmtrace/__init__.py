@@ -9,8 +9,8 @@ import importlib
 
 __version__ = "0.8.0"
 
-__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "TraceMismatch", "backward", "diff",
-           "read_trace", "run", "sigmoid", "step"]
+__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "TraceMismatch", "Variant", "backward",
+           "diff", "read_trace", "run", "sigmoid", "step"]
 
 # The names load on first use, so that `lstmtrace --help` answers without
 # importing numpy or pandas (PEP 562).
@@ -27,6 +27,7 @@ _HOME = {
     "diff": "lstmtrace.compare",
     "backward": "lstmtrace.gradients",
     "TraceMismatch": "lstmtrace.compare",
+    "Variant": "lstmtrace.variant",
 }
 
 

@@ -4,6 +4,7 @@ numpy and pandas are imported inside the commands, never at the top, so
 ``lstmtrace --help`` answers at the speed of click alone.
 """
 import contextlib
+import dataclasses
 import functools
 import os
 import sys
@@ -326,6 +327,23 @@ def _weight_options(f):
         click.option("--forget-bias", type=NUMBER, default=None, metavar="NUMBER",
                      help="Add this to the forget gate's bias, as TensorFlow's LSTMCell(forget_bias=1.0) "
                           "does when it runs (Keras' unit_forget_bias is already in its saved bias)."),
+        click.option("--variant", "variant_name", default=None, metavar="NAME",
+                     help="An LSTM variant by Greff et al.'s name: np (no peepholes: the default, PyTorch's), "
+                          "v (peepholes), nig, nfg, nog (no input, forget, output gate), niaf, noaf (no "
+                          "input, output activation), cifg (coupled gates). The options below change it."),
+        click.option("--peephole", is_flag=True, default=None,
+                     help="Peephole connections: f and i also see P⊙c_prev, o sees P⊙c."),
+        click.option("--coupled", is_flag=True, default=None, help="Coupled input and forget gates: f = 1 − i."),
+        click.option("--without", multiple=True, type=click.Choice(["forget", "input", "output"]),
+                     help="Take this gate away (it is the constant 1); repeatable."),
+        click.option("--activation", "activations", multiple=True, metavar="SLOT=NAME",
+                     help="SLOT: gate (f, i, o), candidate (c̃) or cell (what h = o⊙act(c) applies); NAME: "
+                          "sigmoid, tanh, relu, linear, softsign, hard_sigmoid (Keras 3's) or "
+                          "hard_sigmoid:ALPHA,BETA (ONNX's, Keras 2's: 0.2,0.5); repeatable."),
+        click.option("--clip", type=NUMBER, default=None, metavar="C",
+                     help="Bound every gate's pre-activation to [−C, C] before its activation, as ONNX's clip."),
+        click.option("--proj-size", type=click.IntRange(min=1), default=None, metavar="P",
+                     help="PyTorch's projection: h = W_hr·(o⊙tanh(c)) with P units."),
         click.option("--set", "sets", multiple=True, metavar="GATE.PARAM=SPEC",
                      help="Change one matrix last; repeatable. GATE: forget|input|candidate|output; "
                           "PARAM: W|U|b. SPEC for W and U: identity|zeros|ones|random[:SEED], a number "
@@ -337,14 +355,51 @@ def _weight_options(f):
         from lstmtrace.params import WeightSpec
 
         _old_layouts(kwargs.pop("old_layouts"), kwargs)
+        variant = _variant({name: kwargs.pop(name) for name in VARIANT_OPTIONS})
         spec = WeightSpec(weights=kwargs.pop("weights"), layer=kwargs.pop("layer"), prefix=kwargs.pop("prefix"),
                           layout=kwargs.pop("weights_layout"), bias=kwargs.pop("bias"),
-                          forget_bias=kwargs.pop("forget_bias"), sets=tuple(kwargs.pop("sets")))
+                          forget_bias=kwargs.pop("forget_bias"), sets=tuple(kwargs.pop("sets")), variant=variant)
         return f(weights=spec, **kwargs)
 
     for option in reversed(options):
         command = option(command)
     return command
+
+
+VARIANT_OPTIONS = ("variant_name", "peephole", "coupled", "without", "activations", "clip", "proj_size")
+_VARIANT_FLAGS = {"variant": "--variant", "peephole": "--peephole", "coupled": "--coupled", "without": "--without",
+                  "activation": "--activation", "clip": "--clip", "proj_size": "--proj-size"}
+
+
+def _variant(given):
+    """The Variant the variant options describe (None for the default), checked: lstmtrace computes it."""
+    from lstmtrace.errors import OptionError
+    from lstmtrace.variant import SLOTS, Variant
+
+    typed = {{"variant_name": "variant", "activations": "activation"}.get(k, k)
+             for k, v in given.items() if v not in (None, ())}  # as OptionError.option spells them
+    if not typed:
+        return None
+    try:
+        variant = Variant.preset(given["variant_name"]) if given["variant_name"] else Variant()
+        settings = {}
+        for name in ("peephole", "coupled", "clip", "proj_size"):
+            if given[name] is not None:
+                settings[name] = given[name]
+        if given["without"]:
+            settings["without"] = variant.without + tuple(given["without"])
+        for item in given["activations"]:
+            slot, eq, name = item.partition("=")
+            if not eq or slot.strip() not in SLOTS or not name.strip():
+                raise OptionError(f"{item!r} is not SLOT=NAME with SLOT gate, candidate or cell, e.g. "
+                                  "gate=hard_sigmoid", "activation")
+            settings[SLOTS[slot.strip()]] = name.strip()
+        variant = dataclasses.replace(variant, **settings)
+        return variant.check()
+    except OptionError as e:
+        flag = _VARIANT_FLAGS.get(e.option, "--variant")
+        raise click.BadParameter(str(e), param_hint=f"'{flag if e.option in typed else '--variant'}'") from None
+
 
 
 def _old_layouts(values, kwargs):
@@ -493,8 +548,6 @@ def params(show_file, input_size, hidden_size, weights, output):
             --set forget.b=1 -o cell.npz
         lstmtrace step --weights cell.npz --x 1,2,3
     """
-    import dataclasses
-
     from tabulate import tabulate
 
     if show_file is not None:
@@ -574,8 +627,6 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
     Every differing unit, for a spreadsheet:
         lstmtrace diff a.csv b.csv --units -o diff.csv
     """
-    import dataclasses
-
     import lstmtrace
     from lstmtrace.compare import TraceMismatch, explain
     from lstmtrace.trace import read_trace

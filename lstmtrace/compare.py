@@ -46,10 +46,14 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
                        ("number of steps", a.steps, b.steps)):
         if x != y:
             raise TraceMismatch(f"the traces have different {what}: {x} and {y}")
+    if a.cell.pipeline != b.cell.pipeline:  # rows are compared by position: they must mean the same
+        raise TraceMismatch(f"the traces are of variants whose steps hold different quantities "
+                            f"({_variant_words(a)} and {_variant_words(b)}); this version compares traces "
+                            "whose steps hold the same quantities")
     if atol < 0 or rtol < 0:
         raise ValueError("atol and rtol must be ≥ 0")
     # a trace with gradients and one without are compared on their forward rows
-    forward_rows = a.steps * layout(a.input_size, a.hidden_size).width
+    forward_rows = a.steps * layout(a.input_size, a.hidden_size, cell=a.cell).width
     both = len(a.frame) if a.has_gradients == b.has_gradients else forward_rows
     fa, fb = a.frame.iloc[:both], b.frame.iloc[:both]
     va, vb = fa["value"].to_numpy(), fb["value"].to_numpy()
@@ -75,11 +79,17 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
     return _attrs(summary, a, b, atol, rtol, gradients_only_in)
 
 
+def _variant_words(trace: Trace) -> str:
+    return f"the {trace.variant.name} variant" if trace.variant.name not in (None, "np") else \
+        (trace.variant.describe() or "lstmtrace's default LSTM")
+
+
 def _attrs(frame: pd.DataFrame, a: Trace, b: Trace, atol: float, rtol: float,
            gradients_only_in: List[str]) -> pd.DataFrame:
     compared = len(a.frame) if not gradients_only_in else \
-        a.steps * layout(a.input_size, a.hidden_size).width
-    frame.attrs.update(atol=atol, rtol=rtol, compared=compared, steps=a.steps,
+        a.steps * layout(a.input_size, a.hidden_size, cell=a.cell).width
+    variants = (_variant_words(a), _variant_words(b)) if a.variant != b.variant else None
+    frame.attrs.update(atol=atol, rtol=rtol, compared=compared, steps=a.steps, variants=variants,
                        skipped_a=list(a.skipped) + (["gradients"] if "A" in gradients_only_in else []),
                        skipped_b=list(b.skipped) + (["gradients"] if "B" in gradients_only_in else []))
     return frame
@@ -110,14 +120,16 @@ def headline(summary: pd.DataFrame) -> List[str]:
     """Sentences: where the traces first part ways, and which later quantities the difference reaches."""
     attrs = summary.attrs
     tolerance = f"atol={attrs.get('atol', 0):g}, rtol={attrs.get('rtol', 0):g}"
-    notes = []
+    notes, first_note = [], []
+    if attrs.get("variants"):
+        first_note = ["The traces are of different LSTM variants: A is {}, B is {}.".format(*attrs["variants"])]
     for side in ("a", "b"):
         if attrs.get(f"skipped_{side}"):
             notes.append(f"Compared on what both traces have; skipped from {side.upper()}: "
                          f"{', '.join(attrs[f'skipped_{side}'])}.")
     if summary.empty:
-        return [f"The traces agree: all {attrs.get('compared', 0)} values are equal within {tolerance}.",
-                *notes]
+        return [*first_note, f"The traces agree: all {attrs.get('compared', 0)} values are equal within "
+                f"{tolerance}.", *notes]
     first = summary.iloc[0]
     where = f"{first['gate']}.{first['quantity']}"
     at_step = f"step {first['step']}, " if attrs.get("steps", 1) > 1 else ""
@@ -135,7 +147,7 @@ def headline(summary: pd.DataFrame) -> List[str]:
         lines.append(f"It carries on into step{'s' if len(later_steps) > 1 else ''} "
                      f"{_ranges(later_steps)}, through h and c.")
     lines.append(f"{len(summary)} quantit{'ies' if len(summary) > 1 else 'y'} differ (within {tolerance}).")
-    return lines + notes
+    return first_note + lines + notes
 
 
 

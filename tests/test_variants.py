@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import assert_error, assert_ok, invoke
 import lstmtrace
 from lstmtrace import GATES, Gate, Parameters, backward
 from lstmtrace.cell import activation
@@ -269,3 +270,47 @@ def test_a_recorded_variant_this_version_does_not_know_is_an_error(tmp_path):
     (tmp_path / "t.csv").write_text(text)
     with pytest.raises(ValueError, match="variant setting 'swish_gates' is not one this lstmtrace knows"):
         lstmtrace.read_trace(tmp_path / "t.csv")
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_the_command_line_traces_the_variant_the_library_does():
+    variant = Variant(gate_activation="hard_sigmoid:0.2,0.5", cell_activation="relu", clip=1.5)
+    shell = assert_ok(invoke("step", "--x", "1,-2", "--h", "0.5,0.1", "--activation", "gate=hard_sigmoid:0.2,0.5",
+                             "--activation", "cell=relu", "--clip", "1.5", "--format", "csv")).stdout
+    library = lstmtrace.step(Parameters.identity(2, 2, variant=variant), [1, -2], [0.5, 0.1]).to_csv()
+    assert shell == library
+
+
+def test_a_saved_variant_is_explained_as_itself(tmp_path):
+    assert_ok(invoke("run", "--xs", "1,2;3,4", "--activation", "candidate=softsign", "-o", tmp_path / "t.csv"))
+    text = assert_ok(invoke("show", tmp_path / "t.csv")).stdout
+    assert "Variant: candidate activation softsign." in " ".join(text.split())
+    assert "c̃ = softsign(W_g·x + U_g·h_prev + b_g)" in text
+
+
+@pytest.mark.parametrize("args, flag, says", [
+    (["--variant", "cifg"], "'--variant'", "not computed by this version"),
+    (["--peephole"], "'--peephole'", "not computed by this version"),
+    (["--proj-size", "2"], "'--proj-size'", "not computed by this version"),
+    (["--without", "forget", "--coupled"], "'--coupled'", "choose one"),
+    (["--variant", "lstm2"], "'--variant'", "the presets are"),
+    (["--activation", "gate"], "'--activation'", "is not SLOT=NAME"),
+    (["--activation", "hidden=relu"], "'--activation'", "is not SLOT=NAME"),
+    (["--activation", "gate=swish"], "'--activation'", "unknown activation 'swish'"),
+    (["--clip", "-1"], "'--clip'", "> 0"),
+])
+def test_variant_options_that_cannot_hold_are_one_line(args, flag, says):
+    assert_error(invoke("step", *args), flag, says)
+
+
+def test_diff_says_when_the_variants_differ(tmp_path):
+    assert_ok(invoke("step", "--x", "1,2", "-o", tmp_path / "a.csv"))
+    assert_ok(invoke("step", "--x", "1,2", "--activation", "gate=hard_sigmoid", "-o", tmp_path / "b.csv"))
+    assert_ok(invoke("step", "--x", "1,2", "--clip", "1", "-o", tmp_path / "c.csv"))
+    result = invoke("diff", tmp_path / "a.csv", tmp_path / "b.csv")
+    assert result.exit_code == 1 and result.stdout.startswith(
+        "The traces are of different LSTM variants: A is lstmtrace's default LSTM, B is gate activation "
+        "hard_sigmoid.")
+    assert_error(invoke("diff", tmp_path / "a.csv", tmp_path / "c.csv"), "cannot compare",
+                 "different quantities")
