@@ -89,3 +89,14 @@ def imported_by(*commands, watch=("pandas", "numpy", "tabulate", "matplotlib")):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=pathlib.Path(__file__).parent.parent)
     return result.stdout, eval(result.stderr.splitlines()[-1])
+
+
+def central_difference(array, index, evaluate, eps=1e-6):
+    """d evaluate() / d array[index], by central differences; array[index] is put back after."""
+    saved = array[index]
+    array[index] = saved + eps
+    up = evaluate()
+    array[index] = saved - eps
+    down = evaluate()
+    array[index] = saved
+    return (up - down) / (2 * eps)

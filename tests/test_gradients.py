@@ -6,6 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from conftest import central_difference
 import lstmtrace
 from lstmtrace import Parameters, backward, read_trace
 from lstmtrace.params import GATES
@@ -93,13 +94,7 @@ def test_every_parameter_and_input_against_central_differences(loss, loss_on):
     params = params.copy()  # writable again, to nudge one weight at a time
 
     def numeric(array, index, evaluate):
-        saved = array[index]
-        array[index] = saved + eps
-        up = evaluate()
-        array[index] = saved - eps
-        down = evaluate()
-        array[index] = saved
-        return (up - down) / (2 * eps)
+        return central_difference(array, index, evaluate, eps)
 
     evaluate = lambda: _loss(params, xs, h0, c0, loss, target, loss_on)
     for k, gate in enumerate(GATES):

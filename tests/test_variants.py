@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import assert_error, assert_ok, invoke
+from conftest import assert_error, assert_ok, central_difference, invoke
 import lstmtrace
 from lstmtrace import GATES, Gate, Parameters, backward
 from lstmtrace.cell import activation
@@ -152,13 +152,7 @@ def test_gradients_against_central_differences(variant):
         return lstmtrace.run(params.copy(), xs, h0, c0).block("hidden", "h")[-1].sum()
 
     def numeric(array, index):
-        saved = array[index]
-        array[index] = saved + eps
-        up = loss()
-        array[index] = saved - eps
-        down = loss()
-        array[index] = saved
-        return (up - down) / (2 * eps)
+        return central_difference(array, index, loss, eps)
 
     for k, gate in enumerate(("forget", "input", "candidate", "output")):
         for name, stacked in (("W", params.W), ("U", params.U), ("b", params.b)):
