@@ -568,6 +568,9 @@ def params(show_file, input_size, hidden_size, weights, output):
         with _writing(output):
             p.save(output)
         click.echo(f"wrote {output}", err=True)
+        if p.variant.describe():  # torch.nn.LSTMCell's keys have no room for it
+            click.echo(f"Note: {output} holds the weights only, not the variant ({p.variant.describe()}): "
+                       "give the same variant options when you trace with it.", err=True)
 
 
 @cli.command()

@@ -308,3 +308,9 @@ def test_diff_says_when_the_variants_differ(tmp_path):
         "hard_sigmoid.")
     assert_error(invoke("diff", tmp_path / "a.csv", tmp_path / "c.csv"), "cannot compare",
                  "different quantities")
+
+
+def test_a_weights_file_does_not_hold_the_variant_and_params_says_so(tmp_path):
+    result = assert_ok(invoke("params", "--activation", "gate=hard_sigmoid", "-o", tmp_path / "w.npz"))
+    assert "holds the weights only, not the variant (gate activation hard_sigmoid)" in result.stderr
+    assert Parameters.load(tmp_path / "w.npz").variant == Variant()
