@@ -631,9 +631,9 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
         lstmtrace diff a.csv b.csv --units -o diff.csv
     """
     import lstmtrace
-    from lstmtrace.compare import TraceMismatch, explain
+    from lstmtrace.compare import TraceMismatch
+    from lstmtrace.compare import render as render_diff
     from lstmtrace.trace import read_trace
-    from lstmtrace.tracefile import records_json
 
     fmt = _format_for(fmt, output, DIFF_FORMATS)
     _check_output(output, [*zip("AB", traces), ("--xs", xs), *_weights_inputs(
@@ -667,16 +667,9 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
     except TraceMismatch as e:
         raise click.ClickException(f"cannot compare: {e}") from None
     per_unit = lstmtrace.diff(a, b, atol=atol, rtol=rtol, units=True) if units else None
-    table = per_unit if units else summary
-    render = {
-        "text": lambda: explain(summary, per_unit, markdown=False, precision=precision),
-        "markdown": lambda: explain(summary, per_unit, markdown=True, precision=precision),
-        "csv": lambda: table.to_csv(index=False, lineterminator="\n"),
-        "json": lambda: records_json(table),
-    }[fmt]
     if fmt == "csv":
-        _warn_if_too_long(len(table) + 1, output)
-    _write(render(), output)
+        _warn_if_too_long(len(per_unit if units else summary) + 1, output)
+    _write(render_diff(summary, per_unit, fmt, precision), output)
     click.get_current_context().exit(0 if summary.empty else 1)
 
 

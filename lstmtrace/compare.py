@@ -15,7 +15,7 @@ from lstmtrace.cell import layout
 from lstmtrace.rows import size
 from lstmtrace.trace import Trace
 
-__all__ = ["TraceMismatch", "diff", "explain", "headline"]
+__all__ = ["TraceMismatch", "diff", "explain", "headline", "render"]
 
 KEYS = ["step", "gate", "quantity"]
 
@@ -159,3 +159,18 @@ def _ranges(steps: List[int]) -> str:
             out.append(f"{start}-{prev}" if prev > start else f"{start}")
             start = cur
     return ", ".join(out)
+
+
+def render(summary: pd.DataFrame, units: Optional[pd.DataFrame], fmt: str, precision: int = 6) -> str:
+    """A diff in one of the formats it is written in (``lstmtrace.formats.FORMATS`` with ``diff``):
+    the explanation as text or Markdown, or the table (per unit when ``units``) as CSV or JSON."""
+    from lstmtrace.tracefile import records_json
+
+    table = units if units is not None else summary
+    if fmt in ("text", "markdown"):
+        return explain(summary, units, markdown=fmt == "markdown", precision=precision)
+    if fmt == "csv":
+        return table.to_csv(index=False, lineterminator="\n")
+    if fmt == "json":
+        return records_json(table)
+    raise ValueError(f"a diff is not written as {fmt!r}")
