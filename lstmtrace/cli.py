@@ -374,32 +374,18 @@ _VARIANT_FLAGS = {"variant": "--variant", "peephole": "--peephole", "coupled": "
 def _variant(given):
     """The Variant the variant options describe (None for the default), checked: lstmtrace computes it."""
     from lstmtrace.errors import OptionError
-    from lstmtrace.variant import SLOTS, Variant
+    from lstmtrace.variant import Variant
 
     typed = {{"variant_name": "variant", "activations": "activation"}.get(k, k)
              for k, v in given.items() if v not in (None, ())}  # as OptionError.option spells them
     if not typed:
         return None
     try:
-        variant = Variant.preset(given["variant_name"]) if given["variant_name"] else Variant()
-        settings = {}
-        for name in ("peephole", "coupled", "clip", "proj_size"):
-            if given[name] is not None:
-                settings[name] = given[name]
-        if given["without"]:
-            settings["without"] = variant.without + tuple(given["without"])
-        for item in given["activations"]:
-            slot, eq, name = item.partition("=")
-            if not eq or slot.strip() not in SLOTS or not name.strip():
-                raise OptionError(f"{item!r} is not SLOT=NAME with SLOT gate, candidate or cell, e.g. "
-                                  "gate=hard_sigmoid", "activation")
-            settings[SLOTS[slot.strip()]] = name.strip()
-        variant = dataclasses.replace(variant, **settings)
-        return variant.check()
-    except OptionError as e:
+        options = {k: v for k, v in given.items() if k != "variant_name"}
+        return Variant.from_options(given["variant_name"], **options).check()
+    except OptionError as e:  # the flag the user typed, or --variant when a preset brought the setting
         flag = _VARIANT_FLAGS.get(e.option, "--variant")
         raise click.BadParameter(str(e), param_hint=f"'{flag if e.option in typed else '--variant'}'") from None
-
 
 
 def _old_layouts(values, kwargs):

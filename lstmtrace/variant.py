@@ -103,6 +103,30 @@ class Variant:
         except KeyError:
             raise OptionError(f"unknown variant {name!r}; the presets are {', '.join(PRESETS)}", "variant") from None
 
+    @classmethod
+    def from_options(cls, variant: Optional[str] = None, *, peephole: Optional[bool] = None,
+                     coupled: Optional[bool] = None, without: Tuple[str, ...] = (),
+                     activations: Tuple[str, ...] = (), clip: Optional[float] = None,
+                     proj_size: Optional[int] = None) -> "Variant":
+        """A variant as the command line spells it: a preset (``variant``), then each option on top;
+        ``activations`` are ``SLOT=NAME`` strings (SLOT: gate, candidate, cell).
+
+        >>> Variant.from_options("np", activations=("gate=hard_sigmoid",), clip=3.0)
+        Variant(gate_activation='hard_sigmoid', clip=3.0)
+        """
+        base = cls.preset(variant) if variant else cls()
+        settings = {name: value for name, value in (("peephole", peephole), ("coupled", coupled),
+                                                    ("clip", clip), ("proj_size", proj_size)) if value is not None}
+        if without:
+            settings["without"] = base.without + tuple(without)
+        for item in activations:
+            slot, eq, name = item.partition("=")
+            if not eq or slot.strip() not in SLOTS or not name.strip():
+                raise OptionError(f"{item!r} is not SLOT=NAME with SLOT gate, candidate or cell, e.g. "
+                                  "gate=hard_sigmoid", "activation")
+            settings[SLOTS[slot.strip()]] = name.strip()
+        return replace(base, **settings)
+
     @property
     def name(self) -> Optional[str]:
         """The preset this is, if it is one (``"np"`` for the default)."""

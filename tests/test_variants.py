@@ -314,3 +314,12 @@ def test_a_weights_file_does_not_hold_the_variant_and_params_says_so(tmp_path):
     result = assert_ok(invoke("params", "--activation", "gate=hard_sigmoid", "-o", tmp_path / "w.npz"))
     assert "holds the weights only, not the variant (gate activation hard_sigmoid)" in result.stderr
     assert Parameters.load(tmp_path / "w.npz").variant == Variant()
+
+
+def test_from_options_is_the_command_lines_spelling():
+    assert Variant.from_options("cifg", coupled=False) == Variant(peephole=True)
+    assert Variant.from_options(activations=("cell=relu", "gate=tanh"), clip=2.0) == Variant(
+        cell_activation="relu", gate_activation="tanh", clip=2.0)
+    with pytest.raises(OptionError, match="is not SLOT=NAME") as caught:
+        Variant.from_options(activations=("output=relu",))
+    assert caught.value.option == "activation"
