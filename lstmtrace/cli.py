@@ -212,6 +212,7 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
     """Render ``trace`` and write it to ``output`` (whole or not at all), or to stdout."""
     from lstmtrace import formats
     from lstmtrace.spec import parse_steps
+    from lstmtrace.tracefile import csv_lines
 
     if FORMATS[fmt].binary and output in (None, "-"):
         raise click.BadParameter(f"{fmt.capitalize()} is binary: give -o FILE{FORMATS[fmt].suffix}", param_hint="'--format'")
@@ -228,7 +229,7 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
             raise click.BadParameter(str(e), param_hint="'--steps'") from None
     options = dict(precision=precision, expand=expand, title=title, steps=steps, layout=layout or "long")
     if fmt == "csv":
-        _warn_if_too_long(_csv_lines(trace, layout or "long"), output)
+        _warn_if_too_long(csv_lines(trace, layout or "long"), output)
     if output in (None, "-"):
         return _write(formats.render(trace, fmt, **options), output)
     try:
@@ -236,15 +237,6 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
             formats.save(trace, output, fmt, **options)
     except ImportError as e:  # Parquet without pyarrow
         raise click.BadParameter(str(e), param_hint="'--format'") from None
-
-
-def _csv_lines(trace, layout):
-    """How many lines the trace's CSV has, header included, without writing it."""
-    from lstmtrace.rows import GRAD_STAGES, STAGES
-
-    if layout == "long":
-        return len(trace.frame) + 1
-    return trace.steps * (len(STAGES) + (len(GRAD_STAGES) if trace.has_gradients else 0)) + 1
 
 
 def _state_options(f):

@@ -26,8 +26,8 @@ import pandas as pd
 
 from lstmtrace.cell import ACTIVATIONS, LSTM, PIPELINE, Cell, layout
 
-__all__ = ["COLUMNS", "GATE_DTYPE", "GRAD_STAGES", "NonFiniteError", "PARTS", "QUANTITY_DTYPE", "STAGES",
-           "STAGE_OF", "check_finite", "frame", "keys", "size", "stage_of", "stage_sizes", "stages"]
+__all__ = ["COLUMNS", "GATE_DTYPE", "GRAD_STAGES", "NonFiniteError", "QUANTITY_DTYPE", "STAGES",
+           "check_finite", "frame", "keys", "size", "stage_of", "stage_sizes", "stages"]
 
 COLUMNS = ("step", "gate", "quantity", "unit", "value")
 
@@ -47,7 +47,6 @@ STAGES: Tuple[Tuple[str, str], ...] = stages()
 GRAD_STAGES: Tuple[Tuple[str, str], ...] = stages(LSTM, "grad")
 """The gradient rows of one step: dL/d every forward quantity, then each gate's dL/dW, dL/dU, dL/db."""
 
-PARTS = {"forward": STAGES, "grad": GRAD_STAGES}
 
 # Every quantity any cell traces: the default LSTM's, then those its variants add (appended, so
 # the default's codes never move)
@@ -67,10 +66,6 @@ def stage_of(cell: Cell = LSTM) -> np.ndarray:
         table[GATE_DTYPE.categories.get_loc(g), QUANTITY_DTYPE.categories.get_loc(q)] = k
     table.setflags(write=False)
     return table
-
-
-STAGE_OF = stage_of()
-"""stage_of() of the default LSTM."""
 
 
 

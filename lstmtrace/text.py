@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tabulate import tabulate
 
-from lstmtrace.cell import LSTM, Cell, cell_activation_name
+from lstmtrace.cell import GATES, LSTM, Cell, cell_activation_name
 
 __all__ = ["SATURATION", "render", "saturated"]
 
@@ -36,18 +36,12 @@ def formula(spec, cell: Cell = LSTM) -> str:
     return f"{spec.symbol} = {spec.activation.name}({inner})"
 
 
-FORMULA = {g.name: (g.title, formula(g), g.symbol) for g in LSTM.gates}
-"""Each gate's heading, equation and symbol: ``FORMULA["forget"][1]`` is ``f = σ(W_f·x + U_f·h_prev + b_f)``."""
-MATRIX_INDEX = {g.name: g.index for g in LSTM.gates}
 
 
 def shares(cell: Cell = LSTM) -> tuple:
     """The gates whose activation is a share between 0 and 1 (σ, hard sigmoid): forget, input, output."""
     return tuple(g.name for g in cell.gates if (g.activation.low, g.activation.high) == (0.0, 1.0))
 
-
-SIGMA_GATES = shares()
-"""The gates whose activation is σ, a share between 0 and 1: forget, input, output."""
 
 SIGMOID_NOTE = (
     "σ(preact) lies strictly between 0 and 1: it is exactly 0.5 where preact = 0, "
@@ -211,7 +205,7 @@ def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
             symbol=symbol, pre=num(pre), minus_pre=paren(-pre), act=num(act)).replace(
             "(preact)", "(clipped)" if cell.clip is not None else "(preact)"))
         doc.lines(lines)
-    f, i, g, o = (v[gate, "act"][u] for gate in FORMULA)
+    f, i, g, o = (v[gate, "act"][u] for gate in GATES)
     c_prev, fc, ig, c = v["given", "c_prev"][u], *(v["cell", q][u] for q in
                                                    ("forget*c_prev", "input*candidate", "c"))
     act_c_name = cell_activation_name(cell.cell_activation)
@@ -235,12 +229,12 @@ def _summary(doc: _Doc, trace) -> None:
     doc.heading(f"{trace.steps} steps · input size E = {trace.input_size} · hidden size H = "
                 f"{trace.hidden_size}", 1)
     short = lambda vectors: [_short(doc, v) for v in vectors]
-    act = {gate: trace.block(gate, "act") for gate in FORMULA}
+    act = {gate: trace.block(gate, "act") for gate in GATES}
     columns = {"x": short(trace.block("given", "x")),
                **{f"{gate} mean": act[gate].mean(axis=1) for gate in shares(trace.cell)},
                "c": short(trace.block("cell", "c")), "h": short(trace.block("hidden", "h"))}
     counts = {gate: saturated(gate, a, trace.cell).sum(axis=1) for gate, a in act.items()}
-    columns["saturated units"] = [", ".join(f"{g} {counts[g][t]}" for g in FORMULA if counts[g][t])
+    columns["saturated units"] = [", ".join(f"{g} {counts[g][t]}" for g in GATES if counts[g][t])
                                   or "none" for t in range(trace.steps)]
     rows = [[t + 1, *(col[t] for col in columns.values())] for t in range(trace.steps)]
     doc.parts.append(tabulate(rows, headers=["step", *columns], tablefmt="github" if doc.markdown
@@ -294,7 +288,7 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
         doc.heading(f"LSTM step t = {t} · input size E = {trace.input_size} · hidden size H = {H}", 1)
         doc.heading("Given")
         doc.table({"x": v["given", "x"], "h_prev": v["given", "h_prev"], "c_prev": v["given", "c_prev"]})
-        for gate in FORMULA:
+        for gate in GATES:
             _gate_section(doc, v, gate, cell)
         doc.heading("Cell state")
         doc.formula("c = f⊙c_prev + i⊙c̃    (⊙: multiply unit by unit)")
@@ -377,7 +371,7 @@ def _backward_section(doc: _Doc, trace, t: int) -> None:
     norm = np.linalg.norm
     doc.table_rows(["gate", "‖dL/dW‖", "‖dL/dU‖", "‖dL/db‖"],
                    [[gate, norm(g[gate, "W"]), norm(g[gate, "U"]), norm(g[gate, "b"])]
-                    for gate in FORMULA])
+                    for gate in GATES])
     doc.note("The weights' gradients are in the trace entry by entry (grad:W, grad:U, grad:b; unit r·E + c "
              "for W, r·H + c for U)" + ("; each step holds its own contribution, and their sum over "
                                         "steps is the whole gradient." if trace.steps > 1 else "."))

@@ -23,7 +23,7 @@ from lstmtrace.damage import check_not_empty, first_line, not_utf8
 from lstmtrace.cell import LSTM
 from lstmtrace.rows import COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, stage_sizes
 
-__all__ = ["read", "read_parquet", "records_json", "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet"]
+__all__ = ["csv_lines", "read", "read_parquet", "records_json", "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet"]
 
 PYARROW_HINT = "pip install 'lstmtrace[pyarrow]'"
 
@@ -58,6 +58,21 @@ def variant_frame(variant, columns=COLUMNS) -> pd.DataFrame:
         wide.iloc[settings.index(q), u] = v
     return pd.concat([pd.DataFrame({"step": np.zeros(len(settings), dtype=np.int32), "gate": VARIANT,
                                     "quantity": settings}), wide], axis=1)
+
+
+def csv_lines(trace, layout: str = "long") -> int:
+    """How many lines ``trace.to_csv(layout=layout)`` writes, header and variant rows included,
+    without writing it.
+
+    >>> from lstmtrace import Parameters, step
+    >>> csv_lines(step(Parameters.zeros(1, 1), [1.0])), csv_lines(step(Parameters.zeros(1, 1), [1.0]), "wide")
+    (29, 29)
+    """
+    recorded = trace.variant.to_rows()
+    if layout == "long":
+        return 1 + len(recorded) + len(trace.frame)
+    per_step = len(rows.stages(trace.cell)) + (len(rows.stages(trace.cell, "grad")) if trace.has_gradients else 0)
+    return 1 + len({q for q, _, _ in recorded}) + trace.steps * per_step
 
 
 def write_csv(frame: pd.DataFrame, f: IO[str], variant=None) -> None:

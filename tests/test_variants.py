@@ -323,3 +323,15 @@ def test_from_options_is_the_command_lines_spelling():
     with pytest.raises(OptionError, match="is not SLOT=NAME") as caught:
         Variant.from_options(activations=("output=relu",))
     assert caught.value.option == "activation"
+
+
+@pytest.mark.parametrize("variant", [Variant(), Variant(clip=1.0), Variant(gate_activation="hard_sigmoid:0.2,0.5")],
+                         ids=repr)
+@pytest.mark.parametrize("layout", ["long", "wide"])
+@pytest.mark.parametrize("gradients", [False, True])
+def test_the_spreadsheet_warning_counts_the_lines_written(variant, layout, gradients):
+    from lstmtrace.tracefile import csv_lines
+
+    trace = lstmtrace.run(Parameters.random(2, 3, variant=variant), [[1.0, 2.0], [0.5, -1.0]])
+    trace = backward(trace) if gradients else trace
+    assert csv_lines(trace, layout) == trace.to_csv(layout=layout).count("\n")
