@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from lstmtrace.cell import Values, layout
+from lstmtrace.cell import Values, _plan, layout
 from lstmtrace.errors import OptionError
 from lstmtrace.trace import Trace, make_trace
 
@@ -61,45 +61,74 @@ def upstream(h: np.ndarray, loss: str = "sum", target: Optional[Sequence[float]]
 
 
 def backward_values(params, forward: np.ndarray, dh: np.ndarray, dc_last: Optional[np.ndarray] = None) -> np.ndarray:
-    """Every gradient of every step (T × m), from the forward values (T × (E + 27H)).
+    """Every gradient of every step (T × m), from the forward values (T × (E + 27H) for the default LSTM).
 
-    ``dh`` (T × H) is dL/dh_t from the loss directly, ``dc_last`` an upstream
-    dL/dc of the last step (zero when not given).  The row layout of each step is
+    ``dh`` (T × H, or T × P with a projection) is dL/dh_t from the loss directly, ``dc_last``
+    an upstream dL/dc of the last step (zero when not given).  The row layout of each step is
     :func:`lstmtrace.cell.layout`'s ``"grad"`` part: the forward quantities' gradients
-    in pipeline order, then each gate's dL/dW (H·E, row-major), dL/dU (H·H) and dL/db.
+    in pipeline order, then each gate's dL/dW (H·E, row-major), dL/dU (H·H), dL/db (and dL/dP),
+    then a projection's dL/dW_hr.
     """
     (T, _), E, H, spec = forward.shape, params.input_size, params.hidden_size, params.cell
+    plan = _plan(spec)
+    early, late = plan.phases[0], (plan.phases[1] if len(plan.phases) > 1 else None)
+    w, P = plan.weighted, params.P.reshape(-1, H)
     grads = np.empty((T, layout(E, H, "grad", spec).width))
-    dh_next, dc_next = np.zeros(H), (np.zeros(H) if dc_last is None else np.asarray(dc_last, float))
+    dh_next = np.zeros(dh.shape[1])  # H, or P with a projection
+    dc_next = np.zeros(H) if dc_last is None else np.asarray(dc_last, float)
     for t in reversed(range(T)):  # the chain rule runs from the last step back to the first
         v, d = Values(forward[t], E, H, cell=spec), Values(grads[t], E, H, "grad", spec)  # d.q holds dL/dq
         x, h_prev, c_prev = v.given
         f, i, g, o = v.gates.act  # g is c̃
-        act_c, _ = v.hidden  # tanh(c), or the variant's cell activation of c
-        d_act_c, d_h = d.hidden
+        act_c, c = v.hidden[0], v.cell.c  # tanh(c), or the variant's cell activation of c
 
-        d_h[:] = dh_t = dh[t] + dh_next  # from the loss, and from step t+1 through its h_prev
-        d.output.act[:] = dh_t * act_c
-        d_act_c[:] = dh_t * o
-        dc = spec.cell_activation.backward(d_act_c, act_c, v.cell.c) + dc_next
+        d.hidden.h[:] = dh_t = dh[t] + dh_next  # from the loss, and from step t+1 through its h_prev
+        if spec.proj_size is not None:  # h = W_hr·m, m = o⊙tanh(c)
+            dm = d.hidden[1][:] = params.W_hr.T @ dh_t
+            d.hidden.W_hr[:] = np.outer(dh_t, v.hidden[1]).reshape(-1)
+        else:
+            dm = dh_t
+        d.gates.act[3] = dm * act_c  # the output gate's
+        d.hidden[0][:] = dm * o
+        dc = spec.cell_activation.backward(d.hidden[0], act_c, c) + dc_next
+        if late is not None:  # the output gate peeped at c: its preact's gradient flows into c too
+            _activations_backward(late, v, d, spec.clip)
+            k, j = late.peep
+            d.gates.Pc[k] = d.gates.preact[k]
+            d.gates.P[k] = d.gates.preact[k] * c
+            dc = dc + (P[j] * d.gates.preact[k]).sum(axis=0)
         d.cell.c[:] = d.cell.forget_c_prev[:] = d.cell.input_candidate[:] = dc
-        d.forget.act[:], d.input.act[:], d.candidate.act[:] = dc * c_prev, dc * g, dc * i
-        z = v.gates.preact if spec.clip is None else v.gates.clipped  # what the activations were given
-        dz = d.gates.preact if spec.clip is None else d.gates.clipped
-        for k, gate in enumerate(spec.gates):  # σ′ = σ(1 − σ) for f, i, o; tanh′ = 1 − tanh² for c̃
-            dz[k] = gate.activation.backward(d.gates.act[k], v.gates.act[k], z[k])
-        if spec.clip is not None:  # clip passes the gradient where −clip ≤ preact ≤ clip, as torch.clamp does
-            d.gates.preact[:] = dz * (np.abs(v.gates.preact) <= spec.clip)
-        dz = d.gates.preact  # (4, H), gates in the order of params.W's row blocks
-        d.gates.Wx[:] = d.gates.Uh[:] = d.gates.bias[:] = dz
-
+        d.gates.act[0], d.gates.act[1], d.gates.act[2] = dc * c_prev, dc * g, dc * i  # c = f⊙c_prev + i⊙c̃
+        if plan.complement is not None:  # coupled: f = 1 − i, so i reaches c through f as well
+            forget, input_ = plan.complement
+            d.gates.act[input_] -= d.gates.act[forget]
+        _activations_backward(early, v, d, spec.clip)  # a gate taken away (act = 1) stops here
+        d.given.c_prev[:] = dc_next = dc * f
+        if early.peep is not None:  # f and i peeped at c_prev
+            k, j = early.peep
+            d.gates.Pc[k] = d.gates.preact[k]
+            d.gates.P[k] = d.gates.preact[k] * c_prev
+            d.given.c_prev[:] = dc_next = dc_next + (P[j] * d.gates.preact[k]).sum(axis=0)
+        dz = d.gates.preact[w]  # the gates with weights, in the order of params.W's row blocks
+        d.gates.Wx[w] = d.gates.Uh[w] = d.gates.bias[w] = dz
         d.given.x[:] = params.W.T @ dz.reshape(-1)
         d.given.h_prev[:] = dh_next = params.U.T @ dz.reshape(-1)  # handed back to step t-1
-        d.given.c_prev[:] = dc_next = dc * f
-        d.gates.W[:] = (dz[:, :, None] * x).reshape(4, -1)  # dL/dW = dL/dpreact ⊗ x, row by row
-        d.gates.U[:] = (dz[:, :, None] * h_prev).reshape(4, -1)  # dL/dU = dL/dpreact ⊗ h_prev
-        d.gates.b[:] = dz
+        d.gates.W[w] = (dz[:, :, None] * x).reshape(len(dz), -1)  # dL/dW = dL/dpreact ⊗ x, row by row
+        d.gates.U[w] = (dz[:, :, None] * h_prev).reshape(len(dz), -1)  # dL/dU = dL/dpreact ⊗ h_prev
+        d.gates.b[w] = dz
+        d.flush()
     return grads
+
+
+def _activations_backward(phase, v, d, clip: Optional[float]) -> None:
+    """dL/dpreact (and dL/dclipped) of one phase's gates, from their dL/dact."""
+    rows = phase.rows
+    z = v.gates.preact if clip is None else v.gates.clipped  # what the activations were given
+    dz = d.gates.preact if clip is None else d.gates.clipped
+    for activation, where in phase.activations:  # σ′ = σ(1 − σ) for f, i, o; tanh′ = 1 − tanh² for c̃
+        dz[where] = activation.backward(d.gates.act[where], v.gates.act[where], z[where])
+    if clip is not None:  # clip passes the gradient where −clip ≤ preact ≤ clip, as torch.clamp does
+        d.gates.preact[rows] = dz[rows] * (np.abs(v.gates.preact[rows]) <= clip)
 
 
 def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] = None,
@@ -123,8 +152,8 @@ def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] 
     E, H, T = trace.input_size, trace.hidden_size, trace.steps
     h = trace.block("hidden", "h")
     if dh is not None:
-        dh = _upstream_vector("dh", dh, H)
-        direct = np.zeros((T, H))
+        dh = _upstream_vector("dh", dh, h.shape[1])
+        direct = np.zeros(h.shape)
         direct[-1] = dh
     else:
         direct = upstream(h, loss, target, loss_on)
@@ -139,7 +168,7 @@ def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] 
 def _upstream_vector(name: str, value, size: int) -> np.ndarray:
     array = np.array(value, dtype=np.float64)
     if array.shape != (size,):
-        raise OptionError(f"{name} must have {size} values (the hidden size), not {array.size}", name)
+        raise OptionError(f"{name} must have {size} values (the units of {name[1:]}), not {array.size}", name)
     if not np.isfinite(array).all():
         raise OptionError(f"{name} has {array[~np.isfinite(array)][0]}; lstmtrace needs finite numbers", name)
     return array

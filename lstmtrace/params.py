@@ -12,7 +12,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from lstmtrace import weights
-from lstmtrace.cell import GATES, LSTM, Gate, count
+from lstmtrace.cell import GATES, Gate, count
 from lstmtrace.errors import OptionError
 from lstmtrace.spec import parse_matrix, parse_number, parse_vector
 from lstmtrace.variant import Variant
@@ -48,41 +48,70 @@ class Parameters:
            [0., 0.]])
     """
 
-    def __init__(self, gates: Mapping[str, Gate], variant: Optional[Variant] = None):
+    def __init__(self, gates: Mapping[str, Gate], variant: Optional[Variant] = None,
+                 W_hr: Optional[np.ndarray] = None):
         self.variant = Variant() if variant is None else variant
-        self.variant.check()  # a variant lstmtrace cannot compute is refused here, not traced wrong
-        missing = [g for g in GATES if g not in gates]
+        cell = self.variant.check().cell  # a variant lstmtrace cannot compute is refused here, not traced wrong
+        unknown = [g for g in gates if g not in GATES]
+        if unknown:
+            raise ValueError(f"unknown gate {unknown[0]!r}; the gates are {', '.join(GATES)}")
+        weightless = [g for g in gates if g not in cell.weighted]
+        if weightless:
+            raise OptionError(f"weights were given for the {weightless[0]} gate, which this cell does not have: "
+                              f"{_no_weights(cell, weightless[0])}", _option_of(cell, weightless[0]))
+        missing = [g for g in cell.weighted if g not in gates]
         if missing:
             raise ValueError(f"no weights for gate(s) {', '.join(missing)}")
-        W = np.asarray(gates[GATES[0]].W)
+        W = np.asarray(gates[cell.weighted[0]].W)
         if W.ndim != 2:
-            raise ValueError(f"forget.W must be a matrix (H×E), not shape {W.shape}")
+            raise ValueError(f"{cell.weighted[0]}.W must be a matrix (H×E), not shape {W.shape}")
         self.hidden_size, self.input_size = W.shape
-        H, E = W.shape
-        self.W, self.U, self.b = np.empty((4 * H, E)), np.empty((4 * H, H)), np.empty(4 * H)
-        for name in GATES:
-            for param in "WUb":
-                self._stacked(param)[self._rows(name)] = self._checked(name, param, getattr(gates[name], param))
+        H, E, n = W.shape[0], W.shape[1], len(cell.weighted)
+        R = H if cell.proj_size is None else cell.proj_size
+        self.W, self.U, self.b = np.empty((n * H, E)), np.empty((n * H, R)), np.empty(n * H)
+        self.P = np.empty(len(cell.peepholes) * H)  # the peephole cell's diagonal weights; else empty
+        self.W_hr = None if cell.proj_size is None else np.empty((R, H))  # the projection's weights
+        for name in cell.weighted:
+            P = getattr(gates[name], "P", None)
+            if name in cell.peepholes and P is None:
+                raise OptionError(f"no peephole weights P for the {name} gate, and this cell has peepholes",
+                                  "peephole")
+            if name not in cell.peepholes and P is not None:
+                raise OptionError(f"peephole weights P were given for the {name} gate of a cell without "
+                                  "peepholes", "peephole")
+            for param, _ in cell.gate(name).weights:
+                self._stacked(param)[self._rows(name, param)] = self._checked(name, param,
+                                                                              getattr(gates[name], param))
+        if (W_hr is None) != (cell.proj_size is None):
+            raise OptionError(f"a projection (proj_size = {cell.proj_size}) needs its weights W_hr (P×H)"
+                              if W_hr is None else "projection weights W_hr were given for a cell without a "
+                              "projection", "proj_size")
+        if W_hr is not None:
+            self.W_hr[:] = self._checked("hidden", "W_hr", W_hr)
 
-    # -- the four gates, by name -------------------------------------------------
+    # -- the gates, by name -----------------------------------------------------------
 
-    def _rows(self, gate: str) -> slice:
-        k = GATES.index(gate)
+    def _rows(self, gate: str, param: str = "W") -> slice:
+        stacked = self.cell.peepholes if param == "P" else self.cell.weighted
+        k = stacked.index(gate)
         return slice(k * self.hidden_size, (k + 1) * self.hidden_size)
 
     def _stacked(self, param: str) -> np.ndarray:
-        return {"W": self.W, "U": self.U, "b": self.b}[param]
+        return {"W": self.W, "U": self.U, "b": self.b, "P": self.P, "W_hr": self.W_hr}[param]
 
     def __getitem__(self, gate: str) -> Gate:
         if gate not in GATES:
             raise KeyError(f"unknown gate {gate!r}; the gates are {', '.join(GATES)}")
+        if gate not in self.cell.weighted:
+            raise KeyError(f"the {gate} gate has no weights in this cell: {_no_weights(self.cell, gate)}")
         rows = self._rows(gate)
-        return Gate(self.W[rows], self.U[rows], self.b[rows])
+        P = self.P[self._rows(gate, "P")] if gate in self.cell.peepholes else None
+        return Gate(self.W[rows], self.U[rows], self.b[rows], P)
 
     @property
     def gates(self) -> Dict[str, Gate]:
-        """{name: Gate} of the four gates, in pipeline order."""
-        return {g: self[g] for g in GATES}
+        """{name: Gate} of the gates that have weights (all four, but in some variants), in pipeline order."""
+        return {g: self[g] for g in self.cell.weighted}
 
     forget = property(lambda self: self["forget"], doc="Gate f: how much of c_prev to keep.")
     input = property(lambda self: self["input"], doc="Gate i: how much of the candidate to write.")
@@ -96,8 +125,9 @@ class Parameters:
     def __eq__(self, other) -> bool:
         if not isinstance(other, Parameters):
             return NotImplemented
-        return self.variant == other.variant and all(np.array_equal(getattr(self, p), getattr(other, p))
-                                                     for p in "WUb")
+        return self.variant == other.variant and all(
+            np.array_equal(getattr(self, p), getattr(other, p)) for p in ("W", "U", "b", "P")) and (
+            self.W_hr is None or np.array_equal(self.W_hr, other.W_hr))
 
     @property
     def cell(self):
@@ -106,7 +136,7 @@ class Parameters:
 
     def copy(self) -> "Parameters":
         """An independent copy, with writable arrays, to change without touching this one."""
-        return Parameters(self.gates, self.variant)
+        return Parameters(self.gates, self.variant, self.W_hr)
 
     def snapshot(self) -> "Parameters":
         """These weights as they are now, without copying: W, U and b become read-only and shared.
@@ -119,8 +149,9 @@ class Parameters:
         >>> p.set("forget", "b", 1.0).forget.b, kept.forget.b
         (array([1.]), array([0.]))
         """
-        for array in (self.W, self.U, self.b):
-            array.setflags(write=False)
+        for array in (self.W, self.U, self.b, self.P, self.W_hr):
+            if array is not None:
+                array.setflags(write=False)
         shared = object.__new__(Parameters)
         shared.__dict__.update(self.__dict__)
         return shared
@@ -128,34 +159,42 @@ class Parameters:
     # -- constructors --------------------------------------------------------------
 
     @classmethod
-    def _build(cls, input_size: int, hidden_size: int, make, variant: Optional[Variant] = None) -> "Parameters":
-        """Every gate's W and U from ``make(shape)``, in gate order, W before U; b = 0."""
+    def _build(cls, input_size: int, hidden_size: int, make, variant: Optional[Variant] = None,
+               diagonal=None) -> "Parameters":
+        """Every gate's W, U (and P) from ``make(shape)``, gate by gate, W before U before P; b = 0.
+        P, a diagonal, is ``diagonal(shape)`` when given; a projection's W_hr is made last."""
         E, H = _check_sizes(input_size, hidden_size)
-        return cls({g: Gate(make((H, E)), make((H, H)), np.zeros(H)) for g in GATES}, variant)
-
+        cell = (Variant() if variant is None else variant).check().cell
+        R = H if cell.proj_size is None else cell.proj_size
+        diagonal = diagonal or make
+        gates = {g: Gate(make((H, E)), make((H, R)), np.zeros(H),
+                         diagonal((H,)) if g in cell.peepholes else None) for g in cell.weighted}
+        return cls(gates, variant, None if cell.proj_size is None else make((R, H)))
 
     @classmethod
     def zeros(cls, input_size: int, hidden_size: int, variant: Optional[Variant] = None) -> "Parameters":
-        """Every W, U and b zero: each gate's preact is 0, so σ gives exactly 0.5."""
+        """Every W, U and b (and P, W_hr) zero: each gate's preact is 0, so σ gives exactly 0.5."""
         return cls._build(input_size, hidden_size, np.zeros, variant)
 
     @classmethod
     def identity(cls, input_size: int, hidden_size: int, variant: Optional[Variant] = None) -> "Parameters":
-        """W = np.eye(H, E) and U = np.eye(H) for every gate, b = 0: preact = x + h_prev when E = H."""
-        return cls._build(input_size, hidden_size, lambda shape: np.eye(*shape), variant)
+        """W = np.eye(H, E) and U = np.eye(H) for every gate, b = 0: preact = x + h_prev when E = H.
+        A peephole's P is the identity's diagonal, ones; a projection's W_hr is np.eye(P, H)."""
+        return cls._build(input_size, hidden_size, lambda shape: np.eye(*shape), variant, np.ones)
 
     @classmethod
     def ones(cls, input_size: int, hidden_size: int, variant: Optional[Variant] = None) -> "Parameters":
-        """Every W and U all ones, b = 0: every unit of a gate sees sum(x) + sum(h_prev)."""
+        """Every W and U (and P, W_hr) all ones, b = 0: every unit of a gate sees sum(x) + sum(h_prev)."""
         return cls._build(input_size, hidden_size, np.ones, variant)
 
     @classmethod
     def random(cls, input_size: int, hidden_size: int, seed: int = 0,
                variant: Optional[Variant] = None) -> "Parameters":
-        """W and U uniform in ±1/√H, as PyTorch initialises them; b = 0.
+        """W and U (and P, W_hr) uniform in ±1/√H, as PyTorch initialises them; b = 0.
 
         The draws come from ``np.random.default_rng(seed)``, gate by gate (forget,
-        input, candidate, output), W before U: reproducible, but not PyTorch's stream.
+        input, candidate, output), W before U before P, then W_hr: reproducible, but
+        not PyTorch's stream.
         """
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(_check_sizes(input_size, hidden_size)[1])
@@ -198,16 +237,29 @@ class Parameters:
     # -- changing one matrix ---------------------------------------------------------
 
     def set(self, gate: str, param: str, value: ArrayLike) -> "Parameters":
-        """Replace one gate's W, U or b, in place; returns ``self`` so calls chain.
+        """Replace one gate's W, U, b or P (or the projection's ``"hidden", "W_hr"``), in place; returns
+        ``self`` so calls chain.
 
         ``value`` is an array of the right shape, a number (fills it), or a string:
-        for W and U ``identity``, ``zeros``, ``ones``, ``random[:SEED]``, a number or
-        a matrix literal ``"1,0;0,1"``; for b a number or a comma list of H values.
+        for W, U and W_hr ``identity``, ``zeros``, ``ones``, ``random[:SEED]``, a number or
+        a matrix literal ``"1,0;0,1"``; for b and P a number or a comma list of H values.
         """
-        if gate not in GATES:
-            raise ValueError(f"unknown gate {gate!r}; the gates are {', '.join(GATES)}")
-        if param not in ("W", "U", "b"):
-            raise ValueError(f"unknown parameter {param!r}; each gate has W, U and b")
+        cell = self.cell
+        if gate == "hidden" and param == "W_hr":
+            if cell.proj_size is None:
+                raise OptionError("hidden.W_hr is the projection's weights, and this cell has no projection",
+                                  "proj_size")
+        elif gate not in GATES:
+            raise ValueError(f"unknown gate {gate!r}; the gates are {', '.join(GATES)} (and hidden, for a "
+                             "projection's W_hr)")
+        elif param not in ("W", "U", "b", "P"):
+            raise ValueError(f"unknown parameter {param!r}; each gate has W, U and b (and P, with peepholes)")
+        elif gate not in cell.weighted:
+            raise OptionError(f"{gate}.{param}: the {gate} gate has no weights in this cell: "
+                              f"{_no_weights(cell, gate)}", _option_of(cell, gate))
+        elif param == "P" and gate not in cell.peepholes:
+            raise OptionError(f"{gate}.P is a peephole weight, and this cell has no peephole on the {gate} gate"
+                              + (" (the candidate has none)" if gate == "candidate" else ""), "peephole")
         if isinstance(value, str):
             value = self._from_string(param, value)
         value = self._checked(gate, param, value)
@@ -215,7 +267,7 @@ class Parameters:
         if not stacked.flags.writeable:  # shared with a trace: copy on write, the trace keeps its own
             stacked = stacked.copy()
             setattr(self, param, stacked)
-        stacked[self._rows(gate)] = value
+        stacked[slice(None) if param == "W_hr" else self._rows(gate, param)] = value
         return self
 
     def apply(self, *sets: str) -> "Parameters":
@@ -232,18 +284,20 @@ class Parameters:
                 raise OptionError(f"{item!r} is not GATE.PARAM=SPEC, e.g. forget.U=zeros", "sets")
             try:
                 params = params.set(gate.strip(), param.strip(), value)
+            except OptionError as e:  # a setting the cell does not have: name the cell's option too
+                raise OptionError(f"{item}: {e} (--{e.option.replace('_', '-')})", "sets") from None
             except ValueError as e:
                 raise OptionError(f"{item}: {e}", "sets") from None
         return params
 
     def _shape(self, param: str) -> tuple:
-        size = dict(LSTM.weights)[param]  # "H×E", say
-        return tuple(count(n, self.input_size, self.hidden_size) for n in size.split("×"))
+        size = self.cell.weight_shape(param)  # "H×E", say
+        return tuple(count(n, self.input_size, self.hidden_size, self.cell.proj_size) for n in size.split("×"))
 
     def _from_string(self, param: str, text: str) -> np.ndarray:
         shape = self._shape(param)
         word = text.strip()
-        if param == "b":
+        if param in ("b", "P"):
             return parse_vector(word) if "," in word else np.full(shape, parse_number(word))
         if word == "identity":
             return np.eye(*shape)
@@ -272,7 +326,7 @@ class Parameters:
         if array.ndim == 0:
             array = np.full(shape, float(array))
         if array.shape != shape:
-            names = dict(LSTM.weights)[param]
+            names = self.cell.weight_shape(param)
             raise ValueError(
                 f"{gate}.{param} has shape {_shape_text(array.shape)}; "
                 f"expected {names} = {_shape_text(shape)}"
@@ -296,25 +350,36 @@ class Parameters:
         """
         import pandas as pd
 
+        arrays = [(g, p, getattr(gate, p)) for g, gate in self.gates.items() for p in ("W", "U", "b", "P")
+                  if getattr(gate, p) is not None]
+        arrays += [("hidden", "W_hr", self.W_hr)] if self.W_hr is not None else []
         rows = [(g, p, _shape_text(a.shape), *(float(f(a)) for f in (np.min, np.mean, np.max, np.std)))
-                for g in GATES for p, a in zip("WUb", (self[g].W, self[g].U, self[g].b))]
+                for g, p, a in arrays]
         return pd.DataFrame(rows, columns=["gate", "param", "shape", "min", "mean", "max", "std"])
 
     # -- PyTorch's and Keras' layouts, and weights files (lstmtrace.weights) ---------
 
     def state_dict(self) -> Dict[str, np.ndarray]:
-        """The weights in torch.nn.LSTMCell's layout; all the bias goes in bias_ih, bias_hh is zero."""
-        return weights.to_state_dict(self.gates)
+        """The weights in torch.nn.LSTMCell's layout; all the bias goes in bias_ih, bias_hh is zero.
+        A variant's: only the gates with weights, peepholes as w_f_diag, w_i_diag, w_o_diag, and
+        the projection as weight_hr (see :mod:`lstmtrace.weights`)."""
+        return weights.to_state_dict(self.gates, self.W_hr)
 
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, np.ndarray]) -> "Parameters":
+    def from_state_dict(cls, state: Mapping[str, np.ndarray], variant: Optional[Variant] = None) -> "Parameters":
         """Weights from a torch.nn.LSTMCell state_dict (as numpy arrays); each b is bias_ih + bias_hh.
 
         >>> state = Parameters.identity(2, 3).state_dict()
         >>> Parameters.from_state_dict(state) == Parameters.identity(2, 3)
         True
         """
-        return cls(weights.from_state_dict(state))
+        return cls._from_gates(weights.from_state_dict(state, _cell_of(variant)), variant)
+
+    @classmethod
+    def _from_gates(cls, gates: Dict[str, Gate], variant: Optional[Variant]) -> "Parameters":
+        gates = dict(gates)  # a reader's gates, and "W_hr" when the file holds a projection
+        W_hr = gates.pop("W_hr", None)
+        return cls(gates, variant, W_hr)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], layer: Optional[int] = None,
@@ -326,11 +391,12 @@ class Parameters:
         ``prefix`` the module holding it (e.g. ``"encoder.lstm."``), ``layout`` forces
         ``"torch"`` or ``"keras"`` for an ``.npz``.  See :mod:`lstmtrace.weights`.
         """
-        return cls(weights.load(path, layer=layer, prefix=prefix, layout=layout), variant)
+        return cls._from_gates(weights.load(path, layer=layer, prefix=prefix, layout=layout,
+                                            cell=_cell_of(variant)), variant)
 
     @classmethod
     def from_keras(cls, kernel: np.ndarray, recurrent_kernel: np.ndarray,
-                   bias: Optional[np.ndarray] = None) -> "Parameters":
+                   bias: Optional[np.ndarray] = None, variant: Optional[Variant] = None) -> "Parameters":
         """Weights from a Keras LSTM's ``layer.get_weights()``: kernel (E×4H), recurrent_kernel (H×4H), bias.
 
         >>> p = Parameters.random(2, 3)
@@ -341,7 +407,7 @@ class Parameters:
         arrays = {"kernel": kernel, "recurrent_kernel": recurrent_kernel}
         if bias is not None:
             arrays["bias"] = bias
-        return cls(weights.from_keras(arrays, "Keras weights"))
+        return cls(weights.from_keras(arrays, "Keras weights", _cell_of(variant)), variant)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write an ``.npz`` weights file that :meth:`load` and PyTorch both read back.
@@ -352,6 +418,21 @@ class Parameters:
 
         with atomic_open(path, "wb") as f:
             np.savez(f, **self.state_dict())
+
+
+def _cell_of(variant: Optional[Variant]):
+    return (Variant() if variant is None else variant).check().cell
+
+
+def _no_weights(cell, gate: str) -> str:
+    """Why ``gate`` has no weights in ``cell``: taken away, or coupled."""
+    if cell.gate(gate).rule == "complement":
+        return "its gates are coupled (f = 1 − i)"
+    return f"it is taken away (without {gate}: {cell.gate(gate).symbol} = 1)"
+
+
+def _option_of(cell, gate: str) -> str:
+    return "coupled" if cell.gate(gate).rule == "complement" else "without"
 
 
 def _check_sizes(input_size, hidden_size):

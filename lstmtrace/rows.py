@@ -50,7 +50,9 @@ GRAD_STAGES: Tuple[Tuple[str, str], ...] = stages(LSTM, "grad")
 
 # Every quantity any cell traces: the default LSTM's, then those its variants add (appended, so
 # the default's codes never move)
-_VARIANT_QUANTITIES = ["clipped", *(f"{key}(c)" for key in ACTIVATIONS if key != "tanh")]
+_ACT_C = [f"{key}(c)" for key in ACTIVATIONS]
+_VARIANT_QUANTITIES = ["clipped", *(q for q in _ACT_C if q != "tanh(c)"), "Pc", *(f"output*{q}" for q in _ACT_C),
+                       "P", "W_hr"]
 GATE_DTYPE = pd.CategoricalDtype([g for g, _ in PIPELINE], ordered=True)
 QUANTITY_DTYPE = pd.CategoricalDtype(list(dict.fromkeys(
     [q for _, q in STAGES + GRAD_STAGES] + _VARIANT_QUANTITIES + [f"grad:{q}" for q in _VARIANT_QUANTITIES])),

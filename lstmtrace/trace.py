@@ -271,7 +271,9 @@ def _trace(params, xs, h, c, progress=None) -> Trace:
     """Every step over the rows of ``xs``, written straight into one preallocated value array."""
     params = params.snapshot()  # what the trace is computed from, even if params change meanwhile
     (T, E), H = xs.shape, params.hidden_size
-    h = np.zeros(H) if h is None else _vector("h_prev", h, H, "hidden size H =")
+    R = H if params.cell.proj_size is None else params.cell.proj_size  # h's units: H, or the projection's
+    h = np.zeros(R) if h is None else _vector("h_prev", h, R, "hidden size H =" if R == H else
+                                                 "projected size (the units of h) P =")
     c = np.zeros(H) if c is None else _vector("c_prev", c, H, "hidden size H =")
     where = layout(E, H, cell=params.cell)
     values = np.empty((T, where.width))

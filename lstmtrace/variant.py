@@ -18,9 +18,9 @@ Greff's full gate recurrence (FGR) is out of scope.  ``clip=C`` bounds each gate
 pre-activation to [−C, C] before its activation, as onnxruntime does (c itself is not
 clipped).  ``proj_size=P`` is PyTorch's projection, h = W_hr·(o⊙tanh(c)).
 
-This version computes the activation slots and ``clip``; peepholes, coupled gates,
-``without`` and projection are refused in one line (:meth:`Variant.check`) until
-they are computed, never approximated.
+A variant is the default cell's definition with these changes (:func:`_cell`): which
+quantities each gate computes from which weights, and how; the step, its backward
+pass, the trace and its text are all laid out from that definition.
 
 .. [1] https://arxiv.org/abs/1503.04069
 .. [2] https://onnx.ai/onnx/operators/onnx__LSTM.html
@@ -206,16 +206,8 @@ class Variant:
         return cls(**settings)
 
     def check(self) -> "Variant":
-        """This variant, if lstmtrace computes it; else an OptionError naming what it cannot compute."""
-        missing = [(what, option) for what, option, asked in (
-            ("peephole connections", "peephole", self.peephole),
-            ("coupled input and forget gates", "coupled", self.coupled),
-            ("a gate taken away (without)", "without", bool(self.without)),
-            ("a projection (proj_size)", "proj_size", self.proj_size is not None)) if asked]
-        if missing:
-            what, option = missing[0]
-            raise OptionError(f"{what}: not computed by this version of lstmtrace, which refuses rather than "
-                              "approximate (the activations and clip are)", option)
+        """This variant, if lstmtrace computes it (every variant this class can hold, in this version);
+        else an OptionError naming what it cannot compute."""
         return self
 
     @property
@@ -226,17 +218,36 @@ class Variant:
 
 @functools.lru_cache(maxsize=None)
 def _cell(variant: Variant):
+    """The default LSTM's cell with this variant's changes: the one place a variant becomes equations."""
     from lstmtrace.cell import LSTM, activation, cell_activation_name
 
     if variant == Variant():
         return LSTM
     gate_act, candidate_act, cell_act = (activation(getattr(variant, name)) for name in SLOTS.values())
-    gates = tuple(spec._replace(activation=candidate_act if spec.name == "candidate" else gate_act)
-                  for spec in LSTM.gates)
-    quantities = LSTM.quantities if variant.clip is None else ("Wx", "Uh", "bias", "preact", "clipped", "act")
-    after = (LSTM.after[0], ("hidden", (cell_activation_name(cell_act), "h")))
-    return replace(LSTM, gates=gates, quantities=quantities, after=after, cell_activation=cell_act,
-                   clip=variant.clip)
+    projected = variant.proj_size is not None
+    gates = []
+    for spec in LSTM.gates:
+        spec = spec._replace(activation=candidate_act if spec.name == "candidate" else gate_act)
+        if spec.name in variant.without:  # the gate is the constant 1
+            spec = spec._replace(quantities=("act",), weights=(), rule="one")
+        elif variant.coupled and spec.name == "forget":  # f = 1 − i
+            spec = spec._replace(quantities=("act",), weights=(), rule="complement")
+        else:
+            peeps = "" if not variant.peephole or spec.name == "candidate" else (
+                "c" if spec.name == "output" else "c_prev")
+            spec = spec._replace(
+                quantities=("Wx", "Uh", "bias", *(("Pc",) if peeps else ()), "preact",
+                            *(("clipped",) if variant.clip is not None else ()), "act"),
+                weights=(("W", "H×E"), ("U", "H×P" if projected else "H×H"), ("b", "H"),
+                         *((("P", "H"),) if peeps else ())),
+                peeps=peeps)
+        gates.append(spec)
+    act_c = cell_activation_name(cell_act)
+    hidden = (act_c, f"output*{act_c}", "h") if projected else (act_c, "h")
+    return replace(LSTM, gates=tuple(gates), after=(LSTM.after[0], ("hidden", hidden)),
+                   sizes=(*LSTM.sizes, *((("h_prev", "P"), ("h", "P")) if projected else ())),
+                   cell_activation=cell_act, clip=variant.clip, proj_size=variant.proj_size,
+                   stage_weights=(("hidden", "W_hr", "P×H"),) if projected else ())
 
 
 PRESETS = {

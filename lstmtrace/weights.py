@@ -69,10 +69,11 @@ _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)weight_ih(?:_l(?P<layer>\d+))?(?P<reve
 
 
 def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
-         layout: Optional[str] = None) -> Gates:
+         layout: Optional[str] = None, cell=None) -> Gates:
     """The weights of one LSTM layer in ``path``: ``layer`` (0 when not given) under ``prefix``.
 
     ``layout`` forces how an ``.npz`` is read ("torch" or "keras"); by default its keys decide.
+    ``cell`` is the cell the weights are for (see :func:`from_state_dict`).
     """
     path = os.fspath(path)
     if layout not in (None, *LAYOUTS):
@@ -82,11 +83,11 @@ def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
         raise OptionError(f"is for .npz files, whose keys could be PyTorch's or Keras'; {path} says its own "
                           "layout", "layout")
     if name.endswith(".h5") or name.endswith(".hdf5"):
-        return _keras_h5(path, layer)
+        return _keras_h5(path, layer, cell)
     arrays = _torch_file(path) if name.endswith((".pt", ".pth")) else _npz(path)
     if layout == "keras" or (layout is None and all(k in arrays for k in KERAS_KEYS[:2])):
-        return from_keras(arrays, path)
-    return _torch_cell(arrays, layer, prefix, path)
+        return from_keras(arrays, path, cell)
+    return _torch_cell(arrays, layer, prefix, path, cell)
 
 
 # -- the containers ------------------------------------------------------------------
@@ -151,7 +152,7 @@ def _torch_file(path: str) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def _keras_h5(path: str, layer: Optional[int]) -> Gates:
+def _keras_h5(path: str, layer: Optional[int], cell=None) -> Gates:
     try:
         import h5py  # noqa: F401 -- only to say what to install, before any work
     except ImportError:
@@ -177,7 +178,7 @@ def _keras_h5(path: str, layer: Optional[int]) -> Gates:
         raise ValueError(f"{group}: the backward half of a Bidirectional layer is not "
                          "supported (lstmtrace traces left to right)")
     arrays = {key: found[f"{k}.{key}"] for key in KERAS_KEYS if found[f"{k}.{key}"].size or key != "bias"}
-    return from_keras(arrays, f"{path} layer {k} ({name})")
+    return from_keras(arrays, f"{path} layer {k} ({name})", cell)
 
 
 def _keras_h5_cells(path: str) -> Dict[str, np.ndarray]:
@@ -222,38 +223,110 @@ def _keras_cells(f) -> list:
 
 # -- the layouts ---------------------------------------------------------------------
 
-def to_state_dict(gates: Gates) -> Dict[str, np.ndarray]:
-    """One cell's weights in torch.nn.LSTMCell's layout; all the bias goes in bias_ih, bias_hh is zero."""
-    stack = lambda param: np.concatenate([getattr(gates[g], param) for g in TORCH_ORDER])
-    return {
+PEEPHOLE_KEYS = {"forget": "w_f_diag", "input": "w_i_diag", "output": "w_o_diag"}
+"""A peephole cell's diagonal weights P, by gate, as TensorFlow's LSTMCell(use_peepholes=True) names them."""
+
+
+def to_state_dict(gates: Gates, W_hr: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    """One cell's weights in torch.nn.LSTMCell's layout; all the bias goes in bias_ih, bias_hh is zero.
+
+    A variant's: the gates that have weights, in PyTorch's order; each peephole P as
+    ``w_f_diag``, ``w_i_diag``, ``w_o_diag``; a projection's W_hr as ``weight_hr``.
+    """
+    order = [g for g in TORCH_ORDER if g in gates]
+    stack = lambda param: np.concatenate([getattr(gates[g], param) for g in order])
+    state = {
         "weight_ih": stack("W"),  # (4H, E)
         "weight_hh": stack("U"),  # (4H, H)
         "bias_ih": stack("b"),  # (4H,)
-        "bias_hh": np.zeros(4 * len(gates[TORCH_ORDER[0]].b)),
+        "bias_hh": np.zeros(len(order) * len(gates[order[0]].b)),
     }
+    state.update({PEEPHOLE_KEYS[g]: np.array(gates[g].P) for g in PEEPHOLE_KEYS if g in gates
+                  and gates[g].P is not None})
+    if W_hr is not None:
+        state["weight_hr"] = np.array(W_hr)
+    return state
 
 
-def from_state_dict(state: Mapping[str, np.ndarray]) -> Gates:
-    """The gates of a torch.nn.LSTMCell state_dict (as numpy arrays); each b is bias_ih + bias_hh."""
+def from_state_dict(state: Mapping[str, np.ndarray], cell=None) -> Gates:
+    """The gates of a torch.nn.LSTMCell state_dict (as numpy arrays); each b is bias_ih + bias_hh.
+
+    ``cell`` (a :class:`lstmtrace.cell.Cell`, the default LSTM's when None) says which gates the
+    file must hold, whether it has peepholes and a projection (``weight_hr``), which then come back
+    as each Gate's P and the key ``"W_hr"``; a file that does not fit the cell is an OptionError
+    naming the setting it contradicts.
+    """
+    from lstmtrace.cell import LSTM
+
+    cell = LSTM if cell is None else cell
     missing = [k for k in STATE_DICT_KEYS if k not in state]
     if missing:
         raise ValueError(f"no key {missing[0]!r}; a weights file holds {', '.join(STATE_DICT_KEYS)} "
                          "as in torch.nn.LSTMCell's state_dict")
+    order = [g for g in TORCH_ORDER if g in cell.weighted]
+    n = len(order)
     arrays = {k: _numeric(k, state[k]) for k in STATE_DICT_KEYS}
     W_ih, W_hh = arrays["weight_ih"], arrays["weight_hh"]
-    if W_hh.ndim != 2 or W_hh.shape[0] != 4 * W_hh.shape[1] or W_hh.shape[1] == 0:
-        raise ValueError(f"key 'weight_hh' has shape {_shape_text(W_hh.shape)}; expected (4H×H)")
-    H = W_hh.shape[1]
+    if "weight_hr" in state and cell.proj_size is None:
+        raise OptionError(f"the file has a projection (key 'weight_hr', shape {_shape_text(np.shape(state['weight_hr']))}"
+                          f"), and the cell asked for has none: give --proj-size "
+                          f"{np.shape(state['weight_hr'])[0]}", "proj_size")
+    if "weight_hr" not in state and cell.proj_size is not None:
+        raise OptionError(f"a projection to {cell.proj_size} units was asked for (proj_size), and the file has "
+                          "no projection weights (key 'weight_hr')", "proj_size")
+    R = W_hh.shape[1] if W_hh.ndim == 2 else 0
+    if cell.proj_size is not None:
+        W_hr = _numeric("weight_hr", state["weight_hr"])
+        if W_hr.ndim != 2 or W_hr.shape[0] != cell.proj_size:
+            raise OptionError(f"key 'weight_hr' has shape {_shape_text(W_hr.shape)}; a projection to "
+                              f"proj_size = {cell.proj_size} units needs (P×H) = ({cell.proj_size}, H)", "proj_size")
+        H = W_hr.shape[1]
+    else:
+        H = R
+    if W_hh.ndim != 2 or W_hh.shape[0] % max(H, 1) or W_hh.shape[1] == 0 or H == 0:
+        raise ValueError(f"key 'weight_hh' has shape {_shape_text(W_hh.shape)}; expected "
+                         f"({n}H×{'P' if cell.proj_size else 'H'})")
+    if W_hh.shape[0] != n * H:
+        gates_in_file = W_hh.shape[0] // H
+        raise OptionError(f"the file stacks {gates_in_file} gates' weights (key 'weight_hh' has {W_hh.shape[0]} "
+                          f"rows, hidden size {H}); the cell asked for has weights for {n}: "
+                          f"{', '.join(order)}" + ("" if n == 4 else " (" + cell_change(cell) + ")"),
+                          "coupled" if n < 4 and any(g.rule == "complement" for g in cell.gates) else
+                          "without" if n < 4 else "weights")
     E = W_ih.shape[1] if W_ih.ndim == 2 else 0
-    expected = {"weight_ih": (4 * H, E), "bias_ih": (4 * H,), "bias_hh": (4 * H,)}
-    names = {"weight_ih": "4H×E", "bias_ih": "4H", "bias_hh": "4H"}
+    expected = {"weight_ih": (n * H, E), "bias_ih": (n * H,), "bias_hh": (n * H,)}
+    names = {"weight_ih": f"{n}H×E", "bias_ih": f"{n}H", "bias_hh": f"{n}H"}
     for key, shape in expected.items():
         if arrays[key].shape != shape or E == 0:
             raise ValueError(f"key {key!r} has shape {_shape_text(arrays[key].shape)}; expected "
                              f"({names[key]}) = {_shape_text(shape)} for hidden size H = {H}")
+    peepholes = [g for g in PEEPHOLE_KEYS if PEEPHOLE_KEYS[g] in state]
+    if peepholes and not cell.peepholes:
+        raise OptionError(f"the file has peephole weights (key {PEEPHOLE_KEYS[peepholes[0]]!r}), and the cell "
+                          "asked for has no peepholes: give --peephole (or a variant with them)", "peephole")
+    absent = [g for g in cell.peepholes if PEEPHOLE_KEYS[g] not in state]
+    if absent:
+        raise OptionError(f"the cell asked for has peepholes, and the file has no peephole weights for the "
+                          f"{absent[0]} gate (key {PEEPHOLE_KEYS[absent[0]]!r}, H values)", "peephole")
+    extra = [g for g in peepholes if g not in cell.peepholes]
+    if extra:
+        raise OptionError(f"the file has peephole weights for the {extra[0]} gate (key "
+                          f"{PEEPHOLE_KEYS[extra[0]]!r}), which has no weights in the cell asked for "
+                          f"({cell_change(cell)})", "peephole")
     b = arrays["bias_ih"] + arrays["bias_hh"]
     rows = lambda k: slice(k * H, (k + 1) * H)
-    return {g: Gate(W_ih[rows(k)], W_hh[rows(k)], b[rows(k)]) for k, g in enumerate(TORCH_ORDER)}
+    gates: Dict = {g: Gate(W_ih[rows(k)], W_hh[rows(k)], b[rows(k)],
+                           _numeric(PEEPHOLE_KEYS[g], state[PEEPHOLE_KEYS[g]]) if g in cell.peepholes else None)
+                   for k, g in enumerate(order)}
+    if cell.proj_size is not None:
+        gates["W_hr"] = W_hr
+    return gates
+
+
+def cell_change(cell) -> str:
+    """What takes a cell's gates' weights away, in a few words."""
+    return ", ".join(f"{g.name}: " + ("coupled, f = 1 − i" if g.rule == "complement" else f"taken away, {g.symbol} = 1")
+                     for g in cell.gates if not g.weights)
 
 
 def _numeric(key: str, array: np.ndarray) -> np.ndarray:
@@ -267,7 +340,7 @@ def _shape_text(shape: tuple) -> str:
     return str(tuple(int(n) for n in shape))
 
 
-def from_keras(arrays: Mapping[str, np.ndarray], where: str) -> Gates:
+def from_keras(arrays: Mapping[str, np.ndarray], where: str, cell=None) -> Gates:
     """Keras' kernel (E×4H), recurrent_kernel (H×4H), bias (4H), gates i, f, c, o."""
     missing = [k for k in KERAS_KEYS[:2] if k not in arrays]
     if missing:
@@ -282,18 +355,23 @@ def from_keras(arrays: Mapping[str, np.ndarray], where: str) -> Gates:
     try:
         # Keras stacks the gates as PyTorch does (i, f, c, o), in columns rather than rows
         return from_state_dict({"weight_ih": kernel.T, "weight_hh": recurrent.T,
-                                           "bias_ih": bias, "bias_hh": np.zeros_like(bias)})
+                                "bias_ih": bias, "bias_hh": np.zeros_like(bias)}, cell)
     except ValueError as e:
         keras_names = {"weight_ih": "kernel", "weight_hh": "recurrent_kernel", "bias_ih": "bias"}
         message = str(e)
         for torch_name, keras_name in keras_names.items():
             message = message.replace(f"'{torch_name}'", f"'{keras_name}' (transposed)"
                                       if torch_name != "bias_ih" else f"'{keras_name}'")
-        raise ValueError(f"{where}: {message}") from None
+        raise _same_kind(e, f"{where}: {message}") from None
+
+
+def _same_kind(error: ValueError, message: str) -> ValueError:
+    """``message`` as the same kind of error: an OptionError keeps the setting it names."""
+    return OptionError(message, error.option) if isinstance(error, OptionError) else ValueError(message)
 
 
 def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: Optional[str],
-                where: str) -> Gates:
+                where: str, cell=None) -> Gates:
     """One cell of a torch.nn.LSTMCell or torch.nn.LSTM state_dict, under a module prefix."""
     cells: Dict[str, set] = {}
     for key in arrays:
@@ -329,21 +407,20 @@ def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: 
             raise WhichCellError(f"{where} has no layer {k}{f' under {p!r}' if p else ''}; its layers "
                                  "are " + ", ".join(str(j) for j in sorted(layers)), "layer")
         suffix = f"_l{k}"
-    for unsupported, what in ((f"{p}weight_hr{suffix}", "an LSTM with proj_size"),
-                              (f"{p}weight_ih{suffix}_reverse", "a bidirectional LSTM")):
+    for unsupported, what in ((f"{p}weight_ih{suffix}_reverse", "a bidirectional LSTM"),):
         if unsupported in arrays:
             raise ValueError(f"{where} has key {unsupported!r}: {what} is not supported "
                              "(lstmtrace traces one direction of a plain LSTM)")
-    names = {key: f"{p}{key}{suffix}" for key in STATE_DICT_KEYS}
+    names = {key: f"{p}{key}{suffix}" for key in (*STATE_DICT_KEYS, "weight_hr", *PEEPHOLE_KEYS.values())}
     state = {key: arrays[name] for key, name in names.items() if name in arrays}
     if "bias_ih" not in state and "bias_hh" not in state and "weight_ih" in state:  # bias=False
-        H = np.shape(arrays[names["weight_hh"]])[-1] if names["weight_hh"] in arrays else 0
-        state.update(bias_ih=np.zeros(4 * H), bias_hh=np.zeros(4 * H))
+        rows = np.shape(arrays[names["weight_hh"]])[0] if names["weight_hh"] in arrays else 0
+        state.update(bias_ih=np.zeros(rows), bias_hh=np.zeros(rows))
     try:
-        return from_state_dict(state)
+        return from_state_dict(state, cell)
     except ValueError as e:
         message = str(e)
         for key, name in names.items():
             message = message.replace(f"'{key}'", f"'{name}'")
-        raise ValueError(f"{where}: {message}") from None
+        raise _same_kind(e, f"{where}: {message}") from None
 
