@@ -32,7 +32,7 @@ from typing import Optional, Tuple
 
 from lstmtrace.errors import OptionError
 
-__all__ = ["PRESETS", "Variant"]
+__all__ = ["FINDINGS", "PRESETS", "Variant"]
 
 GATED = ("forget", "input", "output")
 """The gates a variant can take away (``without``)."""
@@ -126,6 +126,11 @@ class Variant:
                                   "gate=hard_sigmoid", "activation")
             settings[SLOTS[slot.strip()]] = name.strip()
         return replace(base, **settings)
+
+    @property
+    def finding(self) -> Optional[str]:
+        """What Greff et al. found about this variant, when it is one of their presets."""
+        return FINDINGS.get(self.name or "")
 
     @property
     def name(self) -> Optional[str]:
@@ -261,3 +266,23 @@ PRESETS = {
     "cifg": Variant(peephole=True, coupled=True),
 }
 """Greff et al.'s variants, each exactly as their paper defines it (FGR aside)."""
+
+FINDINGS = {
+    "np": "Greff et al. found that removing the peepholes (NP) changed performance little on any of their "
+          "three tasks: PyTorch's and Keras' LSTMs have none.",
+    "v": "Greff et al. found no variant that beat this vanilla LSTM significantly on speech, handwriting or "
+         "music.",
+    "nig": "Greff et al. found that removing the input gate (NIG) hurt speech and handwriting recognition "
+           "significantly, but not music modelling.",
+    "nfg": "Greff et al. found that removing the forget gate (NFG, the original 1997 LSTM) hurt performance "
+           "significantly on every task: with the output activation, the most critical part.",
+    "nog": "Greff et al. found that removing the output gate (NOG) hurt speech and handwriting recognition "
+           "significantly, but not music modelling.",
+    "niaf": "Greff et al. found that removing the input activation (NIAF) hurt speech and handwriting "
+            "recognition significantly, but not music modelling.",
+    "noaf": "Greff et al. found that removing the output activation (NOAF) hurt performance significantly on "
+            "every task: without it the unbounded cell state reaches h.",
+    "cifg": "Greff et al. found that coupling the input and forget gates (CIFG) changed performance little, "
+            "with fewer weights (the GRU couples its gates the same way).",
+}
+"""One sentence of what Greff et al. (2017, section 5) found about each preset, for the text."""
