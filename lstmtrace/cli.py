@@ -6,6 +6,7 @@ numpy and pandas are imported inside the commands, never at the top, so
 import contextlib
 import dataclasses
 import functools
+import inspect
 import os
 import sys
 
@@ -347,10 +348,13 @@ def _weight_options(f):
         from lstmtrace.params import WeightSpec
 
         _old_layouts(kwargs.pop("old_layouts"), kwargs)
-        variant = _variant({name: kwargs.pop(name) for name in VARIANT_OPTIONS})
+        given = {name: kwargs.pop(name) for name in VARIANT_OPTIONS}
+        variant = _variant(given)
         spec = WeightSpec(weights=kwargs.pop("weights"), layer=kwargs.pop("layer"), prefix=kwargs.pop("prefix"),
                           layout=kwargs.pop("weights_layout"), bias=kwargs.pop("bias"),
                           forget_bias=kwargs.pop("forget_bias"), sets=tuple(kwargs.pop("sets")), variant=variant)
+        if "variant_options" in inspect.signature(f).parameters:  # diff builds one variant per side
+            kwargs["variant_options"] = given
         return f(weights=spec, **kwargs)
 
     for option in reversed(options):
@@ -363,8 +367,9 @@ _VARIANT_FLAGS = {"variant": "--variant", "peephole": "--peephole", "coupled": "
                   "activation": "--activation", "clip": "--clip", "proj_size": "--proj-size"}
 
 
-def _variant(given):
-    """The Variant the variant options describe (None for the default), checked: lstmtrace computes it."""
+def _variant(given, preset_flag="--variant"):
+    """The Variant the variant options describe (None for the default), checked: lstmtrace computes it.
+    ``preset_flag`` is the option that gave the preset name (diff's --a-variant, say)."""
     from lstmtrace.errors import OptionError
     from lstmtrace.variant import Variant
 
@@ -376,8 +381,8 @@ def _variant(given):
         options = {k: v for k, v in given.items() if k != "variant_name"}
         return Variant.from_options(given["variant_name"], **options).check()
     except OptionError as e:  # the flag the user typed, or --variant when a preset brought the setting
-        flag = _VARIANT_FLAGS.get(e.option, "--variant")
-        raise click.BadParameter(str(e), param_hint=f"'{flag if e.option in typed else '--variant'}'") from None
+        flag = _VARIANT_FLAGS.get(e.option, preset_flag) if e.option != "variant" else preset_flag
+        raise click.BadParameter(str(e), param_hint=f"'{flag if e.option in typed else preset_flag}'") from None
 
 
 def _old_layouts(values, kwargs):
@@ -457,9 +462,13 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
             raise click.UsageError(f"{given[0]} was given without --x; give --x too "
                                    "(or nothing at all, for the worked example)")
         x, h, c = _worked_example()
+        if weights.variant is not None and weights.variant.proj_size is not None:
+            raise click.BadParameter(f"the worked example's h_prev has {len(h)} units, and a projection gives h "
+                                     f"{weights.variant.proj_size}: give --x and --h ({weights.variant.proj_size} "
+                                     "values) too", param_hint="'--proj-size'")
         title = ("The worked example: a learner's hand-written step, with x and h_prev from "
                  "their question and c_prev = 0.")
-    params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
+    params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size, weights), "--x")
     title = " ".join(filter(None, [title, weights.describe(), _describe_loss(gradients)]))
     trace = _with_gradients(_traced(lstmtrace.step, params, x, h, c), gradients)
     _emit(trace, fmt, output, precision, expand, title, layout=csv_layout)
@@ -494,7 +503,7 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
     fmt = _format_for(fmt, output, TRACE_FORMATS)
     _check_output(output, [("--xs", xs), *_weights_inputs(weights=weights.weights)])
     sequence = _sequence(xs)
-    params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
+    params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size, weights), "--xs")
     T = sequence.shape[0]
     show_bar = T >= 100 and sys.stderr.isatty()
     with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as bar:
@@ -586,14 +595,18 @@ def show(trace, steps, fmt, output, precision, expand):
 @click.option("--b-weights", default=None, metavar="SPEC|FILE", help="Trace B's --weights [default: --weights].")
 @click.option("--a-set", multiple=True, metavar="GATE.PARAM=SPEC", help="A --set for trace A only; repeatable.")
 @click.option("--b-set", multiple=True, metavar="GATE.PARAM=SPEC", help="A --set for trace B only; repeatable.")
+@click.option("--a-variant", default=None, metavar="NAME",
+              help="Trace A's --variant (a preset: np, v, nig, …); the other variant options apply to both.")
+@click.option("--b-variant", default=None, metavar="NAME",
+              help="Trace B's --variant, e.g. --a-variant np --b-variant cifg.")
 @click.option("--atol", type=NUMBER, default=0.0, show_default=True,
               help="Absolute tolerance: values differ when |a − b| > atol + rtol·max(|a|, |b|).")
 @click.option("--rtol", type=NUMBER, default=0.0, show_default=True,
               help="Relative tolerance (with the defaults, only identical numbers are equal).")
 @click.option("--units", is_flag=True, help="Also list every differing unit with both values.")
 @_output_options(DIFF_FORMATS, expand=False)
-def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set, b_set, atol, rtol,
-         units, fmt, output, precision):
+def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set, b_set, a_variant, b_variant,
+         atol, rtol, units, fmt, output, precision, variant_options):
     """Compare two traces: where they part ways, by how much, and what it reaches.
 
     Exit status as diff(1): 0 when they agree within the tolerance, 1 when they
@@ -607,6 +620,8 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
             --set forget.W=identity --a-set forget.U=identity --b-set forget.U=zeros
     Every differing unit, for a spreadsheet:
         lstmtrace diff a.csv b.csv --units -o diff.csv
+    The seed question's step without and with coupled gates (Greff's CIFG):
+        lstmtrace diff --x -0.1,0.3,0.1,-0.25,0.1 --h 0,0.5,0.1,0.2,0.6 --a-variant np --b-variant cifg
     """
     import lstmtrace
     from lstmtrace.compare import TraceMismatch
@@ -620,7 +635,9 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
         raise click.BadParameter("must be ≥ 0", param_hint="'--atol' / '--rtol'")
     if traces:
         inline = [name for name, v in (("--x", x), ("--xs", xs), ("--a-set", a_set), ("--b-set", b_set),
-                                       ("--a-weights", a_weights), ("--b-weights", b_weights)) if v is not None and len(v)]
+                                       ("--a-weights", a_weights), ("--b-weights", b_weights),
+                                       ("--a-variant", a_variant), ("--b-variant", b_variant))
+                  if v is not None and len(v)]
         if len(traces) != 2:
             raise click.UsageError(f"give two traces to compare, not {len(traces)}")
         if inline:
@@ -636,10 +653,15 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
     else:
         if (x is None) == (xs is None):
             raise click.UsageError("give two trace files, or --x (or --xs) to trace under two weight choices")
-        a, b = (_trace_inline(x, xs, h, c, hidden_size,
-                              dataclasses.replace(weights, weights=side_weights or weights.weights,
-                                                  sets=weights.sets + side_sets))
-                for side_weights, side_sets in ((a_weights, a_set), (b_weights, b_set)))
+        sides = []
+        for name, side_weights, side_sets, side_variant in (("a", a_weights, a_set, a_variant),
+                                                              ("b", b_weights, b_set, b_variant)):
+            variant = weights.variant
+            if side_variant is not None:  # this side's preset, with the shared variant options on top
+                variant = _variant({**variant_options, "variant_name": side_variant}, f"--{name}-variant")
+            sides.append(_trace_inline(x, xs, h, c, hidden_size, dataclasses.replace(
+                weights, weights=side_weights or weights.weights, sets=weights.sets + side_sets, variant=variant)))
+        a, b = sides
     try:
         summary = lstmtrace.diff(a, b, atol=atol, rtol=rtol)
     except TraceMismatch as e:
@@ -657,9 +679,9 @@ def _trace_inline(x, xs, h, c, hidden_size, weights):
 
     if xs is not None:
         sequence = _sequence(xs)
-        params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size), "--xs")
+        params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size, weights), "--xs")
         return _traced(lstmtrace.run, params, sequence, h, c)
-    params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size), "--x")
+    params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size, weights), "--x")
     return _traced(lstmtrace.step, params, x, h, c)
 
 
@@ -878,8 +900,16 @@ def _describe_loss(gradients):
     return f"Backward pass of {loss}."
 
 
-def _hidden_size(h, c, hidden_size):
-    """H from --h, --c or --hidden-size (None to leave it to the weights), checking they agree."""
+def _hidden_size(h, c, hidden_size, weights=None):
+    """H from --h, --c or --hidden-size (None to leave it to the weights), checking they agree.
+
+    With a projection (``weights.variant.proj_size`` = P), h has P units: --h must give P values."""
+    proj_size = getattr(getattr(weights, "variant", None), "proj_size", None)
+    if proj_size is not None and h is not None:
+        if len(h) != proj_size:
+            raise click.BadParameter(f"gives {len(h)} values, but h has P = {proj_size} units with --proj-size "
+                                     f"{proj_size}", param_hint="'--h'")
+        h = None  # says nothing of H
     sizes = [(name, len(v)) for name, v in (("--h", h), ("--c", c)) if v is not None]
     if hidden_size is not None:
         sizes.append(("--hidden-size", hidden_size))
@@ -902,7 +932,8 @@ def _parameters(weights, E, H, input_hint, weights_hint="'--weights'"):
     except OptionError as e:
         hints = {"weights": weights_hint, "input_size": f"'{input_hint}'", "layout": "'--weights-layout'",
                  "sets": "'--set'", "forget_bias": "'--forget-bias'"}
-        raise click.BadParameter(" ".join(str(e).split()), param_hint=hints.get(e.option, f"'--{e.option}'")) from None
+        hint = hints.get(e.option) or f"'{_VARIANT_FLAGS.get(e.option, '--' + e.option.replace('_', '-'))}'"
+        raise click.BadParameter(" ".join(str(e).split()), param_hint=hint) from None
     except ImportError as e:  # a .pt without torch, an .h5 without h5py
         raise click.BadParameter(str(e), param_hint=weights_hint) from None
 

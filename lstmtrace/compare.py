@@ -46,37 +46,56 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
                        ("number of steps", a.steps, b.steps)):
         if x != y:
             raise TraceMismatch(f"the traces have different {what}: {x} and {y}")
-    if a.cell.pipeline != b.cell.pipeline:  # rows are compared by position: they must mean the same
-        raise TraceMismatch(f"the traces are of variants whose steps hold different quantities "
-                            f"({_variant_words(a)} and {_variant_words(b)}); this version compares traces "
-                            "whose steps hold the same quantities")
     if atol < 0 or rtol < 0:
         raise ValueError("atol and rtol must be ≥ 0")
     # a trace with gradients and one without are compared on their forward rows
     forward_rows = a.steps * layout(a.input_size, a.hidden_size, cell=a.cell).width
+    same_rows = a.cell.pipeline == b.cell.pipeline and a.cell.proj_size == b.cell.proj_size
     both = len(a.frame) if a.has_gradients == b.has_gradients else forward_rows
-    fa, fb = a.frame.iloc[:both], b.frame.iloc[:both]
+    fa = a.frame.iloc[:both]
+    if same_rows:  # the rows mean the same, position by position
+        fb, only = b.frame.iloc[:both], ([], [])
+    else:  # different variants: compared on the (gate, quantity, unit)s they share, in A's order
+        fb_all = b.frame.iloc[:len(b.frame) if a.has_gradients == b.has_gradients else
+                              b.steps * layout(b.input_size, b.hidden_size, cell=b.cell).width]
+        on = ["step", "gate", "quantity", "unit"]
+        keys_a, keys_b = (f[on].astype({"gate": str, "quantity": str}) for f in (fa, fb_all))
+        shared = keys_a.reset_index().merge(keys_b.reset_index(), on=on, how="inner", suffixes=("_a", "_b"))
+        fa, fb = fa.iloc[shared["index_a"].to_numpy()], fb_all.iloc[shared["index_b"].to_numpy()]
+        only = tuple(_stages(x) - _stages(y) for x, y in ((keys_a, keys_b), (keys_b, keys_a)))
+        only = tuple([s for s in _stage_order(t) if s in o] for o, t in zip(only, (keys_a, keys_b)))
     va, vb = fa["value"].to_numpy(), fb["value"].to_numpy()
     abs_diff = np.abs(va - vb)
     scale = np.maximum(np.abs(va), np.abs(vb))
     rel_diff = np.divide(abs_diff, scale, out=np.zeros_like(abs_diff), where=scale > 0)
     differs = abs_diff > atol + rtol * scale
     rows = pd.DataFrame({
-        **{k: fa[k] for k in KEYS}, "unit": fa["unit"],
+        **{k: fa[k].to_numpy() for k in KEYS}, "unit": fa["unit"].to_numpy(),
         "a": va, "b": vb, "abs_diff": abs_diff, "rel_diff": rel_diff,
     })[differs].reset_index(drop=True)
+    for k in ("gate", "quantity"):
+        rows[k] = rows[k].astype(a.frame[k].dtype)
     gradients_only_in = [n for n, t in (("A", a), ("B", b)) if t.has_gradients and both == forward_rows]
     if units:
-        return _attrs(rows, a, b, atol, rtol, gradients_only_in)
+        return _attrs(rows, a, b, atol, rtol, gradients_only_in, len(va), only)
     # the rows of one step's quantity are contiguous, so grouping in order of appearance keeps
     # pipeline order (forward rows, then gradients)
     groups = rows.groupby(KEYS, sort=False, observed=True)
     summary = groups.first()[["unit", "a", "b"]].rename(columns={"unit": "first_unit"}).reset_index()
     summary.insert(3, "units", groups.size().to_numpy())
-    summary.insert(4, "of", [size(g, q, a.input_size, a.hidden_size) for g, q in zip(summary["gate"], summary["quantity"])])
+    summary.insert(4, "of", [size(g, q, a.input_size, a.hidden_size, a.cell)
+                             for g, q in zip(summary["gate"], summary["quantity"])])
     summary.insert(5, "max_abs", groups["abs_diff"].max().to_numpy())
     summary.insert(6, "max_rel", groups["rel_diff"].max().to_numpy())
-    return _attrs(summary, a, b, atol, rtol, gradients_only_in)
+    return _attrs(summary, a, b, atol, rtol, gradients_only_in, len(va), only)
+
+
+def _stages(keys: pd.DataFrame) -> set:
+    return set(zip(keys["gate"], keys["quantity"]))
+
+
+def _stage_order(keys: pd.DataFrame) -> List[tuple]:
+    return list(dict.fromkeys(zip(keys["gate"], keys["quantity"])))
 
 
 def _variant_words(trace: Trace) -> str:
@@ -85,11 +104,11 @@ def _variant_words(trace: Trace) -> str:
 
 
 def _attrs(frame: pd.DataFrame, a: Trace, b: Trace, atol: float, rtol: float,
-           gradients_only_in: List[str]) -> pd.DataFrame:
-    compared = len(a.frame) if not gradients_only_in else \
-        a.steps * layout(a.input_size, a.hidden_size, cell=a.cell).width
+           gradients_only_in: List[str], compared: int, only: tuple) -> pd.DataFrame:
     variants = (_variant_words(a), _variant_words(b)) if a.variant != b.variant else None
+    only_a, only_b = ([f"{g}.{q}" for g, q in stages] for stages in only)
     frame.attrs.update(atol=atol, rtol=rtol, compared=compared, steps=a.steps, variants=variants,
+                       only_a=only_a, only_b=only_b,
                        skipped_a=list(a.skipped) + (["gradients"] if "A" in gradients_only_in else []),
                        skipped_b=list(b.skipped) + (["gradients"] if "B" in gradients_only_in else []))
     return frame
@@ -123,6 +142,9 @@ def headline(summary: pd.DataFrame) -> List[str]:
     notes, first_note = [], []
     if attrs.get("variants"):
         first_note = ["The traces are of different LSTM variants: A is {}, B is {}.".format(*attrs["variants"])]
+        for side in ("a", "b"):
+            if attrs.get(f"only_{side}"):
+                first_note.append(f"Only {side.upper()} has {_listed(attrs[f'only_{side}'])}; the rest is compared.")
     for side in ("a", "b"):
         if attrs.get(f"skipped_{side}"):
             notes.append(f"Compared on what both traces have; skipped from {side.upper()}: "
@@ -149,6 +171,11 @@ def headline(summary: pd.DataFrame) -> List[str]:
     lines.append(f"{len(summary)} quantit{'ies' if len(summary) > 1 else 'y'} differ (within {tolerance}).")
     return first_note + lines + notes
 
+
+
+def _listed(names: List[str], most: int = 6) -> str:
+    """'a, b, c' (and how many more, past ``most``)."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _ranges(steps: List[int]) -> str:

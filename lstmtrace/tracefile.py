@@ -383,17 +383,18 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
 
     steps = int(step_.max())
     E = int(((step_ == 1) & (stage == 0)).sum())
-    H = int(((step_ == 1) & (stage == 1)).sum())
+    H = int(((step_ == 1) & (stage == 2)).sum())  # c_prev: h_prev has P units with a projection
     if E == 0 or H == 0:
-        raise ValueError(f"step 1 has no given.{'x' if E == 0 else 'h_prev'} rows, so the trace's "
+        raise ValueError(f"step 1 has no given.{'x' if E == 0 else 'c_prev'} rows, so the trace's "
                          "sizes are unknown")
-    grad = bool((stage >= len(STAGES)).any())
+    n_forward, n_grad = len(STAGES), len(GRAD_STAGES)
+    grad = bool((stage >= n_forward).any())
     expected = np.concatenate([np.tile(stage_sizes(E, H, part, cell), steps)
                                for part in (("forward", "grad") if grad else ("forward",))])
     # a block is one part's stage at one step, numbered in the order the rows belong in
-    part = (stage >= len(STAGES)).astype(np.int64)
-    in_part = stage - part * len(STAGES)
-    block = part * steps * len(STAGES) + (step_ - 1) * np.where(part == 1, len(GRAD_STAGES), len(STAGES)) + in_part
+    part = (stage >= n_forward).astype(np.int64)
+    in_part = stage - part * n_forward
+    block = part * steps * n_forward + (step_ - 1) * np.where(part == 1, n_grad, n_forward) + in_part
     counts = np.bincount(block, minlength=len(expected))
     wrong = counts != expected
     if wrong.any():
@@ -403,7 +404,7 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
         j = k - steps * len(STAGES) if in_grad else k
         t, (g, q) = j // len(stages) + 1, stages[j % len(stages)]
         raise ValueError(f"step {t} has {counts[k]} rows of {g}.{q}, expected {expected[k]} "
-                         f"(input size {E} and hidden size {H}, from step 1's x and h_prev)")
+                         f"(input size {E} and hidden size {H}, from step 1's x and c_prev)")
 
     order = np.lexsort((unit, block))
     misplaced = unit[order] != rows.keys(E, H, steps, grad, cell)["unit"]

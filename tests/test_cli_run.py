@@ -616,13 +616,16 @@ def test_bidirectional_is_not_supported(tmp_path, inputs, lstm_state):
                           fragments=["'--weights'", "'weight_ih_l0_reverse'", "not supported"])
 
 
-def test_proj_size_is_not_supported(tmp_path, inputs):
+def test_a_projection_in_the_file_needs_proj_size(tmp_path, inputs):
     rng = np.random.default_rng(0)  # as torch.nn.LSTM(3, 4, proj_size=2) names and shapes them
     state = {"weight_ih_l0": rng.normal(size=(16, 3)), "weight_hh_l0": rng.normal(size=(16, 2)),
              "bias_ih_l0": np.zeros(16), "bias_hh_l0": np.zeros(16), "weight_hr_l0": rng.normal(size=(2, 4))}
     np.savez(inputs / "w.npz", **state)
     fails_writing_nothing(tmp_path, "--xs", "1,2,3", "--weights", inputs / "w.npz",
-                          fragments=["'--weights'", "'weight_hr_l0'", "not supported"])
+                          fragments=["'--proj-size'", "w.npz", "'weight_hr_l0'", "give --proj-size 2"])
+    fails_writing_nothing(tmp_path, "--xs", "1,2,3", "--weights", inputs / "w.npz", "--proj-size", "3",
+                          fragments=["'--proj-size'", "'weight_hr_l0' has shape (2, 4)"])
+    assert_ok(invoke("run", "--xs", "1,2,3", "--weights", inputs / "w.npz", "--proj-size", "2"))
 
 
 def test_pt_that_is_not_a_state_dict(tmp_path, inputs):

@@ -27,6 +27,11 @@ COMPUTED = [  # the variants this version computes
     Variant(candidate_activation="linear", cell_activation="linear"),
     Variant(clip=0.5),
     Variant(gate_activation="hard_sigmoid:0.3,0.6", cell_activation="softsign", clip=1.5),
+    *(PRESETS[name] for name in ("v", "nig", "nfg", "nog", "niaf", "noaf", "cifg")),
+    Variant(coupled=True),
+    Variant(without=("forget", "output")),
+    Variant(proj_size=2),
+    Variant(peephole=True, clip=0.7, proj_size=1, gate_activation="hard_sigmoid"),
 ]
 
 
@@ -88,20 +93,40 @@ finite = st.floats(-30, 30, allow_nan=False)
        st.sampled_from(COMPUTED), st.integers(0, 2 ** 16))
 def test_the_step_is_its_equations(x, h_prev, variant, seed):
     params = Parameters.random(3, 2, seed=seed, variant=variant)
-    trace = lstmtrace.step(params, x, h_prev, [0.5, -2.0])
+    P = variant.proj_size or 2
+    trace = lstmtrace.step(params, x[:3], (h_prev * 2)[:P], [0.5, -2.0])
     gate_act, candidate_act, cell_act = (activation(k) for k in (
         variant.gate_activation, variant.candidate_activation, variant.cell_activation))
     v = trace.values()
     for gate in ("forget", "input", "candidate", "output"):
         g = getattr(v, gate)
-        assert np.array_equal(g.preact, g.Wx + g.Uh + g.bias)
+        if gate in variant.without:  # the constant 1, exactly
+            assert list(g._fields) == ["act"] and np.array_equal(g.act, np.ones(2))
+            continue
+        if variant.coupled and gate == "forget":  # f = 1 − i, and so f + i == 1 exactly
+            assert list(g._fields) == ["act"] and np.array_equal(g.act, 1.0 - v.input.act)
+            assert np.array_equal(v.forget.act + v.input.act, np.ones(2))
+            continue
+        w = params[gate]
+        assert np.array_equal(g.Wx, w.W @ v.given.x) and np.array_equal(g.Uh, w.U @ v.given.h_prev)
+        peeps = variant.peephole and gate != "candidate"
+        if peeps:  # f and i peep at c_prev; o at the new c
+            assert np.array_equal(g.Pc, w.P * (v.cell.c if gate == "output" else v.given.c_prev))
+            assert np.array_equal(g.preact, g.Wx + g.Uh + g.bias + g.Pc)
+        else:
+            assert "Pc" not in g._fields and np.array_equal(g.preact, g.Wx + g.Uh + g.bias)
         z = g.preact if variant.clip is None else g.clipped
         if variant.clip is not None:
             assert np.array_equal(g.clipped, np.clip(g.preact, -variant.clip, variant.clip))
         assert np.array_equal(g.act, (candidate_act if gate == "candidate" else gate_act).forward(z))
     assert np.array_equal(v.cell.c, v.forget.act * v.given.c_prev + v.input.act * v.candidate.act)
-    act_c, h = v.hidden
-    assert np.array_equal(act_c, cell_act.forward(v.cell.c)) and np.array_equal(h, v.output.act * act_c)
+    act_c = v.hidden[0]
+    assert np.array_equal(act_c, cell_act.forward(v.cell.c))
+    if variant.proj_size is None:
+        assert np.array_equal(v.hidden.h, v.output.act * act_c)
+    else:  # h = W_hr·(o⊙tanh(c)), with the unprojected o⊙tanh(c) traced too
+        assert np.array_equal(v.hidden[1], v.output.act * act_c)
+        assert np.array_equal(v.hidden.h, params.W_hr @ v.hidden[1]) and v.hidden.h.shape == (P,)
 
 
 @given(st.lists(finite, min_size=2, max_size=2))
@@ -134,8 +159,10 @@ def test_the_default_variant_is_todays_lstm_to_the_bit():
 def test_gradients_against_central_differences(variant):
     E, H, T, eps = 2, 3, 4, 1e-6
     rng = np.random.default_rng(1)
-    params = Parameters.random(E, H, seed=7, variant=variant).set("input", "b", rng.uniform(-1, 1, H))
-    xs, h0, c0 = rng.normal(size=(T, E)) * 2, rng.normal(size=H), rng.normal(size=H)
+    params = Parameters.random(E, H, seed=7, variant=variant)
+    if "input" in params.gates:
+        params.set("input", "b", rng.uniform(-1, 1, H))
+    xs, h0, c0 = rng.normal(size=(T, E)) * 2, rng.normal(size=variant.proj_size or H), rng.normal(size=H)
     trace = backward(lstmtrace.run(params, xs, h0, c0))
     params = params.copy()
 
@@ -145,13 +172,15 @@ def test_gradients_against_central_differences(variant):
     def numeric(array, index):
         return central_difference(array, index, loss, eps)
 
-    for k, gate in enumerate(("forget", "input", "candidate", "output")):
-        for name, stacked in (("W", params.W), ("U", params.U), ("b", params.b)):
-            analytic = trace.block(gate, f"grad:{name}").sum(axis=0).reshape(getattr(params[gate], name).shape)
-            for index in np.ndindex(analytic.shape):
-                row = (k * H + index[0],) + index[1:]
-                assert numeric(stacked, row) == pytest.approx(analytic[index], rel=1e-5, abs=1e-7), \
-                    f"{gate}.{name}{list(index)}"
+    weights = [(gate, name, params._stacked(name), params._rows(gate, name))
+               for gate in params.gates for name, _ in params.cell.gate(gate).weights]
+    weights += [("hidden", "W_hr", params.W_hr, slice(None))] if params.W_hr is not None else []
+    for gate, name, stacked, rows in weights:  # every weight of every gate: W, U, b, P, and W_hr
+        analytic = trace.block(gate, f"grad:{name}").sum(axis=0).reshape(stacked[rows].shape)
+        for index in np.ndindex(analytic.shape):
+            at = (rows.start + index[0],) + index[1:] if gate != "hidden" else index
+            assert numeric(stacked, at) == pytest.approx(analytic[index], rel=1e-5, abs=1e-7), \
+                f"{gate}.{name}{list(index)}"
     for index in np.ndindex(xs.shape):
         assert numeric(xs, index) == pytest.approx(trace.block("given", "grad:x")[index], rel=1e-5, abs=1e-7)
     for vector, quantity in ((h0, "grad:h_prev"), (c0, "grad:c_prev")):
@@ -270,9 +299,13 @@ def test_a_saved_variant_is_explained_as_itself(tmp_path):
 
 
 @pytest.mark.parametrize("args, flag, says", [
-    (["--variant", "cifg"], "'--variant'", "not computed by this version"),
-    (["--peephole"], "'--peephole'", "not computed by this version"),
-    (["--proj-size", "2"], "'--proj-size'", "not computed by this version"),
+    (["--variant", "cifg", "--set", "forget.U=zeros"], "'--set'", "coupled (f = 1 − i) (--coupled)"),
+    (["--without", "input", "--set", "input.b=1"], "'--set'", "taken away (without input: i = 1) (--without)"),
+    (["--set", "forget.P=0.5"], "'--set'", "no peephole on the forget gate (--peephole)"),
+    (["--peephole", "--set", "candidate.P=0.5"], "'--set'", "the candidate has none"),
+    (["--set", "hidden.W_hr=zeros"], "'--set'", "has no projection (--proj-size)"),
+    (["--proj-size", "2"], "'--proj-size'", "give --x and --h (2 values)"),
+    (["--x", "1,2", "--h", "1,2,3", "--proj-size", "2"], "'--h'", "h has P = 2 units"),
     (["--without", "forget", "--coupled"], "'--coupled'", "choose one"),
     (["--variant", "lstm2"], "'--variant'", "the presets are"),
     (["--activation", "gate"], "'--activation'", "is not SLOT=NAME"),
@@ -292,8 +325,8 @@ def test_diff_says_when_the_variants_differ(tmp_path):
     assert result.exit_code == 1 and result.stdout.startswith(
         "The traces are of different LSTM variants: A is lstmtrace's default LSTM, B is gate activation "
         "hard_sigmoid.")
-    assert_error(invoke("diff", tmp_path / "a.csv", tmp_path / "c.csv"), "cannot compare",
-                 "different quantities")
+    result = invoke("diff", tmp_path / "a.csv", tmp_path / "c.csv")  # compared on what they share
+    assert result.exit_code == 1 and "Only B has forget.clipped, input.clipped" in result.stdout
 
 
 def test_a_weights_file_does_not_hold_the_variant_and_params_says_so(tmp_path):
