@@ -118,6 +118,16 @@ def main():
                          lambda p=p, x=x: untraced_step(p.W, p.U, p.b, x, x, x), target, repeats, inner)
             del p
 
+        # a variant's step (peepholes: a gathered layout, and the output gate after c) against the same
+        # untraced vanilla baseline: what watching a peephole cell costs over the plain LSTM's arithmetic
+        H = 1024
+        p = lstmtrace.Parameters.random(H, H, seed=0, variant=lstmtrace.Variant(peephole=True))
+        x = np.random.default_rng(0).uniform(-1, 1, H)
+        side_by_side(f"peephole step overhead, H = E = {H}: traced / untraced vanilla",
+                     lambda: lstmtrace.step(p, x, x, x), lambda: untraced_step(p.W, p.U, p.b, x, x, x),
+                     1.3, repeats, max(3, 20000 // H))
+        del p
+
         T = 200 if args.quick else 1000
         p = lstmtrace.Parameters.random(128, 128, seed=0)
         xs = np.random.default_rng(0).normal(size=(T, 128))

@@ -244,19 +244,33 @@ def count(size: str, input_size: int, hidden_size: int, proj_size: Optional[int]
     return math.prod(letters[letter] for letter in size.split("×"))
 
 
-class Gate(NamedTuple):
-    """One gate's weights: W (H×E) multiplies x, U (H×H) multiplies h_prev, b (H) is added; P (H), a
-    peephole cell's only, multiplies the cell state elementwise.
-
-    A gate taken from :class:`Parameters` holds views of its stacked arrays: change
-    them with :meth:`Parameters.set`, or element by element in place (until a trace
-    is made from them: see :class:`Parameters`).
-    """
-
+class _Weights(NamedTuple):
     W: np.ndarray
     U: np.ndarray
     b: np.ndarray
-    P: Optional[np.ndarray] = None
+
+
+class Gate(_Weights):
+    """One gate's weights: W (H×E) multiplies x, U (H×H) multiplies h_prev, b (H) is added; ``P`` (H),
+    a peephole cell's only (None otherwise), multiplies the cell state elementwise.
+
+    It unpacks as ``W, U, b = gate``, as it always has; P is an attribute beside them.
+    A gate taken from :class:`Parameters` holds views of its stacked arrays: change
+    them with :meth:`Parameters.set`, or element by element in place (until a trace
+    is made from them: see :class:`Parameters`).
+
+    >>> Gate(np.eye(1), np.eye(1), np.zeros(1), P=np.ones(1)).P
+    array([1.])
+    """
+
+    def __new__(cls, W, U, b, P=None):
+        gate = super().__new__(cls, W, U, b)
+        gate.P = P  # (a subclass of a named tuple without __slots__ has room for it)
+        return gate
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return text if self.P is None else f"{text[:-1]}, P={self.P!r})"
 
 
 # -- where each number of a step sits in its row ------------------------------------------

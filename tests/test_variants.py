@@ -354,3 +354,59 @@ def test_the_spreadsheet_warning_counts_the_lines_written(variant, layout, gradi
     trace = lstmtrace.run(Parameters.random(2, 3, variant=variant), [[1.0, 2.0], [0.5, -1.0]])
     trace = backward(trace) if gradients else trace
     assert csv_lines(trace, layout) == trace.to_csv(layout=layout).count("\n")
+
+
+# -- a variant's weights in files: peepholes, projection, the gates that have weights ----------------
+
+@pytest.mark.parametrize("variant", COMPUTED, ids=repr)
+def test_a_variants_weights_round_trip_through_a_file(tmp_path, variant):
+    params = Parameters.random(3, 4, seed=5, variant=variant)
+    params.save(tmp_path / "w.npz")
+    assert Parameters.load(tmp_path / "w.npz", variant=variant) == params
+
+
+def test_torch_lstm_with_proj_size_is_read_from_its_state_dict(tmp_path):
+    data = np.load(pathlib.Path(__file__).parent / "fixtures" / "variant_torch_proj.npz")
+    np.savez(tmp_path / "lstm.npz", **{k[len("state_dict."):]: data[k] for k in data.files
+                                        if k.startswith("state_dict.")})
+    params = Parameters.load(tmp_path / "lstm.npz", variant=Variant(proj_size=2))
+    trace = lstmtrace.run(params, data["xs"], data["h0"], data["c0"])
+    np.testing.assert_allclose(trace.block("hidden", "h"), data["h"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trace.block("cell", "c"), data["c"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("saved, asked, option, says", [
+    (Variant(peephole=True), Variant(), "peephole", "give --peephole"),
+    (Variant(), Variant(peephole=True), "peephole", "no peephole weights for the forget gate"),
+    (Variant(), Variant.preset("cifg"), "coupled", "stacks 4 gates' weights"),
+    (Variant(without=("output",)), Variant(), "weights", "stacks 3 gates' weights"),
+    (Variant(proj_size=2), Variant(), "proj_size", "give --proj-size 2"),
+    (Variant(), Variant(proj_size=2), "proj_size", "no projection weights"),
+    (Variant(proj_size=2), Variant(proj_size=3), "proj_size", "proj_size = 3 units"),
+])
+def test_a_weights_file_that_does_not_fit_the_variant_is_refused(tmp_path, saved, asked, option, says):
+    Parameters.random(3, 4, variant=saved).save(tmp_path / "w.npz")
+    with pytest.raises(OptionError, match=says) as caught:
+        Parameters.load(tmp_path / "w.npz", variant=asked)
+    assert caught.value.option == option and "w.npz" in str(caught.value)
+
+
+def test_peephole_weights_are_set_like_the_others():
+    params = Parameters.zeros(2, 2, variant=Variant(peephole=True)).set("forget", "P", "0.5,-1")
+    assert list(params["forget"].P) == [0.5, -1.0] and params["candidate"].P is None
+    assert list(params.apply("output.P=2")["output"].P) == [2.0, 2.0]
+    trace = lstmtrace.step(params, [0.0, 0.0], [0.0, 0.0], [1.0, 1.0])
+    assert list(trace.value("forget", "Pc")) == [0.5, -1.0]  # P⊙c_prev
+    with pytest.raises(KeyError, match="coupled"):
+        Parameters.zeros(2, 2, variant=Variant.preset("cifg"))["forget"]
+    assert list(Parameters.zeros(2, 2, variant=Variant.preset("cifg")).gates) == ["input", "candidate", "output"]
+
+
+def test_every_variant_traces_on_the_command_line(tmp_path):
+    for name in PRESETS:
+        result = assert_ok(invoke("step", "--variant", name, "--format", "csv"))
+        assert pd.read_csv(__import__("io").StringIO(result.stdout)).shape[1] == 5
+    result = assert_ok(invoke("run", "--xs", "1,2;3,4", "--h", "0.5", "--proj-size", "1", "--peephole",
+                              "--weights", "random:3", "--backward", "--format", "csv"))
+    frame = pd.read_csv(__import__("io").StringIO(result.stdout))
+    assert {"grad:P", "grad:W_hr", "Pc", "output*tanh(c)"} <= set(frame["quantity"])

@@ -39,6 +39,12 @@ TRACES = {
     "diff_identity_vs_u_zeros": ["diff", str(HERE / "notebook_2_identity.csv"),
                                  str(HERE / "notebook_3_u_zeros.csv")],
 }
+# The seed question's step under each of Greff et al.'s variants (np, the default, is seed_question) ...
+VARIANTS = ("v", "nig", "nfg", "nog", "niaf", "noaf", "cifg")
+TRACES.update({f"variant_{name}": ["step", "--variant", name] for name in VARIANTS})
+# ... and what coupling the gates, or adding peepholes, changes in it.
+TRACES.update({f"diff_np_vs_{name}": ["diff", str(HERE / "seed_question.csv"), str(HERE / f"variant_{name}.csv")]
+               for name in ("cifg", "v")})
 # Each trace in two of lstmtrace's formats, under the suffixes its format table gives them.
 FORMATS = {FORMAT_TABLE[name].suffix.lstrip("."): name for name in ("csv", "text")}  # {"csv": "csv", "txt": "text"}
 
