@@ -336,11 +336,12 @@ def _weight_options(f):
         click.option("--clip", type=NUMBER, default=None, metavar="C",
                      help="Bound every gate's pre-activation to [−C, C] before its activation, as ONNX's clip."),
         click.option("--proj-size", type=click.IntRange(min=1), default=None, metavar="P",
-                     help="PyTorch's projection: h = W_hr·(o⊙tanh(c)) with P units."),
+                     help="PyTorch's projection: h = W_hr·(o⊙tanh(c)) with P units (--h then takes P values)."),
         click.option("--set", "sets", multiple=True, metavar="GATE.PARAM=SPEC",
                      help="Change one matrix last; repeatable. GATE: forget|input|candidate|output; "
-                          "PARAM: W|U|b. SPEC for W and U: identity|zeros|ones|random[:SEED], a number "
-                          "to fill it, or rows like 1,0;0,1. For b: a number or H comma-separated values."),
+                          "PARAM: W|U|b, and P with --peephole (hidden.W_hr with --proj-size). SPEC for W "
+                          "and U: identity|zeros|ones|random[:SEED], a number to fill it, or rows like "
+                          "1,0;0,1. For b and P: a number or H comma-separated values."),
     ]
 
     @functools.wraps(f)

@@ -27,6 +27,10 @@ for ``<gate>`` in forget, input, candidate, output.  Any function's result is on
 row of the step's full trace: ``lstm.trace(event, hidden_state, prev_cell_state,
 parameters)`` returns that :class:`lstmtrace.Trace`, every intermediate value.
 
+Every function also takes an :class:`lstmtrace.Parameters` as ``parameters``, of any
+variant (``lstmtrace.Parameters.random(3, 3, variant=lstmtrace.Variant.preset("cifg"))``):
+the notebook's own Parameters hold the default LSTM's weights only.
+
 A note on one such notebook's prose: with all weights zero it says the gate gives
 0.5 "since sigmoid(1) = 0.5"; it is σ(0) = 0.5 (every pre-activation is 0, and σ(1) ≈ 0.731).
 """
@@ -168,6 +172,10 @@ class Parameters:
         (array([[1., 0.],
                [0., 1.]]), array([1., 1.]))
         """
+        if params.variant != type(params.variant)():
+            raise ValueError(f"the notebook's Parameters hold the default LSTM's weights, and these are a "
+                             f"{params.variant.name or params.variant.describe()} cell's: pass the "
+                             "lstmtrace.Parameters itself to the notebook's functions")
         out = cls(event_size=params.input_size, hidden_size=params.hidden_size)
         for gate in GATES:
             W, U, b = params[gate]

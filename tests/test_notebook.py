@@ -276,3 +276,16 @@ def test_the_example_notebook_holds_the_seed_notebooks_cells():
     cells = re.split(r"^# In \[\d+\]:\n", CELLS.read_text(encoding="utf-8"), flags=re.M)[1:]
     for cell in (c.strip() for c in cells if not c.strip().startswith("#")):
         assert cell in sources, cell
+
+
+@pytest.mark.parametrize("name", ["v", "cifg", "nfg", "noaf"])
+def test_every_function_takes_a_variants_parameters(name):
+    import lstmtrace
+
+    params = lstmtrace.Parameters.random(3, 3, seed=2, variant=lstmtrace.Variant.preset(name))
+    event, hidden, cell = np.array([1.0, -1.0, 0.5]), np.array([0.2, 0.0, -0.3]), np.array([0.5, 0.5, -1.0])
+    t = lstmtrace.step(params, event, hidden, cell)
+    assert np.array_equal(lstm.forget_gate(event, hidden, cell, params), t.value("cell", "forget*c_prev"))
+    assert np.array_equal(lstm.hidden_state(event, hidden, cell, params), t.value("hidden", "h"))
+    with pytest.raises(ValueError, match=f"a {name} cell's: pass the lstmtrace.Parameters itself"):
+        lstm.Parameters.from_parameters(params)
