@@ -1,10 +1,12 @@
 """The trace as Jupyter shows it: one HTML table per step, rows grouped by gate.
 
 Each table has a header row per gate, in pipeline order (given, forget, input,
-candidate, output, cell, hidden), then one row per quantity and one column per
-unit.  Every number is the trace's own value with 6 significant digits; nothing
-is recomputed.  In each gate's ``act`` row a saturated unit (within 0.01 of 0 or
-1 for σ, of ±1 for tanh) is marked with the class and title ``saturated``.
+candidate, output, cell, hidden; a variant's cell says its own), then one row per
+quantity that gate holds and one column per unit.  Every number is the trace's own
+value with 6 significant digits; nothing is recomputed.  In each gate's ``act`` row
+a saturated unit (within 0.01 of 0 or 1 for σ, of ±1 for tanh) is marked with the
+class and title ``saturated`` (a gate taken away, the constant 1, never is).  A
+variant's trace opens with a line naming it.
 
 Long traces are cut short: the first 5 steps and the first 16 units, each with a
 note saying how many there are and how to see the rest.
@@ -13,8 +15,8 @@ import html
 
 import numpy as np
 
-from lstmtrace.cell import GATES
-from lstmtrace.text import saturated
+from lstmtrace.cell import GATES, LSTM
+from lstmtrace.text import naming, saturated
 
 __all__ = ["render_html"]
 
@@ -76,6 +78,8 @@ def render_html(trace) -> str:
     shown, steps = min(units, MAX_UNITS), min(trace.steps, MAX_STEPS)
     more = units > shown
     parts = [STYLE, f"<div class=\"lstmtrace\">\n<p>{e(repr(trace))}</p>"]
+    if trace.cell is not LSTM:
+        parts.append(f"<p class=\"variant\">{e(naming(trace.variant))}</p>")
     any_marked = False
     for t in range(1, steps + 1):
         table, marked = _table(trace, t, shown, more)

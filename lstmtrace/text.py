@@ -1,9 +1,15 @@
 """The annotated explanation of a trace, as plain text or Markdown.
 
 Every number printed is read from the trace; the notes only compare those
-numbers with thresholds (0.5, 0.01 of the ends) to say what they mean.
+numbers with thresholds (0.5, 0.01 of the ends) to say what they mean.  The
+sections follow the trace's cell (:attr:`lstmtrace.Trace.cell`): its pipeline
+orders them, each gate's :class:`~lstmtrace.cell.GateSpec` writes its equation
+and its columns, so a variant (Greff et al.'s [1]_ or any other) is explained
+as the equations it computes.
+
+.. [1] Greff et al., "LSTM: A Search Space Odyssey" (2017), https://arxiv.org/abs/1503.04069
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from tabulate import tabulate
@@ -22,20 +28,101 @@ def saturated(gate: str, act: np.ndarray, cell: Cell = LSTM) -> np.ndarray:
     >>> saturated("forget", np.array([0.005, 0.5, 0.995])), saturated("candidate", np.array([-0.995, 0.5]))
     (array([ True, False,  True]), array([ True, False]))
     """
-    activation = cell.gate(gate).activation
+    spec = cell.gate(gate)
+    if spec.rule == "one":  # a gate taken away is the constant 1, not an activation: it cannot saturate
+        return np.zeros(np.shape(act), dtype=bool)
+    activation = spec.activation
     return (act < activation.low + SATURATION) | (act > activation.high - SATURATION)
 
 
 def formula(spec, cell: Cell = LSTM) -> str:
-    """A gate's equation as the text prints it: ``f = σ(W_f·x + U_f·h_prev + b_f)``, and with a clip,
-    ``f = σ(clip(W_f·x + U_f·h_prev + b_f, ±3))``."""
+    """A gate's equation as the text prints it, from its :class:`~lstmtrace.cell.GateSpec`.
+
+    ``f = σ(W_f·x + U_f·h_prev + b_f)``; with a peephole ``f = σ(W_f·x + U_f·h_prev + P_f⊙c_prev + b_f)``;
+    with a clip ``f = σ(clip(W_f·x + U_f·h_prev + b_f, ±3))``; a gate taken away ``i = 1 (no input
+    gate: NIG)``; a coupled forget gate ``f = 1 − i (coupled input and forget gates: CIFG)``.
+
+    >>> formula(LSTM.gate("candidate"))
+    'c̃ = tanh(W_g·x + U_g·h_prev + b_g)'
+    """
+    if spec.rule == "one":
+        return f"{spec.symbol} = 1 (no {spec.name} gate: N{spec.name[0].upper()}G)"
+    if spec.rule == "complement":
+        return f"{spec.symbol} = 1 − {cell.gate('input').symbol} (coupled input and forget gates: CIFG)"
     k = spec.index
-    inner = f"W_{k}·x + U_{k}·h_prev + b_{k}"
+    peephole = f" + P_{k}⊙{spec.peeps}" if spec.peeps else ""
+    inner = f"W_{k}·x + U_{k}·h_prev{peephole} + b_{k}"
     if cell.clip is not None:
         inner = f"clip({inner}, ±{cell.clip:g})"
     return f"{spec.symbol} = {spec.activation.name}({inner})"
 
 
+def hidden_formula(cell: Cell = LSTM) -> str:
+    """The hidden state's equation: ``h = o⊙tanh(c)``, or with a projection ``m = o⊙tanh(c);  h = W_hr·m``.
+
+    >>> hidden_formula()
+    'h = o⊙tanh(c)'
+    """
+    o, act_c = cell.gate("output").symbol, f"{cell.cell_activation.name}(c)"
+    if cell.proj_size is None:
+        return f"h = {o}⊙{act_c}"
+    return f"m = {o}⊙{act_c};    h = W_hr·m"
+
+
+GREFF = {("candidate", "linear"): "no input activation: NIAF", ("cell", "linear"): "no output activation: NOAF"}
+"""Greff et al.'s names for an activation taken away: (slot, activation) → what the text adds."""
+
+
+def _activation_change(slot: str, activation, default) -> List[str]:
+    """``["linear instead of tanh (no input activation: NIAF)"]``, or [] when unchanged."""
+    if activation.name == default.name:
+        return []
+    named = GREFF.get((slot, activation.key))
+    return [f"{activation.name} instead of {default.name}" + (f" ({named})" if named else "")]
+
+
+def changes(cell: Cell = LSTM) -> List[Tuple[str, List[str]]]:
+    """What a variant changes in each equation of lstmtrace's default LSTM: (its equation, each
+    change in a few words) for each equation that differs, in the order the text explains them.
+
+    >>> from lstmtrace import Variant
+    >>> changes(Variant(without=("input",)).cell)
+    [('i = 1 (no input gate: NIG)', ['no W_i, U_i, b_i: the gate is taken away'])]
+    """
+    found = []
+    for stage, _ in cell.pipeline:
+        if stage == "hidden":
+            found.append((hidden_formula(cell), _hidden_changes(cell)))
+        elif stage not in ("given", "cell"):
+            spec = cell.gate(stage)
+            found.append((formula(spec, cell), _gate_changes(spec, cell)))
+    return [(equation, what) for equation, what in found if what]
+
+
+def _gate_changes(spec, cell: Cell) -> List[str]:
+    """What differs in one gate's equation from the default LSTM's, in a few words each."""
+    default = LSTM.gate(spec.name)
+    gone = [name for name, _ in default.weights if name not in dict(spec.weights)]
+    if spec.rule != "computed":
+        what = "taken away" if spec.rule == "one" else "the input gate's complement"
+        return [f"no {', '.join(f'{w}_{spec.index}' for w in gone)}: the gate is {what}"]
+    what = _activation_change(spec.name, spec.activation, default.activation)
+    if spec.peeps == "c_prev":
+        what.append(f"a peephole P_{spec.index}⊙c_prev on the old cell state")
+    elif spec.peeps == "c":
+        what.append(f"a peephole P_{spec.index}⊙c on the new cell state, so {spec.symbol} is computed after c")
+    if cell.clip is not None:
+        what.append(f"preact clipped to [−{cell.clip:g}, {cell.clip:g}]")
+    return what
+
+
+def _hidden_changes(cell: Cell) -> List[str]:
+    """What differs in the hidden state's equation from the default LSTM's."""
+    what = _activation_change("cell", cell.cell_activation, LSTM.cell_activation)
+    if cell.proj_size is not None:
+        what.append(f"a projection: W_hr is P×H, so h (and h_prev, which each U multiplies) has "
+                    f"P = {cell.proj_size} units")
+    return what
 
 
 def shares(cell: Cell = LSTM) -> tuple:
@@ -133,16 +220,51 @@ def _units(mask: np.ndarray, most: int = 12) -> str:
     return ("unit " if len(idx) == 1 else "units ") + shown
 
 
+def _what(cell: Cell, gate: str) -> str:
+    """What a σ gate's share is of (SHARE), in this cell's words: its cell activation, h or m."""
+    what = SHARE[gate][1].replace("tanh(c)", cell_activation_name(cell.cell_activation))
+    return what if cell.proj_size is None else what.replace(" as h", " as m")
+
+
 def _share_note(doc: "_Doc", act: np.ndarray, gate: str, symbol: str, cell: Cell = LSTM) -> None:
     """Which units a σ gate passes more than half of, less than half, or exactly half."""
-    verb, what = SHARE[gate]
-    what = what.replace("tanh(c)", cell_activation_name(cell.cell_activation))
+    verb, what = SHARE[gate][0], _what(cell, gate)
     groups = [("more than half", ">", act > 0.5), ("less than half", "<", act < 0.5),
               ("exactly half", "=", act == 0.5)]
     parts = [f"{amount} ({symbol} {op} 0.5) in {_units(mask)}" for amount, op, mask in groups if mask.any()]
     first, *rest = parts
     amount, brackets = first.split(" (", 1)
     doc.note(f"It {verb} " + "; ".join([f"{amount} {what} ({brackets}", *rest]) + ".")
+
+
+def _sum_of(spec) -> List[str]:
+    """The quantities a gate's preact adds up: Wx, Uh, bias (and a peephole's Pc)."""
+    return list(spec.quantities[:spec.quantities.index("preact")])
+
+
+SEEN = {"c_prev": ("given", "c_prev"), "c": ("cell", "c")}
+"""Where the cell state a peephole looks at sits in the trace."""
+
+
+def _rule_note(spec, cell: Cell) -> str:
+    """What a gate without an activation of its own is: taken away (1), or coupled (1 − i)."""
+    if spec.rule == "one":
+        verb, what = SHARE[spec.name][0], _what(cell, spec.name)
+        return (f"The {spec.name} gate is taken away: {spec.symbol} = 1, as if it were always fully open, "
+                f"so the step {verb} all {what}; nothing is learnt here.")
+    i = cell.gate("input").symbol
+    return (f"Coupled: {spec.symbol} = 1 − {i}, so in every unit the share of c_prev kept ({spec.symbol}) "
+            f"and the share of c̃ written ({i}) add up to 1; {spec.symbol} has no weights of its own.")
+
+
+def _peephole_note(spec) -> str:
+    """What a gate's peephole adds to its preact, and when the gate is computed because of it."""
+    k, y, seen = spec.index, spec.symbol, spec.peeps
+    added = f"preact = {' + '.join(_sum_of(spec))}"
+    if seen == "c":
+        return (f"Pc = P_{k}⊙c is the peephole: {y} looks at the new cell state c, so it is computed "
+                f"after c (this section follows the cell state's); {added}.")
+    return f"Pc = P_{k}⊙c_prev is the peephole: {y} looks at the old cell state c_prev too; {added}."
 
 
 def _gate_section(doc: _Doc, v: dict, gate: str, cell: Cell = LSTM) -> None:
@@ -154,20 +276,30 @@ def _gate_section(doc: _Doc, v: dict, gate: str, cell: Cell = LSTM) -> None:
     marked = saturated(gate, act, cell)
     doc.heading(title)
     doc.formula(f"{formula(spec, cell)}    act = {symbol}")
-    columns = {q: v[gate, q] for q in cell.quantities}
+    columns = {q: v[gate, q] for q in spec.quantities}
     if marked.any():
         middle = (low + high) / 2
         columns["note"] = np.where(marked, np.where(act > middle, f"saturated ≈ {high:g}", f"saturated ≈ {low:g}"), "")
     doc.table(columns)
-    if next(g for g in cell.gates if g.activation is activation).name == gate:
+    if spec.rule != "computed":
+        doc.note(_rule_note(spec, cell))
+        if spec.rule == "one":
+            return
+    if spec.peeps:
+        doc.note(_peephole_note(spec))
+    computed = [g for g in cell.gates if g.rule == "computed"]
+    if next((g.name for g in computed if g.activation.name == activation.name), None) == gate:
         doc.note(_range_note(activation))
-    if cell.clip is not None and (v[gate, "clipped"] != v[gate, "preact"]).any():
+    if "clipped" in spec.quantities and (v[gate, "clipped"] != v[gate, "preact"]).any():
         doc.note(f"clip bounds preact to [−{cell.clip:g}, {cell.clip:g}] before {activation.name}: "
                  f"{_units(v[gate, 'clipped'] != v[gate, 'preact'])} reached the bound.")
     if not (np.isfinite(low) and np.isfinite(high)):
         pass  # an activation without two bounds does not saturate
     elif marked.any():
         doc.note(f"Saturated (within 0.01 of {low:g} or {high:g}): {_units(marked)}.")
+    elif "preact" not in spec.quantities:
+        doc.note(f"No unit is saturated: every {symbol} is between {low + SATURATION:g} and "
+                 f"{high - SATURATION:g}.")
     elif not v[gate, "preact"].any():
         doc.note(f"No unit is saturated: every preact is 0 here, so every {symbol} is "
                  f"{activation.forward(np.zeros(1))[0]:g}.")
@@ -178,48 +310,151 @@ def _gate_section(doc: _Doc, v: dict, gate: str, cell: Cell = LSTM) -> None:
         _share_note(doc, act, gate, symbol, cell)
 
 
-def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
-    num = doc.num
-    paren = lambda a: f"({num(a)})" if a < 0 else num(a)
-    doc.heading(f"Unit {u}, term by term")
-    p = trace.params
-    x, h_prev = v["given", "x"], v["given", "h_prev"]
-    cell = trace.cell
-    for spec in cell.gates:
-        gate, symbol, k = spec.name, spec.symbol, spec.index
-        lines = [f"{gate}:"]
-        if p is not None:  # the weights the trace was made from (a trace owns them)
-            for M, vec, name, q in ((p[gate].W, x, "x", "Wx"), (p[gate].U, h_prev, "h_prev", "Uh")):
-                terms = [f"{num(w)}×{paren(a)}" for w, a in zip(M[u], vec)]
-                if len(terms) > 16:
-                    terms = terms[:8] + [f"… {len(terms) - 10} more terms …"] + terms[-2:]
-                lines.append(f"  {'W' if q == 'Wx' else 'U'}_{k}[{u},:]·{name} = "
-                             f"{' + '.join(terms)} = {num(v[gate, q][u])}")
-        Wx, Uh, b, pre, act = (v[gate, q][u] for q in ("Wx", "Uh", "bias", "preact", "act"))
-        lines.append(f"  preact = Wx + Uh + b = {num(Wx)} + {paren(Uh)} + {paren(b)} = {num(pre)}")
-        name = spec.activation.name
-        if cell.clip is not None:
-            pre = v[gate, "clipped"][u]
-            lines.append(f"  clipped = clip(preact, ±{cell.clip:g}) = {num(pre)}")
-        lines.append("  " + EXPANDED.get(name, "{symbol} = " + name + "({pre}) = {act}").format(
-            symbol=symbol, pre=num(pre), minus_pre=paren(-pre), act=num(act)).replace(
-            "(preact)", "(clipped)" if cell.clip is not None else "(preact)"))
-        doc.lines(lines)
-    f, i, g, o = (v[gate, "act"][u] for gate in GATES)
+def _given_section(doc: _Doc, v: dict, stage: str, cell: Cell) -> None:
+    doc.heading("Given")
+    doc.table({"x": v["given", "x"], "h_prev": v["given", "h_prev"], "c_prev": v["given", "c_prev"]})
+
+
+def _cell_section(doc: _Doc, v: dict, stage: str, cell: Cell) -> None:
+    doc.heading("Cell state")
+    doc.formula("c = f⊙c_prev + i⊙c̃    (⊙: multiply unit by unit)")
+    # headers are the trace's own names (and plain ASCII: a combining ~ would misalign tables)
+    doc.table({"forget": v["forget", "act"], "c_prev": v["given", "c_prev"],
+               "forget*c_prev": v["cell", "forget*c_prev"], "input": v["input", "act"],
+               "candidate": v["candidate", "act"], "input*candidate": v["cell", "input*candidate"],
+               "c": v["cell", "c"]})
+    doc.note("The forget gate scales the old memory c_prev, the input gate scales the candidate "
+             "c̃, and the two add up to the new cell state c.")
+
+
+def _hidden_section(doc: _Doc, v: dict, stage: str, cell: Cell) -> None:
+    act_c = cell_activation_name(cell.cell_activation)
+    quantities = dict(cell.after)["hidden"]  # act(c), [o⊙act(c),] h
+    into = "the new hidden state h" if cell.proj_size is None else "m"
+    doc.heading("Hidden state")
+    doc.formula(hidden_formula(cell))
+    doc.table({"output": v["output", "act"], "c": v["cell", "c"], **{q: v["hidden", q] for q in quantities}})
+    if cell.cell_activation.name == "tanh":
+        doc.note(f"tanh keeps the sign of c and squeezes it into (−1, 1); the output gate o "
+                 f"decides how much of it becomes {into}.")
+    else:
+        doc.note(f"{_range_note(cell.cell_activation, 'c')} The output gate o decides how much of "
+                 f"{act_c} becomes {into}.")
+    if cell.proj_size is not None:
+        m = quantities[1]
+        doc.note(f"m is the trace's {m}. The projection W_hr (P×H) turns its H = {len(v['hidden', m])} "
+                 f"units into the P = {len(v['hidden', 'h'])} units of h, which the next step takes as h_prev.")
+
+
+SECTIONS = {"given": _given_section, "cell": _cell_section, "hidden": _hidden_section}
+"""The sections of the stages that are no gate; each gate's is :func:`_gate_section`."""
+
+
+def _dot(num, paren, row: np.ndarray, vector: np.ndarray) -> str:
+    """``1×(-0.1) + 0×0.3 + …``, shortened past 16 terms."""
+    terms = [f"{num(w)}×{paren(a)}" for w, a in zip(row, vector)]
+    if len(terms) > 16:
+        terms = terms[:8] + [f"… {len(terms) - 10} more terms …"] + terms[-2:]
+    return " + ".join(terms)
+
+
+def _expand_gate(doc: _Doc, trace, v: dict, u: int, spec) -> List[str]:
+    """One gate's unit ``u``, term by term."""
+    num, paren = doc.num, _paren(doc)
+    p, cell = trace.params, trace.cell
+    gate, symbol, k = spec.name, spec.symbol, spec.index
+    act = v[gate, "act"][u]
+    lines = [f"{gate}:"]
+    if spec.rule == "one":
+        return lines + [f"  {symbol} = {num(act)}    (no {gate} gate: the constant 1)"]
+    if spec.rule == "complement":
+        i = cell.gate("input")
+        return lines + [f"  {symbol} = 1 − {i.symbol} = 1 − {paren(v[i.name, 'act'][u])} = {num(act)}"]
+    if p is not None:  # the weights the trace was made from (a trace owns them)
+        for M, vec, name, q in ((p[gate].W, v["given", "x"], "x", "Wx"), (p[gate].U, v["given", "h_prev"],
+                                                                         "h_prev", "Uh")):
+            lines.append(f"  {'W' if q == 'Wx' else 'U'}_{k}[{u},:]·{name} = {_dot(num, paren, M[u], vec)} "
+                         f"= {num(v[gate, q][u])}")
+    if spec.peeps:
+        seen = v[SEEN[spec.peeps]][u]
+        weight = f"{num(p[gate].P[u])} × {paren(seen)}" if p is not None else f"P_{k}[{u}] × {paren(seen)}"
+        lines.append(f"  Pc = P_{k}[{u}] × {spec.peeps} = {weight} = {num(v[gate, 'Pc'][u])}")
+    terms = _sum_of(spec)
+    pre = v[gate, "preact"][u]
+    lines.append(f"  preact = {' + '.join('b' if q == 'bias' else q for q in terms)} = "
+                 f"{' + '.join([num(v[gate, terms[0]][u]), *(paren(v[gate, q][u]) for q in terms[1:])])} "
+                 f"= {num(pre)}")
+    name = spec.activation.name
+    if cell.clip is not None:
+        pre = v[gate, "clipped"][u]
+        lines.append(f"  clipped = clip(preact, ±{cell.clip:g}) = {num(pre)}")
+    lines.append("  " + EXPANDED.get(name, "{symbol} = " + name + "({pre}) = {act}").format(
+        symbol=symbol, pre=num(pre), minus_pre=paren(-pre), act=num(act)).replace(
+        "(preact)", "(clipped)" if cell.clip is not None else "(preact)"))
+    return lines
+
+
+def _expand_cell(doc: _Doc, trace, v: dict, u: int) -> List[str]:
+    """The cell state's unit ``u``, term by term."""
+    num, paren = doc.num, _paren(doc)
+    f, i, g = (v[gate, "act"][u] for gate in GATES[:3])
     c_prev, fc, ig, c = v["given", "c_prev"][u], *(v["cell", q][u] for q in
                                                    ("forget*c_prev", "input*candidate", "c"))
-    act_c_name = cell_activation_name(cell.cell_activation)
-    tanh_c, h = v["hidden", act_c_name][u], v["hidden", "h"][u]
-    doc.lines([
+    return [
         "cell:",
         f"  forget*c_prev = f × c_prev = {num(f)} × {paren(c_prev)} = {num(fc)}",
         f"  input*candidate = i × c̃ = {num(i)} × {paren(g)} = {num(ig)}",
         f"  c = forget*c_prev + input*candidate = {num(fc)} + {paren(ig)} = {num(c)}",
-        "hidden:",
-        f"  {act_c_name} = {cell.cell_activation.name}({num(c)}) = {num(tanh_c)}",
-        f"  h = o × {act_c_name} = {num(o)} × {paren(tanh_c)} = {num(h)}",
-    ])
-    if p is None:
+    ]
+
+
+def _expand_hidden(doc: _Doc, trace, v: dict, u: int) -> List[str]:
+    """The hidden state's unit ``u``, term by term (with a projection, h's unit u if it has one)."""
+    num, paren = doc.num, _paren(doc)
+    cell = trace.cell
+    o, c = v["output", "act"][u], v["cell", "c"][u]
+    act_c_name, *_ = quantities = dict(cell.after)["hidden"]
+    act_c = v["hidden", act_c_name][u]
+    lines = ["hidden:", f"  {act_c_name} = {cell.cell_activation.name}({num(c)}) = {num(act_c)}"]
+    if cell.proj_size is None:
+        return lines + [f"  h = o × {act_c_name} = {num(o)} × {paren(act_c)} = {num(v['hidden', 'h'][u])}"]
+    m_name = quantities[1]
+    m = v["hidden", m_name]
+    lines.append(f"  {m_name} = o × {act_c_name} = {num(o)} × {paren(act_c)} = {num(m[u])}")
+    h = v["hidden", "h"]
+    if u >= len(h):
+        return lines + [f"  (h has P = {len(h)} units, so no unit {u}: column {u} of W_hr carries this "
+                        f"unit's {m_name} into each of them)"]
+    terms = (_dot(num, paren, trace.params.W_hr[u], m) + " = ") if trace.params is not None else ""
+    return lines + [f"  h = W_hr[{u},:]·{m_name} = {terms}{num(h[u])}"]
+
+
+EXPANDS = {"cell": _expand_cell, "hidden": _expand_hidden}
+"""Term by term, the stages that are no gate; each gate's is :func:`_expand_gate`."""
+
+
+def _paren(doc: _Doc):
+    """A number as a term: in brackets when negative."""
+    return lambda a: f"({doc.num(a)})" if a < 0 else doc.num(a)
+
+
+def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
+    """Unit ``u`` of every gate and stage, in pipeline order: a block per gate, one for the stages after."""
+    doc.heading(f"Unit {u}, term by term")
+    cell, blocks, stage_block = trace.cell, [], False
+    for stage, _ in cell.pipeline[1:]:  # given is given
+        if stage in EXPANDS:
+            lines = EXPANDS[stage](doc, trace, v, u)
+            if stage_block:  # the cell and hidden states together, as one block
+                blocks[-1] += lines
+            else:
+                blocks.append(lines)
+        else:
+            blocks.append(_expand_gate(doc, trace, v, u, cell.gate(stage)))
+        stage_block = stage in EXPANDS
+    for lines in blocks:
+        doc.lines(lines)
+    if trace.params is None:
         doc.note("A saved trace does not hold W and U, so their dot products are not written out "
                  "term by term: run `lstmtrace step … --expand` with the same weights for that.")
 
@@ -227,20 +462,28 @@ def _expand(doc: _Doc, trace, v: dict, u: int) -> None:
 def _summary(doc: _Doc, trace) -> None:
     """One row per step: x, the σ gates' means, c, h, and how many units saturate."""
     doc.heading(f"{trace.steps} steps · input size E = {trace.input_size} · hidden size H = "
-                f"{trace.hidden_size}", 1)
+                f"{trace.hidden_size}{_projection(trace.cell)}", 1)
+    cell = trace.cell
     short = lambda vectors: [_short(doc, v) for v in vectors]
     act = {gate: trace.block(gate, "act") for gate in GATES}
+    means = [gate for gate in shares(cell) if cell.gate(gate).rule != "one"]  # a gate taken away is 1
     columns = {"x": short(trace.block("given", "x")),
-               **{f"{gate} mean": act[gate].mean(axis=1) for gate in shares(trace.cell)},
+               **{f"{gate} mean": act[gate].mean(axis=1) for gate in means},
                "c": short(trace.block("cell", "c")), "h": short(trace.block("hidden", "h"))}
-    counts = {gate: saturated(gate, a, trace.cell).sum(axis=1) for gate, a in act.items()}
+    counts = {gate: saturated(gate, a, cell).sum(axis=1) for gate, a in act.items()}
     columns["saturated units"] = [", ".join(f"{g} {counts[g][t]}" for g in GATES if counts[g][t])
                                   or "none" for t in range(trace.steps)]
     rows = [[t + 1, *(col[t] for col in columns.values())] for t in range(trace.steps)]
+    vectors = [k + 1 for k, name in enumerate(columns) if name in ("x", "c", "h")]  # as written, not parsed
     doc.parts.append(tabulate(rows, headers=["step", *columns], tablefmt="github" if doc.markdown
-                              else "simple", floatfmt=f".{doc.precision}g", disable_numparse=[1, 5, 6]))
+                              else "simple", floatfmt=f".{doc.precision}g", disable_numparse=vectors))
     doc.note("Each step's h and c become the next step's h_prev and c_prev. A gate's mean is over its "
              "units; a unit is saturated when its activation is within 0.01 of its bound.")
+
+
+def _projection(cell: Cell) -> str:
+    """What a heading adds for a projection: `` · projection size P = 2`` (nothing without one)."""
+    return "" if cell.proj_size is None else f" · projection size P = {cell.proj_size}"
 
 
 def _short(doc: _Doc, vector: np.ndarray, most: int = 3) -> str:
@@ -248,12 +491,33 @@ def _short(doc: _Doc, vector: np.ndarray, most: int = 3) -> str:
     return shown + (f", … ({len(vector)})" if len(vector) > most else "")
 
 
+def naming(variant) -> str:
+    """The sentence that names a variant: ``Variant cifg: peepholes, coupled … (f = 1 − i).``
+
+    >>> from lstmtrace import Variant
+    >>> naming(Variant.preset("nig"))
+    'Variant nig: peepholes, no input gate.'
+    """
+    name = variant.name
+    return f"Variant{f' {name}' if name else ''}: {variant.describe()}."
+
+
+def _variant_notes(doc: _Doc, trace) -> None:
+    """What the trace's variant changes, equation by equation, and what Greff et al. found about it."""
+    doc.note(f"{naming(trace.variant)} What it changes in lstmtrace's default LSTM (PyTorch's), equation "
+             "by equation (each section below shows it too):")
+    doc.lines([line for equation, what in changes(trace.cell) for line in (equation, *(f"    ← {w}" for w in what))])
+    if trace.variant.finding is not None:
+        doc.note(trace.variant.finding)
+
+
 def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bool = False,
            title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
     """The explanation of ``trace``, in pipeline order; ``title`` opens it.
 
     A trace of several steps starts with a table of one row per step, then explains
-    each step in ``steps`` (every step when not given).
+    each step in ``steps`` (every step when not given).  A variant's opens with what
+    it changes, equation by equation, and what Greff et al. found about it.
 
     >>> from lstmtrace import Parameters, step
     >>> print(render(step(Parameters.zeros(1, 1), [2.0])).splitlines()[0])
@@ -273,9 +537,7 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     if title:
         doc.note(title)
     if cell is not LSTM:
-        name = trace.variant.name
-        doc.note(f"Variant{f' {name}' if name else ''}: {trace.variant.describe()}. Each equation below "
-                 "says where it differs from lstmtrace's default LSTM (PyTorch's).")
+        _variant_notes(doc, trace)
     if trace.steps > 1:
         _summary(doc, trace)
         if trace.has_gradients:
@@ -285,31 +547,10 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
                      f"{', '.join(map(str, detail))} of {trace.steps}.")
     for t in detail:
         v = trace.values(t)
-        doc.heading(f"LSTM step t = {t} · input size E = {trace.input_size} · hidden size H = {H}", 1)
-        doc.heading("Given")
-        doc.table({"x": v["given", "x"], "h_prev": v["given", "h_prev"], "c_prev": v["given", "c_prev"]})
-        for gate in GATES:
-            _gate_section(doc, v, gate, cell)
-        doc.heading("Cell state")
-        doc.formula("c = f⊙c_prev + i⊙c̃    (⊙: multiply unit by unit)")
-        # headers are the trace's own names (and plain ASCII: a combining ~ would misalign tables)
-        doc.table({"forget": v["forget", "act"], "c_prev": v["given", "c_prev"],
-                   "forget*c_prev": v["cell", "forget*c_prev"], "input": v["input", "act"],
-                   "candidate": v["candidate", "act"], "input*candidate": v["cell", "input*candidate"],
-                   "c": v["cell", "c"]})
-        doc.note("The forget gate scales the old memory c_prev, the input gate scales the candidate "
-                 "c̃, and the two add up to the new cell state c.")
-        doc.heading("Hidden state")
-        act_c = cell_activation_name(cell.cell_activation)
-        doc.formula(f"h = o⊙{act_c}")
-        doc.table({"output": v["output", "act"], "c": v["cell", "c"], act_c: v["hidden", act_c],
-                   "h": v["hidden", "h"]})
-        if cell.cell_activation.name == "tanh":
-            doc.note("tanh keeps the sign of c and squeezes it into (−1, 1); the output gate o "
-                     "decides how much of it becomes the new hidden state h.")
-        else:
-            doc.note(f"{_range_note(cell.cell_activation, 'c')} The output gate o decides how much of "
-                     f"{act_c} becomes the new hidden state h.")
+        doc.heading(f"LSTM step t = {t} · input size E = {trace.input_size} · hidden size H = {H}"
+                    f"{_projection(cell)}", 1)
+        for stage, _ in cell.pipeline:
+            SECTIONS.get(stage, _gate_section)(doc, v, stage, cell)
         if expand is not None:
             _expand(doc, trace, v, expand)
         if trace.has_gradients:
@@ -329,49 +570,121 @@ def _norms(doc: _Doc, trace) -> None:
              "move the loss. Norms that grow towards t = 1 are exploding gradients.")
 
 
-def _backward_section(doc: _Doc, trace, t: int) -> None:
-    """The chain rule for step t, in reverse pipeline order: each stage's formula, then its numbers."""
-    g, v = trace.values(t, "grad"), trace.values(t)  # g[gate, q] is dL/d(gate.q)
-    cell = trace.cell
-    act_c, act = cell_activation_name(cell.cell_activation), cell.cell_activation
-    later = "" if t == trace.steps else f" + what step {t + 1} hands back through its h_prev"
-    doc.heading(f"Backward pass, step t = {t}: dL/d each quantity, from the loss back", 1)
+class _Back:
+    """One step's backward pass, as the sections read it: its values ``v``, gradients ``g``, and names."""
+
+    def __init__(self, trace, t: int):
+        self.trace, self.t, self.cell = trace, t, trace.cell
+        self.g, self.v = trace.values(t, "grad"), trace.values(t)  # g[gate, q] is dL/d(gate.q)
+        self.act_c = cell_activation_name(self.cell.cell_activation)
+        self.into = "h" if self.cell.proj_size is None else "m"  # what o⊙act(c) is
+        self.later = "" if t == trace.steps else f" + what step {t + 1} hands back through its h_prev"
+
+    def peeping(self, seen: str) -> str:
+        """`` + P_o⊙dL/dpreact_o``: what the gates that peep at ``seen`` hand back to it."""
+        return "".join(f" + P_{g.index}⊙dL/dpreact_{g.index}" for g in self.cell.gates if g.peeps == seen)
+
+
+def _back_hidden(doc: _Doc, b: _Back) -> None:
+    g, act_c = b.g, b.act_c
+    quantities = dict(b.cell.after)["hidden"]
     doc.heading("Hidden state")
-    doc.formula(f"dL/dh = dL/dh from the loss{later};    dL/d{act_c} = dL/dh ⊙ o;    "
-                f"dL/do = dL/dh ⊙ {act_c}")
-    doc.table({"grad:h": g["hidden", "h"], f"grad:{act_c}": g["hidden", act_c],
-               "grad:output act": g["output", "act"]})
+    if b.cell.proj_size is None:
+        doc.formula(f"dL/dh = dL/dh from the loss{b.later};    dL/d{act_c} = dL/dh ⊙ o;    "
+                    f"dL/do = dL/dh ⊙ {act_c}")
+    else:
+        doc.formula(f"dL/dh = dL/dh from the loss{b.later};    dL/dm = W_hrᵀ·dL/dh;    "
+                    f"dL/d{act_c} = dL/dm ⊙ o;    dL/do = dL/dm ⊙ {act_c};    dL/dW_hr = dL/dh ⊗ m")
+    doc.table({f"grad:{q}": g["hidden", q] for q in reversed(quantities)} | {"grad:output act": g["output", "act"]})
+
+
+def _back_cell(doc: _Doc, b: _Back) -> None:
+    g, v, act, act_c = b.g, b.v, b.cell.cell_activation, b.act_c
     doc.heading("Cell state")
-    back_c = "" if t == trace.steps else f" + dL/dc_prev of step {t + 1}"
+    back_c = "" if b.t == b.trace.steps else f" + dL/dc_prev of step {b.t + 1}"
     derivative = "(1 − tanh²(c))" if act.name == "tanh" else act.derivative.format(y=act_c)
-    doc.formula(f"dL/dc = dL/d{act_c} ⊙ {derivative}{back_c};    dL/dc_prev = dL/dc ⊙ f")
+    doc.formula(f"dL/dc = dL/d{act_c} ⊙ {derivative}{b.peeping('c')}{back_c};    "
+                f"dL/dc_prev = dL/dc ⊙ f{b.peeping('c_prev')}")
     doc.table({"grad:c": g["cell", "c"], "forget": v["forget", "act"], "grad:c_prev": g["given", "c_prev"]})
-    d_act = {  # where each gate's value meets the stages after the gates
-        "output": f"dL/do = dL/dh ⊙ {act_c}", "candidate": "dL/dc̃ = dL/dc ⊙ i",
-        "input": "dL/di = dL/dc ⊙ c̃", "forget": "dL/df = dL/dc ⊙ c_prev",
-    }
-    for spec in reversed(cell.gates):
-        gate, y = spec.name, spec.symbol
+
+
+D_ACT = {  # where each gate's value meets the stages after the gates
+    "output": "dL/do = dL/d{into} ⊙ {act_c}", "candidate": "dL/dc̃ = dL/dc ⊙ i",
+    "input": "dL/di = dL/dc ⊙ c̃", "forget": "dL/df = dL/dc ⊙ c_prev",
+}
+
+
+def _back_gate(doc: _Doc, b: _Back, spec) -> None:
+    g, v, cell = b.g, b.v, b.cell
+    gate, y = spec.name, spec.symbol
+    d_act = D_ACT[gate].format(into=b.into, act_c=b.act_c)
+    coupled = next((c for c in cell.gates if c.rule == "complement"), None)
+    if coupled is not None and gate == "input":  # f = 1 − i: i reaches c through f as well
+        d_act += f" − dL/d{coupled.symbol}"
+    doc.heading(spec.title)
+    columns = {"act": v[gate, "act"], "grad:act": g[gate, "act"]}
+    if spec.rule == "one":
+        doc.formula(f"{d_act};    {y} = 1 is a constant: the gradient stops here")
+    elif spec.rule == "complement":
+        i = cell.gate("input").symbol
+        doc.formula(f"{d_act};    {y} = 1 − {i}: dL/d{y} flows on into {i}, as −dL/d{y}")
+    else:
         into = "preact" if cell.clip is None else "clipped"
         d_preact = f"dL/d{into}_{spec.index} = dL/d{y} ⊙ {spec.activation.derivative.format(y=y)}"
         if cell.clip is not None:
             d_preact += f";    dL/dpreact = dL/dclipped where |preact| ≤ {cell.clip:g}, else 0"
-        doc.heading(spec.title)
-        doc.formula(f"{d_act[gate]};    {d_preact};    dL/dWx = dL/dUh = dL/dbias = dL/dpreact")
-        doc.table({"act": v[gate, "act"], "grad:act": g[gate, "act"], "grad:preact": g[gate, "preact"]})
-        if gate == "forget" and not v["given", "c_prev"].any():
-            doc.note("c_prev is all zeros, so dL/df is zero: with nothing to keep, the forget gate "
-                     "cannot change the loss at this step.")
+        peephole = f";    dL/dP_{spec.index} = dL/dpreact ⊙ {spec.peeps}" if spec.peeps else ""
+        doc.formula(f"{d_act};    {d_preact};    {' = '.join(f'dL/d{q}' for q in _sum_of(spec))} = dL/dpreact"
+                    f"{peephole}")
+        columns.update({f"grad:{q}": g[gate, q] for q in ("clipped", "preact") if q in spec.quantities})
+        if spec.peeps:
+            columns["grad:P"] = g[gate, "P"]
+    doc.table(columns)
+    if gate == "forget" and spec.rule != "one" and not v["given", "c_prev"].any():
+        doc.note("c_prev is all zeros, so dL/df is zero: with nothing to keep, the forget gate "
+                 "cannot change the loss at this step.")
+
+
+def _back_given(doc: _Doc, b: _Back) -> None:
+    g = b.g
     doc.heading("Inputs")
     doc.formula("dL/dx = Σ_gates Wᵀ·dL/dpreact;    dL/dh_prev = Σ_gates Uᵀ·dL/dpreact")
     doc.table({"grad:x": g["given", "x"], "grad:h_prev": g["given", "h_prev"],
                "grad:c_prev": g["given", "c_prev"]})
+
+
+def _back_weights(doc: _Doc, b: _Back) -> None:
+    """The norm of each weight's gradient, a row per gate (and stage) that has weights."""
+    g, cell = b.g, b.cell
+    owners = [(spec.name, dict(spec.weights)) for spec in cell.gates if spec.weights]
+    owners += [(stage, {weight: shape}) for stage, weight, shape in cell.stage_weights]
+    names = list(dict.fromkeys(w for _, weights in owners for w in weights))
+    formulas = {"W": "dL/dW = dL/dpreact ⊗ x", "U": "dL/dU = dL/dpreact ⊗ h_prev", "b": "dL/db = dL/dpreact",
+                "P": "dL/dP = dL/dpreact ⊙ the c it peeps at", "W_hr": "dL/dW_hr = dL/dh ⊗ m"}
     doc.heading("Weights")
-    doc.formula("dL/dW = dL/dpreact ⊗ x;    dL/dU = dL/dpreact ⊗ h_prev;    dL/db = dL/dpreact")
+    doc.formula(";    ".join(formulas[w] for w in names))
     norm = np.linalg.norm
-    doc.table_rows(["gate", "‖dL/dW‖", "‖dL/dU‖", "‖dL/db‖"],
-                   [[gate, norm(g[gate, "W"]), norm(g[gate, "U"]), norm(g[gate, "b"])]
-                    for gate in GATES])
-    doc.note("The weights' gradients are in the trace entry by entry (grad:W, grad:U, grad:b; unit r·E + c "
-             "for W, r·H + c for U)" + ("; each step holds its own contribution, and their sum over "
-                                        "steps is the whole gradient." if trace.steps > 1 else "."))
+    doc.table_rows(["gate", *(f"‖dL/d{w}‖" for w in names)],
+                   [[owner, *(norm(g[owner, w]) if w in weights else None for w in names)]
+                    for owner, weights in owners])
+    shapes = dict(shape for _, weights in owners for shape in weights.items())
+    units = ", ".join(f"r·{shapes[w].split('×')[1]} + c for {w}" for w in names if "×" in shapes[w])
+    doc.note(f"The weights' gradients are in the trace entry by entry ({', '.join(f'grad:{w}' for w in names)}; "
+             f"unit {units})" + ("; each step holds its own contribution, and their sum over "
+                                 "steps is the whole gradient." if b.trace.steps > 1 else "."))
+
+
+BACK_SECTIONS = {"hidden": _back_hidden, "cell": _back_cell, "given": _back_given}
+"""The backward sections of the stages that are no gate; each gate's is :func:`_back_gate`."""
+
+
+def _backward_section(doc: _Doc, trace, t: int) -> None:
+    """The chain rule for step t, in reverse pipeline order: each stage's formula, then its numbers."""
+    b = _Back(trace, t)
+    doc.heading(f"Backward pass, step t = {t}: dL/d each quantity, from the loss back", 1)
+    for stage, _ in reversed(trace.cell.pipeline):
+        if stage in BACK_SECTIONS:
+            BACK_SECTIONS[stage](doc, b)
+        else:
+            _back_gate(doc, b, trace.cell.gate(stage))
+    _back_weights(doc, b)
