@@ -46,7 +46,7 @@ class Trace:
         if sizes is None:  # (E, H, T, has gradients) when the caller knows them; else count
             steps = int(frame["step"].max())
             quantity = frame["quantity"]
-            sizes = (int((quantity == "x").sum()) // steps, int((quantity == "h_prev").sum()) // steps,
+            sizes = (int((quantity == "x").sum()) // steps, int((quantity == "c_prev").sum()) // steps,
                      steps, bool((quantity == "grad:h").any()))
         self.input_size, self.hidden_size, self.steps, self.has_gradients = sizes
 
