@@ -534,6 +534,11 @@ class WeightSpec:
         """One sentence saying which weights these are, to open a trace's text."""
         if is_weight_word(self.weights):
             text = _DESCRIBED.get(self.weights) or f"{self.weights} (uniform in ±1/√H)"
+            cell = _cell_of(self.variant)
+            extra = {"identity": [("P = 1", cell.peepholes), ("W_hr = np.eye(P, H)", cell.proj_size)]}.get(
+                self.weights, [])
+            if extra and any(present for _, present in extra):
+                text = text[:-1] + "".join(f", {words}" for words, present in extra if present) + ")"
         else:
             where = [f"{k} {getattr(self, k)}" for k in ("layer", "prefix") if getattr(self, k) is not None]
             text = f"from {os.path.basename(self.weights)}" + (f" ({', '.join(where)})" if where else "")

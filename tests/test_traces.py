@@ -75,3 +75,26 @@ def test_committed_diffs_name_where_the_notebook_experiments_part():
     identity_u_zeros = (TRACES / "diff_identity_vs_u_zeros.txt").read_text()
     assert identity_u_zeros.startswith("Traces agree up to forget.Uh; first difference at step 1, forget.Uh, "
                                        "unit 2: 10.0 vs 0.0.")
+
+
+@pytest.mark.parametrize("name", regenerate.VARIANTS)
+def test_each_presets_trace_reads_back_as_that_preset(name):
+    from lstmtrace import Variant
+
+    trace = read_trace(TRACES / f"variant_{name}.csv")
+    assert trace.variant == Variant.preset(name)
+    seed = read_trace(TRACES / "seed_question.csv")  # the same step: x, h_prev and c_prev are the learner's
+    for quantity in ("x", "h_prev", "c_prev"):
+        np.testing.assert_array_equal(trace.value("given", quantity), seed.value("given", quantity))
+    assert Variant.preset(name).finding in " ".join((TRACES / f"variant_{name}.txt").read_text().split())
+
+
+def test_committed_variant_diffs_say_what_the_variant_changes():
+    v = (TRACES / "diff_np_vs_v.txt").read_text()
+    assert v.startswith("The traces are of different LSTM variants: A is lstmtrace's default LSTM, B is the v "
+                        "variant.")
+    assert "Only B has forget.Pc, input.Pc, output.Pc" in v  # c_prev = 0: only o's peephole sees anything
+    assert "first difference at step 1, output.preact" in v
+    cifg = (TRACES / "diff_np_vs_cifg.txt").read_text()
+    assert "Only A has forget.Wx, forget.Uh, forget.bias, forget.preact" in cifg
+    assert "first difference at step 1, forget.act" in cifg
