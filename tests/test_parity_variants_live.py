@@ -283,7 +283,7 @@ def import_keras():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
         return pytest.importorskip("keras")
-    except Exception as e:  # noqa: BLE001 - whatever a backend that fails to load raises, skip
+    except Exception as e:  # whatever a backend that fails to load raises: skip
         pytest.skip(f"keras does not import: {type(e).__name__}: {e}")
 
 

@@ -208,11 +208,11 @@ def _fixture(path):
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
-def test_every_oracle_fixture_is_matched_or_refused(path):
+def test_every_oracle_fixture_is_matched(path):
     variant, data = _fixture(path)
-    gates = {g: Gate(data[f"{g}.W"], data[f"{g}.U"], data[f"{g}.b"], data[f"{g}.P"] if f"{g}.P" in data else None)
+    gates = {g: Gate(data[f"{g}.W"], data[f"{g}.U"], data[f"{g}.b"], data.get(f"{g}.P"))
              for g in GATES if f"{g}.W" in data}
-    params = Parameters(gates, variant, data["hidden.W_hr"] if "hidden.W_hr" in data else None)
+    params = Parameters(gates, variant, data.get("hidden.W_hr"))
     trace = lstmtrace.run(params, data["xs"], data["h0"], data["c0"])
     atol = float(data["atol"])
     np.testing.assert_allclose(trace.block("hidden", "h"), data["h"], rtol=0, atol=atol)
@@ -234,20 +234,16 @@ def test_every_oracle_fixture_is_matched_or_refused(path):
         np.testing.assert_allclose(grads.block("given", "grad:c_prev")[0], data["grad.c0"], rtol=rtol, atol=1e-12)
 
 
-def test_the_fixtures_cover_what_this_version_computes():
-    computed = {_fixture(p)[0] for p in FIXTURES if not _refused(_fixture(p)[0])}
-    assert Variant(gate_activation="hard_sigmoid") in computed  # Keras 3's recurrent activation
-    assert Variant(candidate_activation="relu", cell_activation="relu") in computed  # Keras' activation="relu"
-    assert Variant(gate_activation="hard_sigmoid:0.2,0.5") in computed  # ONNX's and Keras 2's
-    assert Variant(clip=0.5) in computed
+def test_the_fixtures_cover_every_setting_and_preset():
+    covered = {_fixture(p)[0] for p in FIXTURES}
+    assert Variant(gate_activation="hard_sigmoid") in covered  # Keras 3's recurrent activation
+    assert Variant(candidate_activation="relu", cell_activation="relu") in covered  # Keras' activation="relu"
+    assert Variant(gate_activation="hard_sigmoid:0.2,0.5") in covered  # ONNX's and Keras 2's
+    assert {Variant(clip=0.5), Variant(peephole=True), Variant(coupled=True), Variant(proj_size=2)} <= covered
+    assert set(PRESETS.values()) <= covered
+    graded = {_fixture(p)[0] for p in FIXTURES if "grad.xs" in np.load(p)}  # with autograd's gradients
+    assert set(PRESETS.values()) <= graded and Variant(proj_size=2) in graded
 
-
-def _refused(variant):
-    try:
-        variant.check()
-    except OptionError:
-        return True
-    return False
 
 
 # -- a saved trace says which variant made it --------------------------------------------------
