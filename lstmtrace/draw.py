@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from lstmtrace.cell import SIGMOID, TANH, cell_activation_name
+from lstmtrace.cell import cell_activation_name
 from lstmtrace.errors import OptionError
 from lstmtrace.text import formula, saturated, shares
 
@@ -325,8 +325,101 @@ def _legend(cell) -> str:
     return "".join(f";  {w}" for w in words)
 
 
+# -- heatmaps ------------------------------------------------------------------------------
+
+HEATMAP_GATES = ("forget", "input", "output", "candidate")  # the σ gates along the top row, then c̃
+
+
+def _times(a, b):
+    """The range of x·y for x in [a₀, a₁] and y in [b₀, b₁] (0·∞ is 0: a bound of 0 stays 0)."""
+    products = [p * q if p and q else 0.0 for p in a for q in b]
+    return min(products), max(products)
+
+
+def _bounds(cell, key):
+    """Where the values of a heatmap's quantity can lie in this cell: (low, high), ±inf when unbounded."""
+    gate, quantity = key
+    if quantity == "act":  # a gate taken away (1) or coupled (1 − i) stays in its activation's range too
+        return cell.gate(gate).activation.low, cell.gate(gate).activation.high
+    if key == ("hidden", "h") and cell.proj_size is None:  # h = o⊙act(c)
+        return _times(_bounds(cell, ("output", "act")), (cell.cell_activation.low, cell.cell_activation.high))
+    return -np.inf, np.inf  # c, and a projected h = W_hr·(o⊙act(c))
+
+
+def _panels(cell):
+    """(title, key, symbol) of each heatmap: the gates (what a gate that is not computed is, said),
+    h and c."""
+    panels = []
+    for spec in map(cell.gate, HEATMAP_GATES):
+        what = {"one": " = 1 (taken away)", "complement": f" = {_box_symbol(spec, cell)} (coupled)"}
+        panels.append((f"{spec.title.lower()} {spec.symbol}{what.get(spec.rule, '')}", (spec.name, "act"),
+                       spec.symbol))
+    P = cell.proj_size
+    panels.append((f"hidden state h{f' (projected, P = {P})' if P is not None else ''}", ("hidden", "h"), "h"))
+    panels.append(("cell state c", ("cell", "c"), "c"))
+    return panels
+
+
+def _scale(low, high, data):
+    """(vmin, vmax, colour map): the quantity's own range when it has two bounds; else fitted to the data,
+    from its one bound (0 for relu) to the data's far end, or symmetric about 0 (±max |value|)."""
+    cmap = "viridis" if low >= 0 else "RdBu_r"  # one-sided: sequential; about 0: diverging, white at 0
+    if np.isfinite(low) and np.isfinite(high):
+        return low, high, cmap
+    if np.isfinite(low):
+        return low, max(float(data.max()), low + 1e-12), cmap
+    if np.isfinite(high):
+        return min(float(data.min()), high - 1e-12), high, cmap
+    far = max(float(np.abs(data).max()), 1e-12)
+    return -far, far, cmap
+
+
+def _colour_label(low, high, panels, cell) -> str:
+    """What a colour scale shows, honestly: 'σ gates: 0 (closed) … 1 (open)', 'c̃ and h, in (−1, 1)',
+    'c (unbounded)', 'h (≥ 0, unbounded)'."""
+    symbols = _and(symbol for _, _, symbol in panels)
+    gates = [key[0] for _, key, _ in panels if key[1] == "act"]
+    if (low, high) == (0.0, 1.0) and len(gates) == len(panels) and set(gates) <= set(shares(cell)):
+        names = _and(dict.fromkeys(cell.gate(g).activation.name for g in gates))
+        return f"{names} gates: 0 (closed) … 1 (open)"
+    if np.isfinite(low) and np.isfinite(high):
+        return f"{symbols}, in ({low:g}, {high:g})".replace("-", "−")
+    if np.isfinite(low) or np.isfinite(high):
+        bound = f"≥ {low:g}" if np.isfinite(low) else f"≤ {high:g}"
+        return f"{symbols} ({bound}, unbounded)".replace("-", "−")
+    return f"{symbols} (unbounded)"
+
+
+def _heatmap(ax, block, title, H, vmin, vmax, cmap):
+    """One quantity's steps × units as a heatmap; a projected h's missing units (P to H) hatched, since
+    white would read as 0."""
+    T, units = block.shape
+    image = ax.imshow(block.T, aspect="auto", origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
+                      interpolation="nearest", extent=(0.5, T + 0.5, -0.5, units - 0.5))
+    ax.set_title(title, fontsize=11)
+    if units < H:
+        ax.axhspan(units - 0.5, H - 0.5, facecolor="#e8e8e8", edgecolor="#b0b0b0", hatch="//", lw=0)
+        ax.text((T + 1) / 2, (units + H - 1) / 2, f"h has P = {units} units", ha="center", va="center",
+                fontsize=9, color="#555555")
+    return image
+
+
+def _colorbar(fig, image, axes, label):
+    """A colour scale beside the panels it serves: right of the top row's, below the bottom row's."""
+    if any(ax.get_subplotspec().rowspan.start == 0 for ax in axes):
+        fig.colorbar(image, ax=axes, location="right", shrink=0.95, label=label)
+    elif len(axes) > 1:
+        fig.colorbar(image, ax=axes, location="bottom", shrink=0.6, aspect=40, label=label)
+    else:
+        fig.colorbar(image, ax=axes[0], location="bottom", aspect=20, label=label)
+
+
 def plot_heatmaps(trace):
     """Heatmaps over (unit × step) of each gate's activation, c and h; returns the Figure.
+
+    A quantity with two bounds (σ, tanh, …) is coloured over its whole range; an unbounded
+    one (c, or what relu or linear make) over the range of its values in this trace, each
+    on its own colour scale.
 
     >>> import lstmtrace, numpy as np
     >>> fig = plot_heatmaps(lstmtrace.run(lstmtrace.Parameters.random(2, 3), np.ones((4, 2))))
@@ -334,41 +427,35 @@ def plot_heatmaps(trace):
     ['forget gate f', 'input gate i', 'output gate o']
     """
     plt = _pyplot()
-    panels = [("forget gate f", ("forget", "act")), ("input gate i", ("input", "act")),
-              ("output gate o", ("output", "act")), ("candidate c̃", ("candidate", "act")),
-              ("hidden state h", ("hidden", "h")), ("cell state c", ("cell", "c"))]
-    c_max = max(float(np.abs(trace.block("cell", "c")).max()), 1e-12)
-    scales = {"gates": (SIGMOID.low, SIGMOID.high, "viridis"), "tanh": (TANH.low, TANH.high, "RdBu_r"),
-              "c": (-c_max, c_max, "RdBu_r")}
     cell = trace.cell
-    σ_gates = set(shares(cell))  # shares in [0, 1]; c̃ and h = o⊙tanh(c) are in (−1, 1)
-    unbounded = [g.name for g in cell.gates if g.name not in σ_gates and (g.activation.low, g.activation.high)
-                 != (-1.0, 1.0)] + (["cell"] if cell.cell_activation.high > 1 else [])
-    if unbounded:  # the colour scales assume the default ranges: refuse rather than clip colours silently
-        raise OptionError(f"the heatmaps' colour scales do not fit this variant's {unbounded[0]} activation "
-                          "yet; draw_cell, CSV or Parquet show its values", "variant")
-    kind = lambda key: "gates" if key[1] == "act" and key[0] in σ_gates else ("c" if key == ("cell", "c") else "tanh")
+    panels = _panels(cell)
     T, H = trace.steps, trace.hidden_size
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.2), sharex=True, sharey=True, constrained_layout=True)
-    images = {}
-    for ax, (title, key) in zip(axes.flat, panels):
-        vmin, vmax, cmap = scales[kind(key)]
-        images[kind(key)] = ax.imshow(trace.block(*key).T, aspect="auto", origin="lower", cmap=cmap,
-                                      vmin=vmin, vmax=vmax, interpolation="nearest",
-                                      extent=(0.5, T + 0.5, -0.5, H - 0.5))
-        ax.set_title(title, fontsize=11)
+    # one colour scale for each range the quantities share (the σ gates 0…1; c̃ and h −1…1), and one of
+    # its own for each unbounded quantity (c)
+    groups = {}
+    for ax, panel in zip(axes.flat, panels):
+        low, high = _bounds(cell, panel[1])
+        scale = (low, high) if np.isfinite(low) and np.isfinite(high) else panel[1]
+        groups.setdefault(scale, []).append((ax, panel, (low, high)))
+    colour_scales = []
+    for members in groups.values():
+        low, high = members[0][2]
+        blocks = [trace.block(*key) for _, (_, key, _), _ in members]
+        vmin, vmax, cmap = _scale(low, high, np.concatenate([b.ravel() for b in blocks]))
+        for (ax, (title, _, _), _), block in zip(members, blocks):
+            image = _heatmap(ax, block, title, H, vmin, vmax, cmap)
+        colour_scales.append((image, [ax for ax, _, _ in members],
+                              _colour_label(low, high, [panel for _, panel, _ in members], cell)))
     for ax in axes[1]:
         ax.set_xlabel("step t")
         ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel("unit")
-    # one colour scale per kind of value: the σ gates share 0…1, c̃ and h share −1…1, c has its own
-    fig.colorbar(images["gates"], ax=axes[0, :].tolist(), location="right", shrink=0.95,
-                 label="σ gates: 0 (closed) … 1 (open)")
-    fig.colorbar(images["tanh"], ax=axes[1, :2].tolist(), location="bottom", shrink=0.6, aspect=40,
-                 label="c̃ and h, in (−1, 1)")
-    fig.colorbar(images["c"], ax=axes[1, 2], location="bottom", aspect=20, label="c (unbounded)")
-    fig.suptitle(f"{T} steps · E = {trace.input_size}, H = {H}", fontsize=12)
+    axes[0, 0].set_ylim(-0.5, H - 0.5)  # the axes share it: H units (a projected h fills the lowest P)
+    for image, scale_axes, label in colour_scales:
+        _colorbar(fig, image, scale_axes, label)
+    fig.suptitle(f"{T} steps · {_sizes(trace)}{_variant_words(trace)}", fontsize=12)
     return fig
 
 
