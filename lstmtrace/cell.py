@@ -131,7 +131,7 @@ class GateSpec(NamedTuple):
     computes (``quantities``) from which weights (``weights``: (name, shape) pairs), and how.
 
     ``rule`` is ``"computed"`` (act = activation(preact)), ``"one"`` (the gate is taken away: act = 1)
-    or ``"complement"`` (coupled: act = 1 − the input gate's act).  ``peeps`` names what its peephole
+    or ``"complement"`` (coupled: act = 1 − the act of the gate ``complements`` names).  ``peeps`` names what its peephole
     weight P multiplies (``"c_prev"``, or ``"c"`` for the output gate, which is then computed after
     the cell state), or is empty.
     """
@@ -145,6 +145,7 @@ class GateSpec(NamedTuple):
     weights: Tuple[Tuple[str, str], ...] = (("W", "H×E"), ("U", "H×H"), ("b", "H"))
     rule: str = "computed"
     peeps: str = ""
+    complements: str = ""  # with rule "complement": the gate whose act this one is 1 minus
 
 
 @dataclass(frozen=True, eq=False)  # a cell is itself: hashed by identity, cheaply, for layout's cache
@@ -446,7 +447,7 @@ class _Plan(NamedTuple):
     weighted: object  # the rows that params.W, U and b stack
     phases: Tuple[_Phase, ...]  # before the cell state, and after it (empty when no gate peeps at c)
     ones: object  # the gates taken away: act = 1
-    complement: Optional[Tuple[int, int]]  # coupled: (forget, input): f = 1 − i
+    complement: Optional[Tuple[int, int]]  # coupled: (forget, input) rows: f = 1 − i
 
 
 @functools.lru_cache(maxsize=None)
@@ -471,7 +472,7 @@ def _plan(cell: Cell) -> _Plan:
             order = [(a, _rows([k for k in ks if uses[k] is a], G)) for a in dict.fromkeys(uses.values())]
         phases.append(_Phase(_rows(ks, G), peep, tuple(order)))
     ones = [k for k, g in enumerate(cell.gates) if g.rule == "one"]
-    complement = next(((k, names.index("input")) for k, g in enumerate(cell.gates) if g.rule == "complement"),
+    complement = next(((k, names.index(g.complements)) for k, g in enumerate(cell.gates) if g.rule == "complement"),
                       None)
     return _Plan(_rows([k for k, g in enumerate(cell.gates) if g.weights], G), tuple(phases),
                  _rows(ones, G) if ones else None, complement)

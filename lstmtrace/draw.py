@@ -26,7 +26,6 @@ __all__ = ["draw_cell", "plot_heatmaps", "save_figure"]
 PLOT_HINT = "pip install 'lstmtrace[plot]'"
 
 INK, CELL_INK, GATE_INK, FIXED_INK, H_INK = "#333333", "#1f5fa8", "#b85c00", "#8c8c8c", "#2e7d32"
-COUPLED_TO = "input"  # a coupled gate is 1 − this gate's act (GateSpec's rule "complement")
 
 # The diagram's grid: the cell state along the top, the gates in a row, h_{t-1} and x_t along the bottom.
 Y_C, Y_BUS, Y_GATE, Y_IG, Y_H, Y_RAIL = 7.6, 1.8, 3.4, 5.6, 4.9, 6.9
@@ -68,7 +67,7 @@ def _and(names) -> str:
 
 def _partner(spec, cell):
     """The gate a coupled gate is the complement of (None for any other gate)."""
-    return cell.gate(COUPLED_TO) if spec.rule == "complement" else None
+    return cell.gate(spec.complements) if spec.rule == "complement" else None
 
 
 def _box_symbol(spec, cell) -> str:

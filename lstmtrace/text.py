@@ -104,7 +104,7 @@ def _gate_changes(spec, cell: Cell) -> List[str]:
     default = LSTM.gate(spec.name)
     gone = [name for name, _ in default.weights if name not in dict(spec.weights)]
     if spec.rule != "computed":
-        what = "taken away" if spec.rule == "one" else "the input gate's complement"
+        what = "taken away" if spec.rule == "one" else f"the {spec.complements} gate's complement"
         return [f"no {', '.join(f'{w}_{spec.index}' for w in gone)}: the gate is {what}"]
     what = _activation_change(spec.name, spec.activation, default.activation)
     if spec.peeps == "c_prev":

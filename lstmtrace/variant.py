@@ -236,7 +236,7 @@ def _cell(variant: Variant):
         if spec.name in variant.without:  # the gate is the constant 1
             spec = spec._replace(quantities=("act",), weights=(), rule="one")
         elif variant.coupled and spec.name == "forget":  # f = 1 − i
-            spec = spec._replace(quantities=("act",), weights=(), rule="complement")
+            spec = spec._replace(quantities=("act",), weights=(), rule="complement", complements="input")
         else:
             peeps = "" if not variant.peephole or spec.name == "candidate" else (
                 "c" if spec.name == "output" else "c_prev")

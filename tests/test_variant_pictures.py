@@ -160,7 +160,7 @@ def test_a_projection_draws_its_w_hr_box(picture):
     ("hard_sigmoid", "hard_sigmoid", "f = hard_sigmoid(W_f·x + U_f·h + b_f)", "tanh(c) = ["),
     ("hard_sigmoid_keras2", "[0.2, 0.5]", "f = hard_sigmoid[0.2, 0.5](W_f·x + U_f·h + b_f)", "tanh(c) = ["),
     ("niaf", "linear", "c̃ = linear(W_g·x + U_g·h + b_g)", "tanh(c) = ["),
-    ("noaf", "linear", "o = σ(W_o·x + U_o·h + b_o + P_o⊙c)", "linear(c) = ["),
+    ("noaf", "linear", "o = σ(W_o·x + U_o·h + P_o⊙c + b_o)", "linear(c) = ["),
 ])
 def test_the_boxes_and_equations_name_the_actual_activations(picture, name, box, equation, label):
     texts = cell_texts(picture, name)

@@ -53,6 +53,8 @@ WAVE = ";".join(f"{np.sin(t / 3):.2f},{np.cos(t / 3):.2f}" for t in range(24))
 PICTURES = {
     # The worked example's cell, every wire labelled with its values.
     "seed_question_cell": ["draw"],
+    # The worked example's cell with peepholes (Greff's vanilla): the P⊙c wires, o after c.
+    "variant_v_cell": ["draw", "--variant", "v"],
     # Gate heatmaps of a 6-unit layer (random weights, seed 3) over the wave.
     "sequence_heatmaps": ["plot", "--xs", WAVE, "--weights", "random:3", "--hidden-size", "6"],
 }
