@@ -470,7 +470,7 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
         title = ("The worked example: a learner's hand-written step, with x and h_prev from "
                  "their question and c_prev = 0.")
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size, weights), "--x")
-    title = " ".join(filter(None, [title, weights.describe(), _describe_loss(gradients)]))
+    title = " ".join(filter(None, [title, weights.describe(), params.variant_note(), _describe_loss(gradients)]))
     trace = _with_gradients(_traced(lstmtrace.step, params, x, h, c), gradients)
     _emit(trace, fmt, output, precision, expand, title, layout=csv_layout)
 
@@ -510,7 +510,7 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
     with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as bar:
         trace = _traced(lstmtrace.run, params, sequence, h, c, progress=bar.update)
     trace = _with_gradients(trace, gradients)
-    title = " ".join(filter(None, [weights.describe(), _describe_loss(gradients)]))
+    title = " ".join(filter(None, [weights.describe(), params.variant_note(), _describe_loss(gradients)]))
     _emit(trace, fmt, output, precision, expand, title, steps, layout=csv_layout)
 
 
@@ -550,7 +550,7 @@ def params(show_file, input_size, hidden_size, weights, output):
                     weights_hint="'--show'" if show_file else "'--weights'")
     described = p.describe()
     _write(f"LSTM weights · input size E = {p.input_size} · hidden size H = {p.hidden_size}\n"
-           f"{weights.describe()}\n\n"
+           f"{' '.join(filter(None, [weights.describe(), p.variant_note()]))}\n\n"
            + tabulate(described, headers="keys", showindex=False, floatfmt=".6g") + "\n\n", "-")
     if output is not None:
         with _writing(output):

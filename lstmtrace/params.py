@@ -48,6 +48,10 @@ class Parameters:
            [0., 0.]])
     """
 
+    variant_source = "given"
+    """Where :attr:`variant` came from: "given" (made here), or for :meth:`load` "file", "options" or
+    "assumed" (a file that cannot tell which activations its cell uses, and no variant given)."""
+
     def __init__(self, gates: Mapping[str, Gate], variant: Optional[Variant] = None,
                  W_hr: Optional[np.ndarray] = None):
         self.variant = Variant() if variant is None else variant
@@ -133,6 +137,22 @@ class Parameters:
     def cell(self):
         """The cell these weights are for: :attr:`variant`'s (:class:`lstmtrace.cell.Cell`)."""
         return self.variant.cell
+
+    def variant_note(self) -> str:
+        """One sentence on where :attr:`variant` came from, when a file decided it or could not
+        ('' otherwise): the text and ``params --show`` print it.
+
+        >>> p = Parameters.zeros(1, 1); p.variant_source = "assumed"
+        >>> p.variant_note()[:58]
+        'The weights file cannot say which activations its cell use'
+        """
+        if self.variant_source == "assumed":
+            return ("The weights file cannot say which activations its cell uses: lstmtrace assumed its default "
+                    "LSTM's (σ for f, i and o, tanh for c̃ and c); give --variant or --activation if the "
+                    "model used others.")
+        if self.variant_source == "file":
+            return f"The file says its cell is {self.variant.describe() or 'the default LSTM'}."
+        return ""
 
     def copy(self) -> "Parameters":
         """An independent copy, with writable arrays, to change without touching this one."""
@@ -390,9 +410,15 @@ class Parameters:
         ``layer`` picks one layer of a torch.nn.LSTM or Keras model (0 when not given),
         ``prefix`` the module holding it (e.g. ``"encoder.lstm."``), ``layout`` forces
         ``"torch"`` or ``"keras"`` for an ``.npz``.  See :mod:`lstmtrace.weights`.
+
+        A file that says how its cell computes decides the variant, and ``variant`` must
+        agree with it; for one that cannot tell, ``variant`` is taken (or the default LSTM is
+        assumed).  :attr:`variant_source` says which: ``"file"``, ``"options"`` or ``"assumed"``.
         """
-        return cls._from_gates(weights.load(path, layer=layer, prefix=prefix, layout=layout,
-                                            cell=_cell_of(variant)), variant)
+        gates, found, source = weights.read(path, layer=layer, prefix=prefix, layout=layout, variant=variant)
+        params = cls._from_gates(gates, found)
+        params.variant_source = source
+        return params
 
     @classmethod
     def from_keras(cls, kernel: np.ndarray, recurrent_kernel: np.ndarray,
@@ -522,7 +548,7 @@ class WeightSpec:
         return params.apply(*self.sets)
 
     def _load(self) -> Parameters:
-        try:
+        try:  # (the OptionErrors of a file that does not fit the variant name their option)
             return Parameters.load(self.weights, layer=self.layer, prefix=self.prefix, layout=self.layout,
                                    variant=self.variant)
         except OptionError:

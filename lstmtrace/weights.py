@@ -35,7 +35,7 @@ h5py are imported only when such a file is read.
 import os
 import re
 import zipfile
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -43,8 +43,8 @@ from lstmtrace.damage import Explained, check_not_empty, first_line, isolated, r
 from lstmtrace.errors import OptionError
 from lstmtrace.cell import Gate
 
-__all__ = ["KERAS_KEYS", "LAYOUTS", "STATE_DICT_KEYS", "TORCH_ORDER", "WhichCellError", "from_keras",
-           "from_state_dict", "load", "to_state_dict"]
+__all__ = ["DECLARING", "Declared", "KERAS_KEYS", "LAYOUTS", "PEEPHOLE_KEYS", "STATE_DICT_KEYS", "TORCH_ORDER",
+           "WhichCellError", "from_keras", "from_state_dict", "load", "read", "to_state_dict"]
 
 LAYOUTS = ("torch", "keras")
 
@@ -66,6 +66,54 @@ Gates = Dict[str, Gate]
 """One cell's weights, gate by gate, in lstmtrace's names: what every reader here returns."""
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)weight_ih(?:_l(?P<layer>\d+))?(?P<reverse>_reverse)?$")
+
+
+class Declared(NamedTuple):
+    """One cell of a file that says how its cell computes (a ``.keras`` archive's config, an ONNX
+    node's attributes): that variant, the cell's arrays in :func:`to_state_dict`'s layout for that
+    variant (only the gates it has weights for, ``w_*_diag``, ``weight_hr``), and where they are."""
+
+    variant: "object"  # lstmtrace.Variant (not imported here: variant.py needs nothing of this module)
+    state: Dict[str, np.ndarray]
+    where: str
+
+
+DECLARING: Dict[str, str] = {}
+"""The modules whose ``declared(path, layer)`` reads a file that may say which variant its cell is,
+by suffix: they return a :class:`Declared`, or None for a file that cannot tell (a bare
+``.weights.h5``), which :func:`load` then reads."""
+
+
+def read(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout: Optional[str] = None,
+         variant=None) -> Tuple[Gates, "object", str]:
+    """One LSTM cell of ``path``: (its gates, its variant, how the variant was decided).
+
+    A file that says how its cell computes decides the variant (``"file"``); a ``variant``
+    given too must be the same, or it is an OptionError naming both.  For a file that cannot
+    tell (``.npz``, ``.pt``, ``.weights.h5``) it is ``variant`` (``"options"``), or, when none
+    is given, lstmtrace's default LSTM (``"assumed"``: the text says so).
+    """
+    import importlib
+
+    from lstmtrace.variant import Variant
+
+    path = os.fspath(path)
+    module = next((m for suffix, m in DECLARING.items() if path.lower().endswith(suffix)), None)
+    declared = importlib.import_module(module).declared(path, layer) if module else None
+    if declared is not None:
+        for name, value in (("prefix", prefix), ("layout", layout)):
+            if value is not None:
+                raise OptionError(f"is for PyTorch state_dicts and .npz files; {path} names its own layers",
+                                  name)
+        if variant is not None and variant != declared.variant:
+            said = declared.variant.describe() or "lstmtrace's default LSTM"
+            asked = variant.describe() or "lstmtrace's default LSTM"
+            raise OptionError(f"{declared.where} says its cell is {said}, and the variant options ask for "
+                              f"{asked}: leave them out, the file says how its cell computes", "variant")
+        return from_state_dict(declared.state, declared.variant.cell), declared.variant, "file"
+    cell = None if variant is None else variant.cell
+    source = "assumed" if variant is None else "options"
+    return load(path, layer, prefix, layout, cell), Variant() if variant is None else variant, source
 
 
 def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,

@@ -4,6 +4,8 @@ import pathlib
 import numpy as np
 import pytest
 
+import lstmtrace
+from conftest import assert_ok, invoke
 from lstmtrace import Parameters
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -149,3 +151,17 @@ def test_h5_that_is_not_hdf5(tmp_path):
     (tmp_path / "x.weights.h5").write_text("hello")
     with pytest.raises(ValueError, match="is not an HDF5 file"):
         Parameters.load(tmp_path / "x.weights.h5")
+
+
+# -- which variant a file's cell is: the file's word, the options', or an assumption said aloud ------
+
+def test_a_file_that_cannot_tell_assumes_the_default_and_says_so(tmp_path):
+    Parameters.random(2, 3).save(tmp_path / "w.npz")
+    params = Parameters.load(tmp_path / "w.npz")
+    assert params.variant_source == "assumed" and "lstmtrace assumed its default LSTM's" in params.variant_note()
+    given = Parameters.load(tmp_path / "w.npz", variant=lstmtrace.Variant(gate_activation="hard_sigmoid"))
+    assert given.variant_source == "options" and given.variant_note() == ""
+    result = assert_ok(invoke("step", "--x", "1,2", "--weights", tmp_path / "w.npz"))
+    assert "cannot say which activations its cell uses" in " ".join(result.stdout.split())
+    result = assert_ok(invoke("params", "--show", tmp_path / "w.npz"))
+    assert "lstmtrace assumed its default LSTM's" in result.stdout
