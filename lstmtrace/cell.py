@@ -481,9 +481,10 @@ def _plan(cell: Cell) -> _Plan:
 def _gates(phase: _Phase, gates, params, seen: np.ndarray, clip: Optional[float]) -> None:
     """preact = W·x + U·h_prev + b (+ P⊙``seen``), clipped, and act, of the gates of one phase."""
     rows = phase.rows
-    z = gates.Wx[rows] + gates.Uh[rows]
-    z += gates.bias[rows]
-    gates.preact[rows] = z
+    if isinstance(rows, slice):  # a view of the matrices: written in place
+        np.add(gates.Wx[rows] + gates.Uh[rows], gates.bias[rows], out=gates.preact[rows])
+    else:
+        gates.preact[rows] = gates.Wx[rows] + gates.Uh[rows] + gates.bias[rows]
     if phase.peep is not None:  # a peephole: P⊙c_prev for f and i, P⊙c for o
         k, j = phase.peep
         gates.Pc[k] = params.P.reshape(-1, params.hidden_size)[j] * seen
