@@ -34,6 +34,7 @@ h5py are imported only when such a file is read.
 """
 import os
 import re
+import warnings
 import zipfile
 from typing import Dict, Mapping, NamedTuple, Optional, Tuple
 
@@ -175,8 +176,13 @@ def _torch_file(path: str) -> Dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no file {path!r}")
     magic = check_not_empty(path, "a PyTorch file (as torch.save writes)")
+    if magic[:4] == b"PK\x03\x04" and _is_torchscript(path):
+        raise ValueError(f"{path} is a TorchScript archive (torch.jit.save), which holds code: save "
+                         "model.state_dict() with torch.save instead (lstmtrace reads weights, never code)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own warnings are not the user's: the error says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds; all mean "not a state_dict we may read"
         if "weights only" in str(e).lower():
             raise ValueError(f"{path} holds more than tensors (a whole pickled model?), which "
@@ -198,6 +204,16 @@ def _torch_file(path: str) -> Dict[str, np.ndarray]:
 
     flatten(obj, "")
     return arrays
+
+
+def _is_torchscript(path: str) -> bool:
+    """Whether a zip is a TorchScript archive: it holds code/ and constants.pkl beside the data."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False  # damaged: torch.load says so
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
 def _keras_h5(path: str, layer: Optional[int], cell=None) -> Gates:
@@ -293,6 +309,8 @@ def to_state_dict(gates: Gates, W_hr: Optional[np.ndarray] = None) -> Dict[str, 
                   and gates[g].P is not None})
     if W_hr is not None:
         state["weight_hr"] = np.array(W_hr)
+    if len(order) < len(TORCH_ORDER):  # which gates, so that the file is never taken for a GRU's
+        state["gates"] = np.array(order)
     return state
 
 
@@ -413,6 +431,33 @@ def from_keras(arrays: Mapping[str, np.ndarray], where: str, cell=None) -> Gates
         raise _same_kind(e, f"{where}: {message}") from None
 
 
+def _not_another_rnn(arrays, gates_key: str, state, cell, where: str) -> None:
+    """Refuse a GRU's or a plain RNN's state_dict, whose keys are an LSTM's: by how many gates it stacks.
+
+    A coupled or gate-less lstmtrace cell stacks fewer than four too; its file says which gates
+    (the ``gates`` key :func:`to_state_dict` writes), so it is never taken for a GRU."""
+    from lstmtrace.cell import LSTM
+
+    W_hh, W_hr = state.get("weight_hh"), state.get("weight_hr")
+    if W_hh is None or np.ndim(W_hh) != 2 or W_hh.shape[1] == 0:
+        return
+    H = np.shape(W_hr)[1] if W_hr is not None and np.ndim(W_hr) == 2 else W_hh.shape[1]
+    if H == 0 or W_hh.shape[0] % H:
+        return
+    stacked = W_hh.shape[0] // H
+    if gates_key in arrays:
+        named = [str(g) for g in np.atleast_1d(arrays[gates_key])]
+        expected = [g for g in TORCH_ORDER if g in (cell or LSTM).weighted]
+        if named != expected:
+            raise OptionError(f"{where} holds the weights of the gates {', '.join(named)}, and the cell asked "
+                              f"for has weights for {', '.join(expected)}", "variant")
+        return
+    kinds = {3: "a GRU's state_dict (nn.GRU: weight_hh stacks 3 gates, reset, update and new), not an LSTM's",
+             1: "a plain RNN's state_dict (nn.RNN: weight_hh stacks one gate), not an LSTM's"}
+    if stacked in kinds:
+        raise ValueError(f"{where} is {kinds[stacked]}: lstmtrace traces LSTMs")
+
+
 def _same_kind(error: ValueError, message: str) -> ValueError:
     """``message`` as the same kind of error: an OptionError keeps the setting it names."""
     return OptionError(message, error.option) if isinstance(error, OptionError) else ValueError(message)
@@ -461,6 +506,7 @@ def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: 
                              "(lstmtrace traces one direction of a plain LSTM)")
     names = {key: f"{p}{key}{suffix}" for key in (*STATE_DICT_KEYS, "weight_hr", *PEEPHOLE_KEYS.values())}
     state = {key: arrays[name] for key, name in names.items() if name in arrays}
+    _not_another_rnn(arrays, f"{p}gates", state, cell, where)
     if "bias_ih" not in state and "bias_hh" not in state and "weight_ih" in state:  # bias=False
         rows = np.shape(arrays[names["weight_hh"]])[0] if names["weight_hh"] in arrays else 0
         state.update(bias_ih=np.zeros(rows), bias_hh=np.zeros(rows))

@@ -375,7 +375,7 @@ def test_torch_lstm_with_proj_size_is_read_from_its_state_dict(tmp_path):
     (Variant(peephole=True), Variant(), "peephole", "give --peephole"),
     (Variant(), Variant(peephole=True), "peephole", "no peephole weights for the forget gate"),
     (Variant(), Variant.preset("cifg"), "coupled", "stacks 4 gates' weights"),
-    (Variant(without=("output",)), Variant(), "weights", "stacks 3 gates' weights"),
+    (Variant(without=("output",)), Variant(), "variant", "holds the weights of the gates input, forget, candidate,"),
     (Variant(proj_size=2), Variant(), "proj_size", "give --proj-size 2"),
     (Variant(), Variant(proj_size=2), "proj_size", "no projection weights"),
     (Variant(proj_size=2), Variant(proj_size=3), "proj_size", "proj_size = 3 units"),

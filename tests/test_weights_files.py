@@ -1,5 +1,6 @@
 """Weights files from PyTorch and Keras: which layer, which module, and what is refused."""
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -165,3 +166,28 @@ def test_a_file_that_cannot_tell_assumes_the_default_and_says_so(tmp_path):
     assert "cannot say which activations its cell uses" in " ".join(result.stdout.split())
     result = assert_ok(invoke("params", "--show", tmp_path / "w.npz"))
     assert "lstmtrace assumed its default LSTM's" in result.stdout
+
+
+@pytest.mark.parametrize("module, says", [
+    ("GRU", "a GRU's state_dict (nn.GRU: weight_hh stacks 3 gates, reset, update and new), not an LSTM's"),
+    ("RNN", "a plain RNN's state_dict (nn.RNN: weight_hh stacks one gate), not an LSTM's"),
+])
+def test_another_recurrent_layers_state_dict_is_named(tmp_path, module, says):
+    rows = {"GRU": 3, "RNN": 1}[module] * 4  # as torch.nn.GRU(3, 4) and torch.nn.RNN(3, 4) shape them
+    np.savez(tmp_path / "w.npz", weight_ih_l0=np.zeros((rows, 3)), weight_hh_l0=np.zeros((rows, 4)),
+             bias_ih_l0=np.zeros(rows), bias_hh_l0=np.zeros(rows))
+    with pytest.raises(ValueError, match=re.escape(says)):
+        Parameters.load(tmp_path / "w.npz")
+    # a coupled lstmtrace cell stacks 3 gates too, and its file says which: never taken for a GRU
+    coupled = lstmtrace.Variant(coupled=True)
+    Parameters.random(3, 4, variant=coupled).save(tmp_path / "c.npz")
+    assert Parameters.load(tmp_path / "c.npz", variant=coupled).variant == coupled
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # making the archive
+def test_a_torchscript_archive_is_named_without_torchs_warnings(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.jit.save(torch.jit.script(torch.nn.LSTM(3, 4)), tmp_path / "m.pt")
+    result = invoke("step", "--x", "1,2,3", "--weights", tmp_path / "m.pt")
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "a TorchScript archive (torch.jit.save), which holds code: save model.state_dict()" in result.stderr
