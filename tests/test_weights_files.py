@@ -184,7 +184,7 @@ def test_another_recurrent_layers_state_dict_is_named(tmp_path, module, says):
     assert Parameters.load(tmp_path / "c.npz", variant=coupled).variant == coupled
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # making the archive
+@pytest.mark.filterwarnings("ignore:`torch.jit.:DeprecationWarning")  # torch 2.13 deprecates making the archive
 def test_a_torchscript_archive_is_named_without_torchs_warnings(tmp_path):
     torch = pytest.importorskip("torch")
     torch.jit.save(torch.jit.script(torch.nn.LSTM(3, 4)), tmp_path / "m.pt")
