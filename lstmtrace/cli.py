@@ -478,7 +478,8 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
 @cli.command()
 @click.option("--xs", required=True, metavar="FILE|ROWS",
               help="The sequence x_1…x_T, one x_t per row: a CSV or whitespace-separated text file "
-                   "(a header row is skipped), an .npy of shape T×E, or inline rows like '1,2;3,4'.")
+                   "(a header row is skipped), an .npy of shape T×E, inline rows like '1,2;3,4', or - to "
+                   "read either kind of file from standard input.")
 @_state_options
 @_weight_options
 @_backward_options
@@ -848,6 +849,8 @@ def _sequence(xs):
     """The T×E sequence that --xs names: a file, or rows written inline."""
     from lstmtrace import spec
 
+    if xs == "-":
+        return _standard_input_sequence()
     try:
         return spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
     except (OSError, ValueError) as e:
@@ -855,6 +858,30 @@ def _sequence(xs):
         if not os.path.exists(xs) and not _looks_inline(xs):
             message = f"no file {xs!r}, nor rows of numbers like '1,2;3,4'"
         raise click.BadParameter(" ".join(message.split()), param_hint="'--xs'") from None
+
+
+def _standard_input_sequence():
+    """The sequence piped in on standard input (--xs -): CSV or whitespace text, or an .npy array."""
+    import io
+
+    from lstmtrace import spec
+    from lstmtrace.damage import not_utf8
+
+    data = click.get_binary_stream("stdin").read()
+    if data.startswith(b"\x93NUMPY"):  # np.save's magic: an array piped in
+        stream = io.BytesIO(data)
+        stream.name = "standard input"
+    else:
+        try:
+            stream = io.StringIO(data.decode("utf-8-sig"))
+        except UnicodeDecodeError as e:
+            raise click.BadParameter(f"standard input is not text of numbers: {not_utf8(data, e)}",
+                                     param_hint="'--xs'") from None
+        stream.name = "standard input"
+    try:
+        return spec.read_sequence(stream)
+    except (OSError, ValueError) as e:
+        raise click.BadParameter(" ".join(str(e).split()), param_hint="'--xs'") from None
 
 
 def _looks_inline(text):

@@ -82,7 +82,7 @@ def read_sequence(path) -> np.ndarray:
            [3., 4.]])
     """
     name = getattr(path, "name", None) or str(path)
-    if str(name).lower().endswith(".npy"):
+    if str(name).lower().endswith(".npy") or isinstance(path, io.BufferedIOBase):  # a binary stream: .npy
         xs = _read_npy(path, name)
         if xs.dtype.kind not in "iuf":
             raise ValueError(f"{name} holds {xs.dtype} values, not real numbers")

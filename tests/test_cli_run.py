@@ -661,3 +661,20 @@ def test_a_failing_run_never_clobbers_the_output(tmp_path):
     assert_error(invoke("run", "--xs", XS, "--steps", "9", "-o", out))
     assert out.read_text() == "precious"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_xs_dash_reads_standard_input_as_text_or_npy():
+    expected = assert_ok(invoke("run", "--xs", "1,2;3,4", "--format", "csv")).stdout
+    assert assert_ok(invoke("run", "--xs", "-", "--format", "csv", input="x1,x2\n1,2\n3,4\n")).stdout == expected
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert assert_ok(invoke("run", "--xs", "-", "--format", "csv", input=buffer.getvalue())).stdout == expected
+
+
+@pytest.mark.parametrize("given, says", [
+    (b"", "standard input is empty"),
+    (b"1,2\n3,x\n", "standard input line 2: 'x' is not a number"),
+    (b"\xff\xfe1,2\n", "standard input is not text of numbers"),
+])
+def test_xs_dash_with_bad_input_is_one_line(given, says):
+    assert_error(invoke("run", "--xs", "-", input=given), "'--xs'", says)
