@@ -240,6 +240,22 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
         raise click.BadParameter(str(e), param_hint="'--format'") from None
 
 
+def _batch_option(f):
+    """--batch-index: which sequence of a B×T×E --xs array to trace (kept where _sequence reads it)."""
+
+    @functools.wraps(f)
+    def command(**kwargs):
+        batch_index = kwargs.pop("batch_index")
+        if batch_index is not None and kwargs.get("xs") is None:
+            raise click.UsageError("--batch-index picks one sequence of an --xs array; give --xs too")
+        click.get_current_context().meta["lstmtrace.batch_index"] = batch_index
+        return f(**kwargs)
+
+    return click.option("--batch-index", type=click.IntRange(min=0), default=None, metavar="B",
+                        help="With an --xs array of shape B×T×E (.npy, .npz): trace sequence B of the batch.")(
+        command)
+
+
 def _state_options(f):
     """--h, --c and --hidden-size: the state a step or a sequence starts from."""
     f = click.option("--hidden-size", type=click.IntRange(min=1), default=None, metavar="H",
@@ -481,6 +497,7 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
                    "(a header row is skipped), an .npy of shape T×E, inline rows like '1,2;3,4', or - to "
                    "read either kind of file from standard input.")
 @_state_options
+@_batch_option
 @_weight_options
 @_backward_options
 @click.option("--steps", default=None, metavar="RANGE",
@@ -592,6 +609,7 @@ def show(trace, steps, fmt, output, precision, expand):
 @click.option("--xs", default=None, metavar="FILE|ROWS",
               help="Without files: trace this sequence under both weight choices (as `run --xs`).")
 @_state_options
+@_batch_option
 @_weight_options
 @click.option("--a-weights", default=None, metavar="SPEC|FILE", help="Trace A's --weights [default: --weights].")
 @click.option("--b-weights", default=None, metavar="SPEC|FILE", help="Trace B's --weights [default: --weights].")
@@ -768,6 +786,7 @@ def _save_picture(make_figure, output, fmt):
 @cli.command()
 @_picture_options
 @_state_options
+@_batch_option
 @_weight_options
 @click.option("--step", "step_number", type=click.IntRange(min=1), default=1, show_default=True,
               help="Which step of a sequence to draw.")
@@ -800,6 +819,7 @@ def draw(trace_file, x, xs, h, c, hidden_size, weights, step_number, unit, preci
 @cli.command()
 @_picture_options
 @_state_options
+@_batch_option
 @_weight_options
 @_picture_output
 def plot(trace_file, x, xs, h, c, hidden_size, weights, fmt, output):
@@ -849,10 +869,20 @@ def _sequence(xs):
     """The T×E sequence that --xs names: a file, or rows written inline."""
     from lstmtrace import spec
 
+    from lstmtrace.errors import OptionError
+
+    batch_index = click.get_current_context().meta.get("lstmtrace.batch_index")
     if xs == "-":
-        return _standard_input_sequence()
+        return _standard_input_sequence(batch_index)
     try:
-        return spec.read_sequence(xs) if os.path.isfile(xs) else spec.parse_sequence(xs)
+        if os.path.isfile(xs):
+            return spec.read_sequence(xs, batch_index)
+        if batch_index is not None:
+            raise OptionError("is for arrays of shape B×T×E (.npy, .npz); --xs gives inline rows", "batch_index")
+        return spec.parse_sequence(xs)
+    except OptionError as e:  # a batch without --batch-index is the --xs's to fix
+        hint = "'--batch-index'" if batch_index is not None else "'--xs'"
+        raise click.BadParameter(" ".join(str(e).split()), param_hint=hint) from None
     except (OSError, ValueError) as e:
         message = str(e)
         if not os.path.exists(xs) and not _looks_inline(xs):
@@ -860,12 +890,13 @@ def _sequence(xs):
         raise click.BadParameter(" ".join(message.split()), param_hint="'--xs'") from None
 
 
-def _standard_input_sequence():
+def _standard_input_sequence(batch_index=None):
     """The sequence piped in on standard input (--xs -): CSV or whitespace text, or an .npy array."""
     import io
 
     from lstmtrace import spec
     from lstmtrace.damage import not_utf8
+    from lstmtrace.errors import OptionError
 
     data = click.get_binary_stream("stdin").read()
     if data.startswith(b"\x93NUMPY"):  # np.save's magic: an array piped in
@@ -879,7 +910,10 @@ def _standard_input_sequence():
                                      param_hint="'--xs'") from None
         stream.name = "standard input"
     try:
-        return spec.read_sequence(stream)
+        return spec.read_sequence(stream, batch_index)
+    except OptionError as e:
+        hint = "'--batch-index'" if batch_index is not None else "'--xs'"
+        raise click.BadParameter(" ".join(str(e).split()), param_hint=hint) from None
     except (OSError, ValueError) as e:
         raise click.BadParameter(" ".join(str(e).split()), param_hint="'--xs'") from None
 

@@ -8,9 +8,11 @@ import io
 import math
 import os
 import warnings
+from typing import Optional
 
 import numpy as np
 
+from lstmtrace.errors import OptionError
 from lstmtrace.damage import HoldsObjects, check_not_empty, not_utf8, read_npy
 
 __all__ = ["parse_number", "parse_vector", "parse_matrix", "parse_sequence", "read_sequence", "check_sequence", "parse_steps"]
@@ -71,10 +73,12 @@ def parse_matrix(text: str) -> np.ndarray:
     return np.vstack(rows)
 
 
-def read_sequence(path) -> np.ndarray:
-    """A T×E float64 sequence from a file: ``.npy``, or CSV/whitespace text, one x_t per row.
+def read_sequence(path, batch_index: Optional[int] = None) -> np.ndarray:
+    """A T×E float64 sequence from a file: ``.npy`` (or an ``.npz`` of one array), or CSV/whitespace
+    text, one x_t per row.
 
-    A first row that is not numbers is taken for a header and skipped.
+    A first row that is not numbers is taken for a header and skipped.  An array of shape
+    B×T×E (a batch) needs ``batch_index``: which of its B sequences (an OptionError otherwise).
 
     >>> import io
     >>> read_sequence(io.StringIO("a,b\\n1,2\\n3,4\\n"))
@@ -82,14 +86,18 @@ def read_sequence(path) -> np.ndarray:
            [3., 4.]])
     """
     name = getattr(path, "name", None) or str(path)
-    if str(name).lower().endswith(".npy") or isinstance(path, io.BufferedIOBase):  # a binary stream: .npy
-        xs = _read_npy(path, name)
+    arrays = str(name).lower().endswith((".npy", ".npz")) or isinstance(path, io.BufferedIOBase)
+    if not arrays and batch_index is not None:
+        raise OptionError(f"is for arrays of shape B×T×E (.npy, .npz); {name} is text, one x_t per row",
+                          "batch_index")
+    if arrays:  # a binary stream is an .npy
+        xs = _read_npz(path, name) if str(name).lower().endswith(".npz") else _read_npy(path, name)
         if xs.dtype.kind not in "iuf":
             raise ValueError(f"{name} holds {xs.dtype} values, not real numbers")
         xs = xs.astype(np.float64)
         if xs.ndim == 1:
             xs = xs[:, None]
-        return check_sequence(xs, name)
+        return check_sequence(_one_of_a_batch(xs, name, batch_index), name)
     if hasattr(path, "read"):
         text = path.read().lstrip("\ufeff")
     else:
@@ -144,6 +152,32 @@ def _read_npy(path, name) -> np.ndarray:
         except HoldsObjects:
             raise ValueError(f"{name} is not a plain .npy array: it holds Python objects, which would "
                              "need pickle to load; lstmtrace reads only numbers") from None
+
+
+def _read_npz(path, name) -> np.ndarray:
+    """The one array of an .npz (as np.savez writes), read without pickle."""
+    from lstmtrace.weights import _npz
+
+    arrays = _npz(path)
+    if len(arrays) != 1:
+        raise ValueError(f"{name} holds {len(arrays)} arrays ({', '.join(list(arrays)[:5]) or 'none'}); a "
+                         "sequence file holds one, of shape T×E or B×T×E")
+    return next(iter(arrays.values()))
+
+
+def _one_of_a_batch(xs: np.ndarray, name: str, batch_index: Optional[int]) -> np.ndarray:
+    """Sequence ``batch_index`` of a B×T×E batch; a T×E sequence as it is."""
+    if xs.ndim == 3:
+        B = xs.shape[0]
+        if batch_index is None:
+            raise OptionError(f"{name} has shape B×T×E = {tuple(xs.shape)}, a batch of {B} sequences: choose "
+                              f"one with --batch-index (0 to {B - 1})", "batch_index")
+        if not 0 <= batch_index < B:
+            raise OptionError(f"is {batch_index}, and {name} holds sequences 0 to {B - 1}", "batch_index")
+        return xs[batch_index]
+    if batch_index is not None:
+        raise OptionError(f"is for arrays of shape B×T×E; {name} has shape {tuple(xs.shape)}", "batch_index")
+    return xs
 
 
 def parse_sequence(text: str) -> np.ndarray:

@@ -570,7 +570,8 @@ def test_xs_pickle_named_npy(tmp_path, inputs):
 
 @pytest.mark.parametrize("array, says", [
     (np.array([[1.0, np.nan]]), "nan at step 1, element 1"), (np.array([["a", "b"]]), "not real numbers"),
-    (np.zeros((2, 2, 2)), "T×E"), (np.zeros((0, 2)), "empty"),
+    (np.zeros((2, 2, 2)), "has shape B×T×E = (2, 2, 2), a batch of 2 sequences: choose one with --batch-index"),
+    (np.zeros((0, 2)), "empty"),
 ])
 def test_xs_bad_npy(tmp_path, inputs, array, says):
     np.save(inputs / "xs.npy", array)
@@ -678,3 +679,27 @@ def test_xs_dash_reads_standard_input_as_text_or_npy():
 ])
 def test_xs_dash_with_bad_input_is_one_line(given, says):
     assert_error(invoke("run", "--xs", "-", input=given), "'--xs'", says)
+
+
+def test_batch_index_picks_one_sequence_of_a_batch(tmp_path):
+    batch = np.random.default_rng(0).normal(size=(3, 4, 2))  # B×T×E, as a DataLoader's batch
+    np.save(tmp_path / "b.npy", batch)
+    np.savez(tmp_path / "b.npz", inputs=batch)
+    for name in ("b.npy", "b.npz"):
+        result = assert_ok(invoke("run", "--xs", tmp_path / name, "--batch-index", "1", "--format", "csv"))
+        frame = pd.read_csv(io.StringIO(result.stdout))
+        np.testing.assert_array_equal(frame.query("quantity == 'x'")["value"].to_numpy(), batch[1].reshape(-1))
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--xs", "{batch}", "--batch-index", "3"], "is 3, and {batch} holds sequences 0 to 2"),
+    (["--xs", "1,2;3,4", "--batch-index", "0"], "is for arrays of shape B×T×E"),
+    (["--xs", "{sequence}", "--batch-index", "0"], "is for arrays of shape B×T×E; {sequence} has shape (4, 2)"),
+])
+def test_batch_index_errors_are_one_line(tmp_path, args, says):
+    """(A batch given without --batch-index is an --xs error: test_xs_bad_npy.)"""
+    paths = {"batch": tmp_path / "b.npy", "sequence": tmp_path / "s.npy"}
+    np.save(paths["batch"], np.zeros((3, 4, 2)))
+    np.save(paths["sequence"], np.zeros((4, 2)))
+    args = [a.format(**paths) for a in args]
+    assert_error(invoke("run", *args), "'--batch-index'", says.format(**paths))
