@@ -228,6 +228,7 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
             steps = parse_steps(steps, trace.steps)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="'--steps'") from None
+    title = " ".join(filter(None, [title, click.get_current_context().meta.get("lstmtrace.title")]))
     options = dict(precision=precision, expand=expand, title=title, steps=steps, layout=layout or "long")
     if fmt == "csv":
         _warn_if_too_long(csv_lines(trace, layout or "long"), output)
@@ -238,6 +239,70 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
             formats.save(trace, output, fmt, **options)
     except ImportError as e:  # Parquet without pyarrow
         raise click.BadParameter(str(e), param_hint="'--format'") from None
+
+
+_FROM_TOKENS = "(--tokens)"  # what --xs holds when the sequence was looked up from token ids
+
+
+def _token_options(f):
+    """--tokens and --embedding: the sequence as the embedding rows of token ids, instead of --xs.
+
+    Below _weight_options, so it sees the WeightSpec: the embedding is read from the weights file.
+    """
+
+    @functools.wraps(f)
+    def command(**kwargs):
+        tokens, key = kwargs.pop("tokens"), kwargs.pop("embedding")
+        if tokens is None and key is None:
+            return f(**kwargs)
+        if tokens is None:
+            raise click.UsageError("--embedding looks up token ids: give --tokens too")
+        if kwargs.get("xs") is not None:
+            raise click.UsageError("give --xs or --tokens, not both")
+        if key is None:
+            raise click.UsageError("--tokens needs --embedding KEY: the embedding table that turns ids into x")
+        weights = kwargs["weights"]
+        from lstmtrace.params import is_weight_word
+
+        if is_weight_word(weights.weights):
+            raise click.BadParameter(f"is read from the weights file, and --weights is {weights.weights!r}",
+                                     param_hint="'--embedding'")
+        meta = click.get_current_context().meta
+        meta["lstmtrace.sequence"], meta["lstmtrace.title"] = _embedded(tokens, key, weights)
+        kwargs["xs"] = _FROM_TOKENS
+        return f(**kwargs)
+
+    command = click.option("--embedding", default=None, metavar="KEY",
+                           help="With --tokens: the embedding table in the weights file, e.g. the state_dict "
+                                "key embedding.weight (V×E, one row per token id).")(command)
+    return click.option("--tokens", default=None, metavar="IDS|FILE",
+                        help="Token ids instead of --xs, e.g. 3,1,4 (or a file of them): x_t is row id_t of "
+                             "--embedding, as the model's embedding layer computes it.")(command)
+
+
+def _embedded(tokens, key, weights):
+    """The sequence of --tokens looked up in --embedding, and a sentence saying so for the text."""
+    from lstmtrace.errors import OptionError
+    from lstmtrace.spec import read_tokens
+    from lstmtrace.weights import read_embedding
+
+    try:
+        ids = read_tokens(tokens)
+    except (OSError, ValueError) as e:
+        raise click.BadParameter(" ".join(str(e).split()), param_hint="'--tokens'") from None
+    try:
+        table = read_embedding(weights.weights, key)
+    except OptionError as e:
+        raise click.BadParameter(" ".join(str(e).split()), param_hint="'--embedding'") from None
+    except (OSError, ValueError, ImportError) as e:
+        raise click.BadParameter(" ".join(str(e).split()), param_hint="'--weights'") from None
+    if ids.max() >= len(table):
+        raise click.BadParameter(f"token id {int(ids.max())} is beyond the {len(table)} rows of --embedding "
+                                 f"{key!r} (ids 0 to {len(table) - 1})", param_hint="'--tokens'")
+    shown = ", ".join(str(int(i)) for i in ids[:8]) + (", …" if len(ids) > 8 else "")
+    note = (f"x_t is row id_t of the embedding {key} ({table.shape[0]}×{table.shape[1]}), as the model's "
+            f"embedding layer looks it up: tokens {shown}.")
+    return table[ids], note
 
 
 def _batch_option(f):
@@ -492,13 +557,14 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
 
 
 @cli.command()
-@click.option("--xs", required=True, metavar="FILE|ROWS",
-              help="The sequence x_1…x_T, one x_t per row: a CSV or whitespace-separated text file "
+@click.option("--xs", default=None, metavar="FILE|ROWS",
+              help="The sequence x_1…x_T, one x_t per row (required, or --tokens): a CSV or whitespace-separated text file "
                    "(a header row is skipped), an .npy of shape T×E, inline rows like '1,2;3,4', or - to "
                    "read either kind of file from standard input.")
 @_state_options
 @_batch_option
 @_weight_options
+@_token_options
 @_backward_options
 @click.option("--steps", default=None, metavar="RANGE",
               help="Explain only these steps in full after the summary, e.g. 3-5 or 1,4-6 "
@@ -520,6 +586,8 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
     import lstmtrace
 
     fmt = _format_for(fmt, output, TRACE_FORMATS)
+    if xs is None:
+        raise click.UsageError("give the sequence: --xs FILE|ROWS, or --tokens IDS with --embedding KEY")
     _check_output(output, [("--xs", xs), *_weights_inputs(weights=weights.weights)])
     sequence = _sequence(xs)
     params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size, weights), "--xs")
@@ -611,6 +679,7 @@ def show(trace, steps, fmt, output, precision, expand):
 @_state_options
 @_batch_option
 @_weight_options
+@_token_options
 @click.option("--a-weights", default=None, metavar="SPEC|FILE", help="Trace A's --weights [default: --weights].")
 @click.option("--b-weights", default=None, metavar="SPEC|FILE", help="Trace B's --weights [default: --weights].")
 @click.option("--a-set", multiple=True, metavar="GATE.PARAM=SPEC", help="A --set for trace A only; repeatable.")
@@ -788,6 +857,7 @@ def _save_picture(make_figure, output, fmt):
 @_state_options
 @_batch_option
 @_weight_options
+@_token_options
 @click.option("--step", "step_number", type=click.IntRange(min=1), default=1, show_default=True,
               help="Which step of a sequence to draw.")
 @click.option("--unit", type=click.IntRange(min=0), default=None,
@@ -821,6 +891,7 @@ def draw(trace_file, x, xs, h, c, hidden_size, weights, step_number, unit, preci
 @_state_options
 @_batch_option
 @_weight_options
+@_token_options
 @_picture_output
 def plot(trace_file, x, xs, h, c, hidden_size, weights, fmt, output):
     """Heatmaps of each gate, c and h over steps and units (SVG or PNG; needs matplotlib).
@@ -871,7 +942,10 @@ def _sequence(xs):
 
     from lstmtrace.errors import OptionError
 
-    batch_index = click.get_current_context().meta.get("lstmtrace.batch_index")
+    meta = click.get_current_context().meta
+    if xs == _FROM_TOKENS:
+        return meta["lstmtrace.sequence"]
+    batch_index = meta.get("lstmtrace.batch_index")
     if xs == "-":
         return _standard_input_sequence(batch_index)
     try:

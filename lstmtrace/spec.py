@@ -15,7 +15,8 @@ import numpy as np
 from lstmtrace.errors import OptionError
 from lstmtrace.damage import HoldsObjects, check_not_empty, not_utf8, read_npy
 
-__all__ = ["parse_number", "parse_vector", "parse_matrix", "parse_sequence", "read_sequence", "check_sequence", "parse_steps"]
+__all__ = ["parse_number", "parse_vector", "parse_matrix", "parse_sequence", "read_sequence", "read_tokens",
+           "check_sequence", "parse_steps"]
 
 
 def parse_number(text: str) -> float:
@@ -178,6 +179,48 @@ def _one_of_a_batch(xs: np.ndarray, name: str, batch_index: Optional[int]) -> np
     if batch_index is not None:
         raise OptionError(f"is for arrays of shape B×T×E; {name} has shape {tuple(xs.shape)}", "batch_index")
     return xs
+
+
+def read_tokens(given: str) -> np.ndarray:
+    """Token ids, as ``--tokens`` gives them: inline (``"3,1,4"``) or a file of whole numbers
+    (text separated by commas, spaces or lines, or an ``.npy``).
+
+    >>> read_tokens("3, 1,4")
+    array([3, 1, 4])
+    """
+    if os.path.isfile(given):
+        if given.lower().endswith(".npy"):
+            ids = _read_npy(given, given)
+            if ids.dtype.kind not in "iu":
+                raise ValueError(f"{given} holds {ids.dtype} values, not whole numbers (token ids)")
+            ids = ids.reshape(-1)
+        else:
+            with open(given, "rb") as f:
+                data = f.read()
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{given} is not a text file of token ids: {not_utf8(data, e)}") from None
+            ids = _whole_numbers(text.replace(",", " ").split(), given)
+    else:
+        ids = _whole_numbers([w for w in given.split(",")], "--tokens")
+    if ids.size == 0:
+        raise ValueError(f"{given} holds no token ids")
+    if (ids < 0).any():
+        raise ValueError(f"token id {int(ids[ids < 0][0])} is negative; ids count from 0")
+    return ids.astype(np.int64)
+
+
+def _whole_numbers(words, name) -> np.ndarray:
+    ids = []
+    for word in words:
+        word = word.strip()
+        if not word:
+            continue
+        if not word.lstrip("-").isdigit():
+            raise ValueError(f"{name}: {word!r} is not a token id (a whole number)")
+        ids.append(int(word))
+    return np.array(ids, dtype=np.int64)
 
 
 def parse_sequence(text: str) -> np.ndarray:

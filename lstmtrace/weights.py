@@ -45,7 +45,7 @@ from lstmtrace.errors import OptionError
 from lstmtrace.cell import Gate
 
 __all__ = ["DECLARING", "Declared", "KERAS_KEYS", "LAYOUTS", "PEEPHOLE_KEYS", "STATE_DICT_KEYS", "TORCH_ORDER",
-           "WhichCellError", "from_keras", "from_state_dict", "load", "read", "to_state_dict"]
+           "WhichCellError", "from_keras", "from_state_dict", "load", "read", "read_embedding", "to_state_dict"]
 
 LAYOUTS = ("torch", "keras")
 
@@ -115,6 +115,38 @@ def read(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout
     cell = None if variant is None else variant.cell
     source = "assumed" if variant is None else "options"
     return load(path, layer, prefix, layout, cell), Variant() if variant is None else variant, source
+
+
+def read_embedding(path, key: str) -> np.ndarray:
+    """The embedding table ``key`` (V×E: one row per token id) of a weights file, as float64.
+
+    For a PyTorch state_dict (``.pt``, ``.npz``) ``key`` is its state_dict key, e.g.
+    ``"embedding.weight"``; a module of :data:`DECLARING` reads its own files' (``embedding``).
+    """
+    import importlib
+
+    path = os.fspath(path)
+    module = next((m for suffix, m in DECLARING.items() if path.lower().endswith(suffix)), None)
+    reader = getattr(importlib.import_module(module), "embedding", None) if module else None
+    if reader is not None:
+        table = reader(path, key)
+    elif module is not None or path.lower().endswith((".h5", ".hdf5")):
+        raise OptionError(f"reading an embedding from {os.path.basename(path)} is not supported yet", "embedding")
+    else:
+        arrays = _torch_file(path) if path.lower().endswith((".pt", ".pth")) else _npz(path)
+        if key not in arrays:
+            tables = [k for k, a in arrays.items() if np.ndim(a) == 2 and "embed" in k.lower()]
+            raise OptionError(f"{path} has no key {key!r}" + (f"; its embeddings are {', '.join(tables)}" if tables
+                              else "; it has no key with 'embed' in its name"), "embedding")
+        table = arrays[key]
+    table = np.asarray(table)
+    if table.ndim != 2 or table.dtype.kind not in "iuf" or 0 in table.shape:
+        raise OptionError(f"{key!r} in {path} has shape {_shape_text(table.shape)} of {table.dtype}; an embedding "
+                          "is a V×E table of numbers", "embedding")
+    table = table.astype(np.float64)
+    if not np.isfinite(table).all():
+        raise OptionError(f"{key!r} in {path} holds values that are not finite numbers", "embedding")
+    return table
 
 
 def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,

@@ -498,7 +498,7 @@ def test_1000_steps_h64_csv_reads_back_bit_identical(tmp_path):
 # -- bad inputs: exit 2, one line naming the option, no file written --------------------
 
 def test_xs_missing(tmp_path):
-    fails_writing_nothing(tmp_path, fragments=["'--xs'"])
+    fails_writing_nothing(tmp_path, fragments=["--xs FILE|ROWS, or --tokens IDS with --embedding KEY"])
 
 
 def test_xs_no_such_file(tmp_path):
@@ -703,3 +703,69 @@ def test_batch_index_errors_are_one_line(tmp_path, args, says):
     np.save(paths["sequence"], np.zeros((4, 2)))
     args = [a.format(**paths) for a in args]
     assert_error(invoke("run", *args), "'--batch-index'", says.format(**paths))
+
+
+# -- token ids through the model's embedding ---------------------------------------------------
+
+@pytest.fixture
+def with_embedding(tmp_path):
+    """An .npz state_dict of a model with an embedding (10 tokens × E = 3) and an LSTM (H = 4)."""
+    rng = np.random.default_rng(3)
+    state = {f"lstm.{k}": v for k, v in Parameters.random(3, 4, seed=3).state_dict().items()}
+    state["embedding.weight"] = rng.normal(size=(10, 3))
+    np.savez(tmp_path / "model.npz", **state)
+    return tmp_path / "model.npz", state["embedding.weight"]
+
+
+def test_tokens_are_the_embedding_rows_they_name(tmp_path, with_embedding):
+    path, table = with_embedding
+    ids = [3, 1, 4, 1, 5]
+    np.savetxt(tmp_path / "xs.csv", table[ids], delimiter=",")
+    common = ["--weights", path, "--prefix", "lstm", "--format", "csv"]
+    looked_up = assert_ok(invoke("run", *common, "--tokens", "3,1,4,1,5", "--embedding", "embedding.weight"))
+    assert looked_up.stdout == assert_ok(invoke("run", *common, "--xs", tmp_path / "xs.csv")).stdout
+    (tmp_path / "ids.txt").write_text("3 1\n4 1 5\n")
+    from_file = assert_ok(invoke("run", *common, "--tokens", tmp_path / "ids.txt", "--embedding", "embedding.weight"))
+    assert from_file.stdout == looked_up.stdout
+    text = assert_ok(invoke("run", *common[:-2], "--tokens", "3,1", "--embedding", "embedding.weight")).stdout
+    assert "x_t is row id_t of the embedding embedding.weight (10×3)" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("args, option, says", [
+    (["--tokens", "3,10"], "'--tokens'", "token id 10 is beyond the 10 rows of --embedding 'embedding.weight'"),
+    (["--tokens", "3,x"], "'--tokens'", "'x' is not a token id"),
+    (["--tokens", "3,-1"], "'--tokens'", "token id -1 is negative; ids count from 0"),
+    (["--tokens", "3", "--embedding", "embed"], "'--embedding'", "has no key 'embed'; its embeddings are embedding.weight"),
+    (["--tokens", "3", "--embedding", "lstm.bias_ih"], "'--embedding'", "an embedding is a V×E table"),
+])
+def test_token_errors_are_one_line(with_embedding, args, option, says):
+    path, _ = with_embedding
+    if "--embedding" not in args:
+        args = [*args, "--embedding", "embedding.weight"]
+    assert_error(invoke("run", "--weights", path, "--prefix", "lstm", *args), option, says)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--tokens", "3"], "--tokens needs --embedding KEY"),
+    (["--embedding", "embedding.weight"], "give --tokens too"),
+    (["--tokens", "3", "--embedding", "embedding.weight", "--xs", "1,2,3"], "give --xs or --tokens, not both"),
+    ([], "give the sequence: --xs FILE|ROWS, or --tokens IDS with --embedding KEY"),
+])
+def test_tokens_usage_errors_are_one_line(with_embedding, args, says):
+    path, _ = with_embedding
+    assert_error(invoke("run", "--weights", path, "--prefix", "lstm", *args), says)
+
+
+def test_tokens_through_a_torch_models_embedding(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    embedding, lstm = torch.nn.Embedding(10, 3).double(), torch.nn.LSTM(3, 4, batch_first=True).double()
+    model = torch.nn.ModuleDict({"embedding": embedding, "lstm": lstm})
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    with torch.no_grad():
+        h, _ = lstm(embedding(torch.tensor([[3, 1, 4, 1, 5]])))
+    result = assert_ok(invoke("run", "--weights", tmp_path / "model.pt", "--prefix", "lstm", "--tokens", "3,1,4,1,5",
+                              "--embedding", "embedding.weight", "--format", "csv"))
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    np.testing.assert_allclose(frame.query("quantity == 'h'")["value"].to_numpy().reshape(5, 4), h[0].numpy(),
+                               rtol=0, atol=1e-12)
