@@ -21,6 +21,7 @@ traces:         ## rewrite the golden traces in traces/ from the current code
 fixtures:       ## rewrite the PyTorch and Keras parity fixtures (needs torch and keras)
 	python tests/fixtures/make_torch_fixtures.py
 	python tests/fixtures/make_grad_fixtures.py
+	python tests/fixtures/make_model_fixtures.py
 	KERAS_BACKEND=torch python tests/fixtures/make_keras_fixtures.py
 
 check:          ## what CI runs: a fresh virtual environment, the README's test command, live PyTorch parity
