@@ -160,8 +160,13 @@ def _model(onnx, path: str):
     return model
 
 
+def _text(s) -> str:
+    """A name from the file: protobuf gives bytes for one that is not UTF-8 (a damaged file)."""
+    return s.decode("utf-8", "replace") if isinstance(s, bytes) else s
+
+
 def _name(node) -> str:
-    return node.name or "unnamed"
+    return _text(node.name) or "unnamed"
 
 
 def _standard(node) -> bool:
@@ -178,7 +183,10 @@ def _no_lstm(path: str, model) -> str:
     for function in model.functions:
         if any(n.op_type == "LSTM" and _standard(n) for n in function.node):
             return (f"{path} is an ONNX model with no LSTM node in its main graph: its LSTM nodes are inside "
-                    f"the local function '{function.name}', which lstmtrace does not read")
+                    f"the local function '{_text(function.name)}', which lstmtrace does not read")
+    blank = next((n for n in graph.node if not n.op_type), None)
+    if blank is not None:
+        return f"{path} is truncated or corrupt: its node '{_name(blank)}' has no operator (op_type)"
     kinds = {"GRU": ("GRU", "a GRU"), "RNN": ("RNN", "a simple RNN")}
     others = []
     for op, (label, what) in kinds.items():
@@ -188,7 +196,8 @@ def _no_lstm(path: str, model) -> str:
             others.append(f"{label} node{s} {', '.join(names)} ({what}, not an LSTM)")
     if others:
         return f"{path} is an ONNX model with no LSTM node: it has {' and '.join(others)}"
-    ops = list(dict.fromkeys(n.op_type if _standard(n) else f"{n.domain}.{n.op_type}" for n in graph.node))
+    ops = list(dict.fromkeys(_text(n.op_type) if _standard(n) else f"{_text(n.domain)}.{_text(n.op_type)}"
+                             for n in graph.node))
     shown = ", ".join(ops[:8]) + (", …" if len(ops) > 8 else "")
     return f"{path} is an ONNX model with no LSTM node " + (f"(its ops: {shown})" if ops else "(its graph has no nodes)")
 
@@ -219,7 +228,7 @@ def _declared(onnx, path: str, graph, node, where: str) -> Declared:
     for name in ("layout", "input_forget"):  # layout only says how X and Y are laid out: either is fine
         if attrs.get(name, 0) not in (0, 1):
             raise ValueError(f"{where} has {name}={attrs[name]}; ONNX's LSTM defines 0 or 1")
-    inputs = list(node.input) + [""] * (8 - len(node.input))
+    inputs = [_text(name) for name in node.input] + [""] * (8 - len(node.input))
     if len(node.input) > 8:
         raise ValueError(f"{where} has {len(node.input)} inputs; ONNX's LSTM has at most 8")
     if not inputs[0] or not inputs[1] or not inputs[2]:
@@ -253,7 +262,7 @@ def _attributes(node, where: str) -> Dict[str, object]:
     found = {}
     for a in node.attribute:
         if a.name not in _ATTRIBUTES:
-            raise ValueError(f"{where} has attribute '{a.name}', which ONNX's LSTM does not define: "
+            raise ValueError(f"{where} has attribute '{_text(a.name)}', which ONNX's LSTM does not define: "
                              "lstmtrace cannot say how it changes the cell")
         if a.type != _ATTRIBUTES[a.name]:
             raise ValueError(f"{where}: its attribute '{a.name}' is {_TYPE_NAMES.get(a.type, f'of type {a.type}')}, "
@@ -291,7 +300,7 @@ def _activations(attrs, where: str) -> Dict[str, str]:
         beta = _float32(next(betas, default[1])) if takes[1] else None
         if key in _SAME:
             settings[field] = _SAME[key]
-        elif key == "hardsigmoid":
+        elif key == "hardsigmoid" and alpha > 0 and np.isfinite(alpha) and np.isfinite(beta):
             settings[field] = f"hard_sigmoid:{alpha!r},{beta!r}"
         elif key == "affine" and alpha == 1.0 and beta == 0.0:
             settings[field] = "linear"
@@ -302,8 +311,8 @@ def _activations(attrs, where: str) -> Dict[str, str]:
         else:
             given = ", ".join(f"{n}={v:g}" for n, v in (("alpha", alpha), ("beta", beta)) if v is not None)
             raise ValueError(f"{where}: its activation {letter} ({whose}) is {name}({given}), which lstmtrace "
-                             "cannot compute (it computes Sigmoid, Tanh, Relu, Softsign, HardSigmoid and "
-                             "Affine(alpha=1, beta=0), the identity)")
+                             "cannot compute (it computes Sigmoid, Tanh, Relu, Softsign, HardSigmoid with alpha > 0 "
+                             "and Affine(alpha=1, beta=0), the identity)")
     return settings
 
 
