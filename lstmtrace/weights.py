@@ -79,7 +79,7 @@ class Declared(NamedTuple):
     where: str
 
 
-DECLARING: Dict[str, str] = {}
+DECLARING: Dict[str, str] = {".onnx": "lstmtrace.onnx_files"}
 """The modules whose ``declared(path, layer)`` reads a file that may say which variant its cell is,
 by suffix: they return a :class:`Declared`, or None for a file that cannot tell (a bare
 ``.weights.h5``), which :func:`load` then reads."""
