@@ -457,6 +457,9 @@ def _variant(given, preset_flag="--variant"):
 
     typed = {{"variant_name": "variant", "activations": "activation"}.get(k, k)
              for k, v in given.items() if v not in (None, ())}  # as OptionError.option spells them
+    context = click.get_current_context(silent=True)
+    if context is not None:  # so that a weights file's contradiction names an option the user typed
+        context.meta["lstmtrace.variant_typed"] = [o for o in _VARIANT_FLAGS if o in typed]
     if not typed:
         return None
     try:
@@ -1068,7 +1071,11 @@ def _parameters(weights, E, H, input_hint, weights_hint="'--weights'"):
     except OptionError as e:
         hints = {"weights": weights_hint, "input_size": f"'{input_hint}'", "layout": "'--weights-layout'",
                  "sets": "'--set'", "forget_bias": "'--forget-bias'"}
-        hint = hints.get(e.option) or f"'{_VARIANT_FLAGS.get(e.option, '--' + e.option.replace('_', '-'))}'"
+        option = e.option
+        typed = click.get_current_context().meta.get("lstmtrace.variant_typed", [])
+        if option in _VARIANT_FLAGS and typed and option not in typed:  # the file contradicts what was typed
+            option = typed[0]
+        hint = hints.get(option) or f"'{_VARIANT_FLAGS.get(option, '--' + option.replace('_', '-'))}'"
         raise click.BadParameter(" ".join(str(e).split()), param_hint=hint) from None
     except ImportError as e:  # a .pt without torch, an .h5 without h5py
         raise click.BadParameter(str(e), param_hint=weights_hint) from None

@@ -110,7 +110,8 @@ def read(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout
             said = declared.variant.describe() or "lstmtrace's default LSTM"
             asked = variant.describe() or "lstmtrace's default LSTM"
             raise OptionError(f"{declared.where} says its cell is {said}, and the variant options ask for "
-                              f"{asked}: leave them out, the file says how its cell computes", "variant")
+                              f"{asked}: leave them out, the file says how its cell computes",
+                              _first_difference(declared.variant, variant))
         return from_state_dict(declared.state, declared.variant.cell), declared.variant, "file"
     cell = None if variant is None else variant.cell
     source = "assumed" if variant is None else "options"
@@ -147,6 +148,14 @@ def read_embedding(path, key: str) -> np.ndarray:
     if not np.isfinite(table).all():
         raise OptionError(f"{key!r} in {path} holds values that are not finite numbers", "embedding")
     return table
+
+
+def _first_difference(a, b) -> str:
+    """The setting (as OptionError.option spells it) of the first field in which two variants differ."""
+    from dataclasses import fields
+
+    field = next(f.name for f in fields(a) if getattr(a, f.name) != getattr(b, f.name))
+    return "activation" if field.endswith("_activation") else field
 
 
 def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,

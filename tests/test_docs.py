@@ -84,8 +84,8 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras' own, from its torch backend
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[f"block{k}" for k in range(len(PYTHON_BLOCKS))])
 def test_readme_python_examples_run(block, tmp_path, monkeypatch, capsys):
-    for framework in ("torch", "keras"):
-        if f"import {framework}" in block:
+    for framework in ("torch", "keras", "onnx", "onnxruntime"):
+        if re.search(rf"^import {framework}\b|^from {framework}\b", block, re.M):
             monkeypatch.setenv("KERAS_BACKEND", "torch")
             pytest.importorskip(framework)
     monkeypatch.chdir(tmp_path)

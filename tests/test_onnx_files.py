@@ -285,8 +285,8 @@ def test_cli_reads_layer_1_of_the_torch_export(onnx, tmp_path):
 
 @pytest.mark.parametrize("options, flag, asked", [
     (("--variant", "np"), "'--variant'", "ask for lstmtrace's default LSTM"),
-    (("--clip", "0.5"), "'--variant'", "ask for clip 0.5"),
-    (("--peephole", "--coupled"), "'--variant'", "ask for peepholes, coupled input and forget gates (f = 1 − i)"),
+    (("--clip", "0.5"), "'--clip'", "ask for clip 0.5"),
+    (("--peephole", "--coupled"), "'--peephole'", "ask for peepholes, coupled input and forget gates (f = 1 − i)"),
 ])
 def test_cli_variant_options_that_contradict_the_file_name_both(onnx, xs_csv, options, flag, asked):
     path = FIXTURES / "onnx_peephole_coupled_clip.onnx"
