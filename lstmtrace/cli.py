@@ -384,9 +384,11 @@ def _weight_options(f):
         click.option("--weights", default="identity", show_default=True, metavar="SPEC|FILE",
                      help="identity (W = np.eye(H, E), U = np.eye(H)), zeros, ones, random or "
                           "random:SEED (uniform in ±1/√H), or a file: .npz (PyTorch or Keras keys), "
-                          ".pt/.pth (a PyTorch state_dict), .weights.h5 (Keras 3)."),
+                          ".pt/.pth (a PyTorch state_dict), .keras, .h5/.weights.h5 (Keras 3 or 2), .onnx. "
+                          "A .keras, a model .h5 or an .onnx says its cell's activations itself."),
         click.option("--layer", type=click.IntRange(min=0), default=None, metavar="K",
-                     help="Which layer of a multi-layer torch.nn.LSTM or Keras model [default: 0]."),
+                     help="Which layer of a multi-layer torch.nn.LSTM or Keras model, or which LSTM node of "
+                          "an ONNX graph [default: 0]."),
         click.option("--prefix", default=None, metavar="P",
                      help="The module whose LSTM to read from a state_dict, e.g. encoder.lstm "
                           "[default: the only one]."),
