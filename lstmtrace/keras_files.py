@@ -62,7 +62,10 @@ def declared(path, layer: Optional[int] = None) -> Optional[weights.Declared]:
     path = os.fspath(path)
     if path.lower().endswith(".keras"):
         return _archive(path, layer)
-    _check_hdf5(path, "an HDF5 file (as Keras' save_weights or model.save writes)")
+    try:
+        _check_hdf5(path, "an HDF5 file (as Keras' save_weights writes)")
+    except (ImportError, OSError, ValueError):
+        return None  # weights.load says what is wrong, after its checks of the options
     found = isolated(path, h5_read, path, None, True)
     if not str(found["model_config"]):
         return None  # weights only: weights.load reads it, and the variant is assumed
