@@ -6,7 +6,7 @@ pickle, never Keras) with that layer's weights and returns the matching
 :class:`lstmtrace.Variant`.  A weights-only file (``model.save_weights``) cannot
 say: :func:`weights_only` picks its cell for :func:`lstmtrace.weights.load`, and
 the variant is assumed.  What Keras writes, as Keras 3.15 writes it (Keras 2's
-legacy files as its ``hdf5_format`` documents them)::
+legacy files as tf.keras' ``hdf5_format`` lays them out: no Keras 2 was at hand to check)::
 
     model.save("m.keras")          a zip: config.json (the model, as JSON), metadata.json
                                    ({"keras_version": "3.15.1", …}), model.weights.h5:
@@ -28,6 +28,8 @@ Keras applies ``activation`` to both the candidate and the cell state, and
 ``recurrent_activation`` to the three gates.  "hard_sigmoid" changed meaning between
 versions: Keras 2's is clip(0.2·x + 0.5, 0, 1) (``hard_sigmoid:0.2,0.5``), Keras 3's
 relu6(x + 3)/6 (``hard_sigmoid``); the version that saved the file decides.
+Layers that run over the reversed sequence (``Bidirectional``, ``go_backwards=True``) and
+activations lstmtrace does not compute are refused, one line each.
 """
 import io
 import json
