@@ -79,7 +79,8 @@ class Declared(NamedTuple):
     where: str
 
 
-DECLARING: Dict[str, str] = {".onnx": "lstmtrace.onnx_files"}
+DECLARING: Dict[str, str] = {".keras": "lstmtrace.keras_files", ".h5": "lstmtrace.keras_files",
+                              ".hdf5": "lstmtrace.keras_files", ".onnx": "lstmtrace.onnx_files"}
 """The modules whose ``declared(path, layer)`` reads a file that may say which variant its cell is,
 by suffix: they return a :class:`Declared`, or None for a file that cannot tell (a bare
 ``.weights.h5``), which :func:`load` then reads."""
@@ -268,62 +269,17 @@ def _keras_h5(path: str, layer: Optional[int], cell=None) -> Gates:
     signature = check_not_empty(path, "an HDF5 file (as Keras' save_weights writes)")
     if signature != _HDF5_SIGNATURE:
         raise ValueError(f"{path} is not an HDF5 file")
+    from lstmtrace.keras_files import weights_only
+
     # libhdf5 can crash or loop forever on some damaged files: read it in a child process
-    found = isolated(path, _keras_h5_cells, path)
-    cells = [(str(found[f"{j}.label"]), str(found[f"{j}.group"])) for j in range(len(found) // 5)]
-    if not cells:
-        raise ValueError(f"{path} has no LSTM layer (Keras 3 save_weights keeps each under "
-                         "layers/<name>/cell/vars)")
-    k = 0 if layer is None else layer
-    if not 0 <= k < len(cells):
-        raise WhichCellError(f"{path} has no LSTM layer {k}; its layers are "
-                             + ", ".join(f"{j} ({name})" for j, (name, _) in enumerate(cells)), "layer")
-    name, group = cells[k]
-    if "backward" in group:
-        raise ValueError(f"{group}: the backward half of a Bidirectional layer is not "
-                         "supported (lstmtrace traces left to right)")
-    arrays = {key: found[f"{k}.{key}"] for key in KERAS_KEYS if found[f"{k}.{key}"].size or key != "bias"}
-    return from_keras(arrays, f"{path} layer {k} ({name})", cell)
+    return weights_only(path, isolated(path, _keras_h5_cells, path), layer, cell)
 
 
 def _keras_h5_cells(path: str) -> Dict[str, np.ndarray]:
-    """Every LSTM cell in a Keras 3 weights file, in layer order, as ``{"j.label", "j.group", "j.kernel",
-    "j.recurrent_kernel", "j.bias": array}`` (an empty bias where the layer has none)."""
-    import h5py
+    """Every LSTM cell in a Keras weights file, Keras 3's or legacy (see :mod:`lstmtrace.keras_files`)."""
+    from lstmtrace.keras_files import h5_read
 
-    # h5py's exceptions for damaged insides are a zoo (OSError, RuntimeError, KeyError, ValueError,
-    # …) that changes between versions: every one of them here means "truncated or corrupt"
-    try:
-        f = h5py.File(path, "r")
-    except Exception as e:
-        raise ValueError(f"{path} is truncated or corrupt: HDF5 cannot open it ({first_line(e)})") from None
-    found = {}
-    with f, reading(path, Exception):
-        for j, (label, group) in enumerate(_keras_cells(f)):
-            found.update({f"{j}.label": np.array(label), f"{j}.group": np.array(group.name)})
-            for n, key in enumerate(KERAS_KEYS):
-                found[f"{j}.{key}"] = group[str(n)][()] if str(n) in group else np.zeros(0)
-    return found
-
-
-def _keras_cells(f) -> list:
-    """[(layer name, vars group)] of every LSTM cell in a Keras 3 weights file, in layer order."""
-    import h5py
-
-    found = []
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Group) and name.endswith("cell/vars") and "0" in obj and "1" in obj:
-            kernel, recurrent = obj["0"], obj["1"]
-            if (len(kernel.shape) == 2 and len(recurrent.shape) == 2
-                    and kernel.shape[1] == recurrent.shape[1] == 4 * recurrent.shape[0]):
-                layer_vars = f.get(name[: -len("cell/vars")] + "vars")
-                label = layer_vars.attrs.get("name", name) if layer_vars is not None else name
-                found.append((str(label), obj))
-
-    f.visititems(visit)
-    natural = lambda item: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", item[1].name)]
-    return sorted(found, key=natural)
+    return h5_read(path, None, False)
 
 
 # -- the layouts ---------------------------------------------------------------------

@@ -1,0 +1,502 @@
+"""Keras' files: a ``.keras`` archive, a legacy ``.h5``, and Keras 3's ``.weights.h5``.
+
+A ``.keras`` archive and a legacy ``.h5`` written by ``model.save`` hold the model's
+config, which says how each LSTM computes: :func:`declared` reads it (JSON, never
+pickle, never Keras) with that layer's weights and returns the matching
+:class:`lstmtrace.Variant`.  A weights-only file (``model.save_weights``) cannot
+say: :func:`weights_only` picks its cell for :func:`lstmtrace.weights.load`, and
+the variant is assumed.  What Keras writes, as Keras 3.15 writes it (Keras 2's
+legacy files as tf.keras' ``hdf5_format`` lays them out: no Keras 2 was at hand to check)::
+
+    model.save("m.keras")          a zip: config.json (the model, as JSON), metadata.json
+                                   ({"keras_version": "3.15.1", …}), model.weights.h5:
+                                   layers/<path>/cell/vars/0, 1, 2 = kernel, recurrent_kernel,
+                                   bias, where <path> is the layer's class in snake_case,
+                                   numbered _1, _2, … in model order (nested models:
+                                   layers/sequential/layers/lstm/…); layers/<path>/vars has
+                                   an attribute "name", the layer's name
+    model.save_weights("m.weights.h5")   the same HDF5 layout, alone: no config
+    model.save("m.h5") (legacy)    HDF5; root attributes keras_version, backend, model_config
+                                   (JSON); model_weights has attribute layer_names, and each
+                                   model_weights/<layer> an attribute weight_names, the paths
+                                   of its arrays under it: Keras 3 "sequential/lstm/lstm_cell/
+                                   kernel", Keras 2 "lstm/lstm_cell/kernel:0" (2.0-2.2:
+                                   "lstm_1/kernel:0")
+    model.save_weights("w.h5") (Keras 2)  the same as model_weights, at the root: no config
+
+Keras applies ``activation`` to both the candidate and the cell state, and
+``recurrent_activation`` to the three gates.  "hard_sigmoid" changed meaning between
+versions: Keras 2's is clip(0.2·x + 0.5, 0, 1) (``hard_sigmoid:0.2,0.5``), Keras 3's
+relu6(x + 3)/6 (``hard_sigmoid``); the version that saved the file decides.
+Layers that run over the reversed sequence (``Bidirectional``, ``go_backwards=True``) and
+activations lstmtrace does not compute are refused, one line each.
+"""
+import io
+import json
+import os
+import re
+import zipfile
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from lstmtrace import weights
+from lstmtrace.damage import Explained, check_not_empty, first_line, isolated, reading
+
+__all__ = ["declared", "h5_read", "weights_only"]
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURE = b"PK\x03\x04"
+_WEIGHTS_MEMBER = "model.weights.h5"
+
+_ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear", "softsign", "hard_sigmoid")
+"""The Keras activations lstmtrace computes; their lstmtrace keys are the same names (but hard_sigmoid's
+depends on the Keras version: :func:`_activation`)."""
+_KERAS_MODULE = re.compile(r"^keras(\.src)?\.activations(\.activations)?$")
+_CELL_NAME = re.compile(r"^lstm_cell(_\d+)?$")
+
+
+def declared(path, layer: Optional[int] = None) -> Optional[weights.Declared]:
+    """LSTM layer ``layer`` (0 when None) of a ``.keras`` archive or a legacy ``.h5`` model file: its
+    variant, weights and where it is; None for a weights-only ``.h5`` (it cannot say how its cell computes),
+    which :func:`lstmtrace.weights.load` then reads.
+    """
+    path = os.fspath(path)
+    if path.lower().endswith(".keras"):
+        return _archive(path, layer)
+    try:
+        _check_hdf5(path, "an HDF5 file (as Keras' save_weights writes)")
+    except (ImportError, OSError, ValueError):
+        return None  # weights.load says what is wrong, after its checks of the options
+    found = isolated(path, h5_read, path, None, True)
+    if not str(found["model_config"]):
+        return None  # weights only: weights.load reads it, and the variant is assumed
+    return _declare(path, layer, _config(path, str(found["model_config"]), "its model_config"),
+                    _version(found), lambda: found)
+
+
+def weights_only(path: str, found: Dict[str, np.ndarray], layer: Optional[int], cell=None) -> weights.Gates:
+    """The gates of LSTM cell ``layer`` (0 when None) of a weights-only Keras file (Keras 3
+    ``save_weights``, or a legacy ``.h5``) whose cells :func:`h5_read` ``found``: Keras 3's in the
+    natural order of their paths, legacy ones in layer order.  ``cell``: see :func:`weights.from_state_dict`."""
+    cells = _cells(found)
+    if not cells:
+        raise ValueError(f"{path} has no LSTM layer (Keras 3 save_weights keeps each under "
+                         "layers/<name>/cell/vars)")
+    k = 0 if layer is None else layer
+    if not 0 <= k < len(cells):
+        raise weights.WhichCellError(f"{path} has no LSTM layer {k}; its layers are "
+                                     + ", ".join(f"{j} ({c.label})" for j, c in enumerate(cells)), "layer")
+    chosen = cells[k]
+    if "backward" in chosen.group:
+        raise ValueError(f"{chosen.group}: the backward half of a Bidirectional layer is not "
+                         "supported (lstmtrace traces left to right)")
+    arrays = {"kernel": chosen.kernel, "recurrent_kernel": chosen.recurrent_kernel}
+    if chosen.bias.size:
+        arrays["bias"] = chosen.bias
+    return weights.from_keras(arrays, f"{path} layer {k} ({chosen.label})", cell)
+
+
+# -- the containers ------------------------------------------------------------------
+
+def _need_h5py(path: str) -> None:
+    try:
+        import h5py  # noqa: F401 -- only to say what to install, before any work
+    except ImportError:
+        raise ImportError(f"reading {os.path.basename(path)} needs h5py: pip install 'lstmtrace[keras]'"
+                          ) from None
+
+
+def _check_hdf5(path: str, kind: str) -> None:
+    _need_h5py(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no file {path!r}")
+    if check_not_empty(path, kind) != _HDF5_SIGNATURE:
+        raise ValueError(f"{path} is not an HDF5 file")
+
+
+def _archive(path: str, layer: Optional[int]) -> weights.Declared:
+    """A ``.keras`` zip: its config.json, metadata.json and model.weights.h5."""
+    kind = 'a .keras archive (a zip of config.json and model.weights.h5, as model.save("model.keras") writes)'
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no file {path!r}")
+    magic = check_not_empty(path, kind)
+    if magic == _HDF5_SIGNATURE:
+        raise ValueError(f"{path} is an HDF5 file, not a .keras archive: name it .h5 (model.save(\"m.h5\") "
+                         "writes Keras' legacy HDF5 format)")
+    if magic[:4] != _ZIP_SIGNATURE:
+        raise ValueError(f"{path} is not {kind}")
+    with open(path, "rb") as f, reading(path), zipfile.ZipFile(f) as archive:
+        members = set(archive.namelist())
+        if "config.json" not in members:
+            raise Explained(f"{path} is not a .keras archive (no config.json)")
+        text = archive.read("config.json")
+        metadata = archive.read("metadata.json") if "metadata.json" in members else b"{}"
+    config = _config(path, text, "its config.json")
+    version = str(_config(path, metadata, "its metadata.json").get("keras_version", "")) or None
+
+    def read_cells():
+        _need_h5py(path)
+        with open(path, "rb") as f, reading(path), zipfile.ZipFile(f) as archive:
+            if _WEIGHTS_MEMBER not in archive.namelist():
+                raise Explained(f"{path} is not a whole .keras archive (no {_WEIGHTS_MEMBER})")
+            data = archive.read(_WEIGHTS_MEMBER)
+        # libhdf5 can crash or loop forever on some damaged files: read it in a child process
+        return isolated(path, h5_read, f"{_WEIGHTS_MEMBER} in {path}", data, False)
+
+    return _declare(path, layer, config, version, read_cells)
+
+
+def _config(path: str, text, what: str) -> dict:
+    """JSON text from a Keras file, as a dict; damage is one sentence."""
+    try:
+        config = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is truncated or corrupt: {what} is not JSON ({first_line(e)})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is truncated or corrupt: {what} is not a JSON object")
+    return config
+
+
+def _version(found: Dict[str, np.ndarray]) -> Optional[str]:
+    return str(found["keras_version"]) or None
+
+
+# -- which LSTM layers a model has, from its config --------------------------------------------
+
+class _Layer(NamedTuple):
+    """One LSTM layer of a model's config, in model order."""
+
+    names: Tuple[str, ...]  # its name, after the names of the models it is nested in
+    paths: Tuple[str, ...]  # the same, as Keras 3's weights file spells them (snake_case class, _1, _2, …)
+    config: dict  # the LSTM's config (an RNN's: its LSTMCell's, with the RNN's go_backwards)
+    refused: str  # why lstmtrace cannot trace it, or ""
+    input_size: Optional[int]
+
+
+def _snake(name: str) -> str:
+    """Keras' ``naming.to_snake_case``: how a Keras 3 weights file names a layer's group."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _lstm_of(entry) -> Tuple[Optional[dict], str]:
+    """(the LSTM config of a layer's config entry, why it cannot be traced); (None, "") for a layer that
+    is not an LSTM."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        return None, ""
+    kind, config = str(entry.get("class_name", "")), entry["config"]
+    if kind == "LSTM":
+        return config, ""
+    if kind == "RNN":  # keras.layers.RNN(keras.layers.LSTMCell(H))
+        cell = config.get("cell")
+        cell_kind = cell.get("class_name") if isinstance(cell, dict) else None
+        if cell_kind in ("LSTMCell", "PeepholeLSTMCell") and isinstance(cell.get("config"), dict):
+            refused = "" if cell_kind == "LSTMCell" else (
+                "PeepholeLSTMCell: TensorFlow's peephole cell, which this version does not read from Keras files")
+            return {**cell["config"], "go_backwards": config.get("go_backwards", False)}, refused
+        return None, ""
+    if kind == "CuDNNLSTM":
+        return config, "CuDNNLSTM: two biases per gate, which this version does not read"
+    if kind == "Bidirectional":
+        inner, _ = _lstm_of(config.get("layer"))
+        return (inner, "Bidirectional: --direction is not supported yet") if inner is not None else (None, "")
+    return None, ""
+
+
+def _lstm_layers(config: dict) -> List[_Layer]:
+    """Every LSTM layer of a model's config, in model order, nested models' included."""
+    found: List[_Layer] = []
+
+    def walk(entries, names, paths):
+        used: Dict[str, int] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            kind = str(entry.get("class_name", ""))
+            config = entry.get("config")
+            name = str(config.get("name", kind) if isinstance(config, dict) else entry.get("name", kind))
+            snake = _snake(kind)  # Keras' _get_unique_name: lstm, lstm_1, lstm_2, …
+            used[snake] = used[snake] + 1 if snake in used else 0
+            here = (names + (name,), paths + (snake if not used[snake] else f"{snake}_{used[snake]}",))
+            inner = _inner_layers(entry)
+            if inner is not None:
+                walk(inner, *here)
+                continue
+            lstm, refused = _lstm_of(entry)
+            if lstm is None:
+                continue
+            if not refused and lstm.get("go_backwards"):
+                refused = "go_backwards=True: runs over the reversed sequence, which this version does not trace yet"
+            found.append(_Layer(*here, lstm, refused, _input_size(entry)))
+
+    walk(_inner_layers(config) or [], (), ())
+    return found
+
+
+def _inner_layers(entry: dict) -> Optional[list]:
+    """The layers of a model's config entry (Sequential, Functional, Model; Keras 2.0's Sequential is a list)."""
+    config = entry.get("config")
+    if isinstance(config, list):
+        return config
+    if isinstance(config, dict) and isinstance(config.get("layers"), list):
+        return config["layers"]
+    return None
+
+
+def _input_size(entry: dict) -> Optional[int]:
+    """E, when the config says it: Keras 3's build_config, Keras 2's batch_input_shape."""
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    for shape in ((entry.get("build_config") or {}).get("input_shape"), config.get("batch_input_shape")):
+        if isinstance(shape, list) and shape and isinstance(shape[-1], int) and not isinstance(shape[-1], bool):
+            return shape[-1]
+    return None
+
+
+# -- one layer: its variant and its weights ------------------------------------------------------
+
+def _declare(path: str, layer: Optional[int], config: dict, version: Optional[str],
+             read_cells: Callable[[], Dict[str, np.ndarray]]) -> weights.Declared:
+    """LSTM layer ``layer`` of the model that ``config`` describes, saved by Keras ``version``; its
+    weights are among the cells that ``read_cells()`` finds (as :func:`h5_read` returns them)."""
+    layers = _lstm_layers(config)
+    if not layers:
+        if _inner_layers(config) is None:
+            raise ValueError(f"{path} holds a {config.get('class_name', 'model')} whose config does not list "
+                             "its layers (a subclassed Model): save its weights with model.save_weights"
+                             "(\"m.weights.h5\") and give the activations with --activation")
+        raise ValueError(f"{path} has no LSTM layer")
+    k = 0 if layer is None else layer
+    if not 0 <= k < len(layers):
+        raise weights.WhichCellError(f"{path} has no LSTM layer {k}; its LSTM layers are "
+                                     + ", ".join(f"{j} ({'/'.join(found_layer.names)})"
+                                                 for j, found_layer in enumerate(layers)), "layer")
+    chosen = layers[k]
+    where = f"{path} layer {k} ({'/'.join(chosen.names)})"
+    if chosen.refused:
+        raise ValueError(f"{where}: {chosen.refused}")
+    major = _major(path, version)
+    from lstmtrace.variant import Variant
+
+    # unit_forget_bias only initialises the forget gate's bias to 1: the saved bias already holds it.
+    # dropout and recurrent_dropout act only in training, stateful and unroll change nothing in one
+    # sequence's arithmetic, nor do implementation (Keras 2) and use_cudnn (Keras 3).
+    gate = _activation(chosen.config, "recurrent_activation", where, major)
+    act = _activation(chosen.config, "activation", where, major)
+    variant = Variant(gate_activation=gate, candidate_activation=act, cell_activation=act)
+    cell = _match(_cells(read_cells()), chosen, where, path)
+    arrays = _checked(chosen, cell, where)
+    gates = weights.from_keras(arrays, where, variant.cell)
+    return weights.Declared(variant=variant, state=weights.to_state_dict(gates), where=where)
+
+
+def _major(path: str, version: Optional[str]) -> Optional[int]:
+    """Keras' major version from a file's keras_version ("3.15.1", "2.2.4-tf"), None when it does not say."""
+    if version is None:
+        return None
+    m = re.match(r"\s*(\d+)", version)
+    if m is None:
+        return None
+    major = int(m[1])
+    if major < 2:
+        raise ValueError(f"{path} was saved by Keras {version}, whose LSTM weights (one matrix per gate) "
+                         "this version does not read")
+    return major
+
+
+def _custom(value) -> str:
+    """A custom activation in a config, in a few words: its registered name, or what it is."""
+    if not isinstance(value, dict):
+        return repr(value)
+    if "value" in value or value.get("class_name") == "__lambda__":  # its bytecode: never run
+        return "a Python lambda"
+    return repr(value.get("registered_name") or value.get("config") or value.get("class_name"))
+
+
+def _activation(config: dict, setting: str, where: str, major: Optional[int]) -> str:
+    """The lstmtrace key of an LSTM config's ``activation`` or ``recurrent_activation``."""
+    if setting not in config:
+        raise ValueError(f"{where}: the config gives no {setting}")
+    value = config[setting]
+    if value is None:  # Keras: activation=None is linear
+        name = "linear"
+    elif isinstance(value, str):
+        name = value.strip()
+    elif (isinstance(value, dict) and value.get("class_name") == "function" and isinstance(value.get("config"), str)
+          and _KERAS_MODULE.match(str(value.get("module", "")))):
+        name = value["config"]  # Keras 3 may write {"module": "keras.activations", "class_name": "function", …}
+    else:
+        raise ValueError(f"{where}: {setting} is a custom function ({_custom(value)}), which lstmtrace "
+                         "cannot compute")
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"{where}: {setting} {name!r} is not an activation lstmtrace computes (it computes "
+                         f"{', '.join(_ACTIVATIONS)})")
+    if name != "hard_sigmoid":
+        return name
+    if major is None:
+        raise ValueError(f"{where}: {setting} 'hard_sigmoid' is clip(0.2·x + 0.5, 0, 1) in Keras 2 and "
+                         "relu6(x + 3)/6 in Keras 3, and the file does not say which Keras saved it "
+                         "(no keras_version)")
+    return "hard_sigmoid:0.2,0.5" if major < 3 else "hard_sigmoid"
+
+
+def _checked(chosen: _Layer, cell: "_Cell", where: str) -> Dict[str, np.ndarray]:
+    """The layer's kernel, recurrent_kernel and bias, checked against its config's units and input size."""
+    units, use_bias = chosen.config.get("units"), chosen.config.get("use_bias", True)
+    kernel, recurrent = cell.kernel, cell.recurrent_kernel
+    if isinstance(units, int) and recurrent.shape != (units, 4 * units):
+        raise ValueError(f"{where}: the config says units = {units}, and its recurrent_kernel has shape "
+                         f"{tuple(recurrent.shape)}, not {(units, 4 * units)}")
+    E = chosen.input_size
+    if E is not None and kernel.shape[0] != E:
+        raise ValueError(f"{where}: the config says its input has {E} features, and its kernel has shape "
+                         f"{tuple(kernel.shape)}")
+    arrays = {"kernel": kernel, "recurrent_kernel": recurrent}
+    if use_bias:
+        if not cell.bias.size:
+            raise ValueError(f"{where}: the config says use_bias = True, and the file holds no bias for it")
+        arrays["bias"] = cell.bias
+    return arrays  # use_bias=False: from_keras makes the bias zeros
+
+
+# -- the weights, read in a child process -------------------------------------------------------
+
+class _Cell(NamedTuple):
+    """One LSTM cell's arrays as a Keras file holds them, and where."""
+
+    label: str  # the layer's name, as a weights-only file can tell it
+    group: str  # the HDF5 group (Keras 3) or weight path (legacy) it is under
+    names: Tuple[str, ...]  # Keras 3: the names of the layers it is nested in, and its own; () when unknown
+    paths: Tuple[str, ...]  # Keras 3: the same as the file's groups spell them
+    top: str  # legacy: the top-level layer whose group holds it
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray  # empty when the layer has none
+
+
+def _cells(found: Dict[str, np.ndarray]) -> List[_Cell]:
+    split = lambda text: tuple(str(text).split("/")) if str(text) else ()
+    return [_Cell(str(found[f"{j}.label"]), str(found[f"{j}.group"]), split(found[f"{j}.names"]),
+                  split(found[f"{j}.paths"]), str(found[f"{j}.top"]), found[f"{j}.kernel"],
+                  found[f"{j}.recurrent_kernel"], found[f"{j}.bias"]) for j in range(int(found["count"]))]
+
+
+def _match(cells: List[_Cell], chosen: _Layer, where: str, path: str) -> _Cell:
+    """The cell in the weights that is the config's layer ``chosen``."""
+    if any(c.names for c in cells):  # Keras 3, whose vars groups say their layer's name
+        candidates = [c for c in cells if c.names == chosen.names]
+    elif any(c.paths for c in cells):  # an older Keras 3: the groups Keras names after the classes
+        candidates = [c for c in cells if c.paths == chosen.paths]
+    else:  # legacy: the top-level layer's group, and the cell's own name inside it
+        candidates = [c for c in cells if c.top == chosen.names[0]]
+        if len(chosen.names) > 1 or len(candidates) > 1:
+            candidates = [c for c in candidates if c.label == chosen.names[-1]]
+    if not candidates:
+        raise ValueError(f"{where}: the file holds no weights for it ({path} is truncated or corrupt, or "
+                         "from a Keras this version does not know)")
+    if len(candidates) > 1:
+        raise ValueError(f"{where}: the file holds {len(candidates)} sets of weights that could be its, "
+                         "and cannot tell which")
+    return candidates[0]
+
+
+def _text(value) -> str:
+    """An HDF5 attribute's text (h5py gives str or bytes, depending on who wrote it)."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8")
+    return str(value)
+
+
+def h5_read(name: str, data: Optional[bytes], config_only: bool) -> Dict[str, np.ndarray]:
+    """In a child process (:func:`lstmtrace.damage.isolated`): the Keras HDF5 file ``name``'s (or the bytes
+    ``data``'s) keras_version and model_config (\"\" when absent) and, unless
+    ``config_only`` and it has no config, every LSTM cell in it, as arrays (:func:`_cells` reads them)."""
+    import h5py
+
+    # h5py's exceptions for damaged insides are a zoo (OSError, RuntimeError, KeyError, ValueError,
+    # …) that changes between versions: every one of them here means "truncated or corrupt"
+    try:
+        f = h5py.File(io.BytesIO(data) if data is not None else name, "r")
+    except Exception as e:
+        raise ValueError(f"{name} is truncated or corrupt: HDF5 cannot open it ({first_line(e)})") from None
+    found: Dict[str, np.ndarray] = {}
+    with f, reading(name, Exception):
+        legacy = f.get("model_weights", f if "layer_names" in f.attrs else None)
+        version = next((_text(g.attrs["keras_version"]) for g in (f, legacy) if g is not None
+                        and "keras_version" in g.attrs), "")
+        config = _text(f.attrs["model_config"]) if "model_config" in f.attrs else ""
+        found.update(keras_version=np.array(version), model_config=np.array(config))
+        if config_only and not config:
+            return {**found, "count": np.array(0)}
+        cells = _legacy_cells(legacy) if legacy is not None else _keras3_cells(f)
+        for j, cell in enumerate(cells):
+            found.update({f"{j}.label": np.array(cell.label), f"{j}.group": np.array(cell.group),
+                          f"{j}.names": np.array("/".join(cell.names)), f"{j}.paths": np.array("/".join(cell.paths)),
+                          f"{j}.top": np.array(cell.top), f"{j}.kernel": cell.kernel,
+                          f"{j}.recurrent_kernel": cell.recurrent_kernel, f"{j}.bias": cell.bias})
+        found["count"] = np.array(len(cells))
+    return found
+
+
+def _is_lstm(kernel, recurrent) -> bool:
+    return (len(kernel.shape) == 2 and len(recurrent.shape) == 2
+            and kernel.shape[1] == recurrent.shape[1] == 4 * recurrent.shape[0])
+
+
+def _keras3_cells(f) -> List[_Cell]:
+    """Every LSTM cell in a Keras 3 weights file (layers/…/cell/vars), in the natural order of its path."""
+    import h5py
+
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and name.endswith("cell/vars") and "0" in obj and "1" in obj:
+            kernel, recurrent = obj["0"], obj["1"]
+            if _is_lstm(kernel, recurrent):
+                layer_vars = f.get(name[: -len("cell/vars")] + "vars")
+                label = layer_vars.attrs.get("name", name) if layer_vars is not None else name
+                names, paths = _chain(f, name[: -len("/cell/vars")])
+                found.append(_Cell(_text(label), obj.name, names, paths, "", kernel[()], recurrent[()],
+                                   obj["2"][()] if "2" in obj else np.zeros(0)))
+
+    f.visititems(visit)
+    natural = lambda cell: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", cell.group)]
+    return sorted(found, key=natural)
+
+
+def _chain(f, layer: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """(the layers' names, their paths) from the model down to the layer at HDF5 path ``layer``: each
+    group under a "layers" group is one; the names are () unless every one has its vars' "name"."""
+    parts = layer.split("/")
+    at = [k for k in range(len(parts)) if (k > 0 and parts[k - 1] == "layers") or k == len(parts) - 1]
+    paths = tuple(parts[k] for k in at)
+    names = []
+    for k in at:
+        group = f.get("/".join(parts[: k + 1]) + "/vars")
+        if group is None or "name" not in group.attrs:
+            return (), paths
+        names.append(_text(group.attrs["name"]))
+    return tuple(names), paths
+
+
+def _legacy_cells(root) -> List[_Cell]:
+    """Every LSTM cell in a legacy Keras HDF5 group (a model.save file's model_weights, or a Keras 2
+    save_weights file's root), in layer order: each layer's weight_names say where its arrays are."""
+    cells = []
+    for top in (_text(n) for n in root.attrs.get("layer_names", [])):
+        group = root[top]
+        by_scope: Dict[str, Dict[str, str]] = {}  # "lstm/lstm_cell" → {"kernel": "lstm/lstm_cell/kernel:0", …}
+        for weight in (_text(n) for n in group.attrs.get("weight_names", [])):
+            scope, _, base = weight.rpartition("/")
+            by_scope.setdefault(scope, {})[base.split(":")[0]] = weight
+        for scope, names in by_scope.items():
+            if "kernel" not in names or "recurrent_kernel" not in names:
+                continue
+            kernel, recurrent = group[names["kernel"]], group[names["recurrent_kernel"]]
+            if not _is_lstm(kernel, recurrent):
+                continue
+            label = next((part for part in reversed(scope.split("/")) if part and not _CELL_NAME.match(part)), top)
+            cells.append(_Cell(label, f"{root.name.rstrip('/')}/{top}/{scope}", (), (), top, kernel[()], recurrent[()],
+                               group[names["bias"]][()] if "bias" in names else np.zeros(0)))
+    return cells
