@@ -18,11 +18,13 @@ lint:           ## ruff: pyflakes, bugbear and simplification rules, and no noqa
 traces:         ## rewrite the golden traces in traces/ from the current code
 	python traces/regenerate.py
 
-fixtures:       ## rewrite the PyTorch and Keras parity fixtures (needs torch and keras)
+fixtures:       ## rewrite the PyTorch, Keras and ONNX parity fixtures (needs torch, keras, onnx, onnxruntime)
 	python tests/fixtures/make_torch_fixtures.py
 	python tests/fixtures/make_grad_fixtures.py
 	python tests/fixtures/make_model_fixtures.py
 	KERAS_BACKEND=torch python tests/fixtures/make_keras_fixtures.py
+	KERAS_BACKEND=torch python tests/fixtures/make_keras_model_fixtures.py
+	python tests/fixtures/make_onnx_fixtures.py
 
 check:          ## what CI runs: a fresh virtual environment, the README's test command, live PyTorch parity
 	bash .ci/run

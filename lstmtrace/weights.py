@@ -26,11 +26,24 @@ file                what is read
 ``.pt``, ``.pth``   a PyTorch state_dict, read with ``torch.load(...,
                     weights_only=True)`` (needs the ``torch`` extra)
 ``.weights.h5``     Keras 3 ``model.save_weights`` (needs the ``keras`` extra,
-                    h5py)
+                    h5py); weights only
+``.keras``          Keras ``model.save``: the activations from config.json,
+                    the weights from model.weights.h5 (:mod:`lstmtrace.keras_files`)
+``.h5``             Keras' legacy ``model.save`` (config and weights) or
+                    ``save_weights`` (weights only)
+``.onnx``           every LSTM node's W, R, B, P and attributes (the ``onnx``
+                    extra; :mod:`lstmtrace.onnx_files`)
 =================== =========================================================
 
-Nothing here unpickles anything: a weights file can never run code.  torch and
-h5py are imported only when such a file is read.
+The variant of a file's cell: a ``.keras``, a legacy model ``.h5`` and an ``.onnx`` say it
+themselves (:data:`DECLARING`, :func:`read`), and it must agree with any variant asked for;
+for the others it is the one asked for, or the default LSTM, assumed aloud.  A state_dict
+also holds a variant's weights (:func:`to_state_dict`): peepholes as ``w_f_diag``,
+``w_i_diag``, ``w_o_diag``, a projection as ``weight_hr``, and ``gates`` when some gates
+have no weights.
+
+Nothing here unpickles anything: a weights file can never run code.  torch, h5py and onnx
+are imported only when such a file is read.
 """
 import os
 import re
