@@ -41,6 +41,11 @@ float16, float32 and float64 weights are widened to float64 exactly.  Attribute 
 are float32 in ONNX: clip, alpha and beta are read as the shortest decimal that is the
 same float32 (0.3, not 0.30000001192092896).
 
+:func:`embedding` reads the table of ``--embedding KEY`` (for ``--tokens``): KEY names a
+Gather node (``'/embedding/Gather'`` in a torch.onnx.export of ``nn.Embedding``) whose data,
+input 0, is stored in the file as above and which gathers rows (axis 0), or names the stored
+table itself (``embedding.weight``, the name torch.onnx.export keeps for the initializer).
+
 The file is parsed by the ``onnx`` package's protobuf classes (``pip install
 'lstmtrace[onnx]'``), never unpickled; a damaged file, or one that is not an ONNX model,
 is one sentence naming it.
@@ -57,7 +62,7 @@ from lstmtrace.damage import check_not_empty, first_line
 from lstmtrace.errors import OptionError
 from lstmtrace.weights import PEEPHOLE_KEYS, TORCH_ORDER, Declared, WhichCellError
 
-__all__ = ["ONNX_ORDER", "ONNX_PEEPHOLES", "declared"]
+__all__ = ["ONNX_ORDER", "ONNX_PEEPHOLES", "declared", "embedding"]
 
 ONNX_ORDER = ("input", "output", "forget", "candidate")
 """How ONNX stacks the gates in W, R and each half of B (i, o, f, c)."""
@@ -120,6 +125,75 @@ def declared(path, layer: Optional[int] = None) -> Declared:
                                  + ", ".join(f"{j} ({_name(n)})" for j, n in enumerate(nodes)), "layer")
         node = nodes[k]
         return _declared(onnx, path, graph, node, f"{path} LSTM node {k} ({_name(node)})")
+
+
+def embedding(path, key: str) -> np.ndarray:
+    """The embedding table ``key`` of the ONNX model ``path`` (V×E), as float64: the data (input 0) of the
+    Gather node named ``key``, or the initializer named ``key``; for :func:`lstmtrace.weights.read_embedding`,
+    which checks that it is a V×E table of finite numbers."""
+    path = os.fspath(path)
+    onnx = _import_onnx(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no file {path!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = _model(onnx, path).graph
+        node = next((n for n in graph.node if _gather(n) and _text(n.name) == key), None)
+        if node is not None:
+            where = f"{path} Gather node '{key}'"
+            axis = next((a.i for a in node.attribute if a.name == "axis" and a.type == 2), 0)
+            if axis != 0:
+                raise OptionError(f"{where} gathers along axis {axis}; an embedding looks up rows (axis 0)",
+                                  "embedding")
+            if not node.input or not node.input[0]:
+                raise ValueError(f"{path} is truncated or corrupt: its Gather node '{key}' has no input data")
+            stored = _Stored(onnx, path, graph, where)
+            try:
+                tensor = stored("data", _text(node.input[0]))
+            except ValueError as e:  # not a table in the file (a Shape's dims, …): the key's fault, not the file's
+                if "truncated or corrupt" in str(e):
+                    raise
+                raise OptionError(str(e), "embedding") from None
+        else:
+            stored = _Stored(onnx, path, graph, path)
+            tensor = stored.initializers.get(key)
+            if tensor is None:
+                tables = _tables(onnx, path, graph)
+                raise OptionError(f"{path} has no Gather node or initializer {key!r}; " + (
+                    f"its Gather nodes over a table are {', '.join(tables)}" if tables else
+                    "it has no Gather node over a stored table (an embedding)"), "embedding")
+            where = f"{path} initializer"
+        if tensor.data_type not in _FLOATS:
+            raise OptionError(f"{where} '{_text(tensor.name)}' holds {_kind(onnx, tensor)} values; an embedding "
+                              f"is a table of {', '.join(_FLOATS.values())} numbers", "embedding")
+        return stored.array("data", tensor)
+
+
+def _gather(node) -> bool:
+    return node.op_type == "Gather" and _standard(node)
+
+
+def _tables(onnx, path: str, graph):
+    """Each Gather node whose data is a stored 2-D table: "'name' (table, V×E)"."""
+    stored, found = _Stored(onnx, path, graph, path), []
+    for node in graph.node:
+        if not _gather(node) or not node.name or not node.input or not node.input[0]:
+            continue
+        try:
+            tensor = stored("data", _text(node.input[0]))
+        except ValueError:  # computed when the model runs (a Shape's dims, …): not an embedding
+            continue
+        if len(tensor.dims) == 2:
+            found.append(f"'{_name(node)}' ({_text(tensor.name) or _text(node.input[0])}, "
+                         f"{tensor.dims[0]}×{tensor.dims[1]})")
+    return found
+
+
+def _kind(onnx, tensor) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(tensor.data_type).lower()
+    except ValueError:
+        return f"data type {tensor.data_type}"
 
 
 def _import_onnx(path: str):
@@ -402,10 +476,7 @@ class _Stored:
     def array(self, role: str, tensor) -> np.ndarray:
         """The tensor's numbers, as float64."""
         if tensor.data_type not in _FLOATS:
-            try:
-                kind = self.onnx.TensorProto.DataType.Name(tensor.data_type).lower()
-            except ValueError:
-                kind = f"data type {tensor.data_type}"
+            kind = _kind(self.onnx, tensor)
             raise ValueError(f"{self.where}: its input {role} ('{tensor.name}') holds {kind} values; lstmtrace "
                              f"reads {', '.join(_FLOATS.values())} weights")
         external = self.onnx.external_data_helper.uses_external_data(tensor)

@@ -2,7 +2,8 @@
 
 The fixtures (tests/fixtures/make_onnx_fixtures.py) hold onnxruntime's every h_t and c_t on an
 LSTM node written with onnx.helper carrying peepholes, input_forget and clip, on one with
-HardSigmoid(0.3, 0.6)/Relu/Softsign, and on a torch.onnx.export of a 2-layer nn.LSTM; the live
+HardSigmoid(0.3, 0.6)/Relu/Softsign, on a torch.onnx.export of a 2-layer nn.LSTM, and on one of
+nn.Embedding → nn.LSTM over token ids (--tokens with --embedding, a Gather node or its table); the live
 tests build fresh models and run onnxruntime here.  ONNX stacks the gates i, o, f, c in W, R and
 both halves of B, and i, o, f in P: the tests spell that out on their own, never through
 lstmtrace.onnx_files.  lstmtrace runs in float64 on the very float32 numbers onnxruntime had:
@@ -281,6 +282,57 @@ def test_cli_reads_layer_1_of_the_torch_export(onnx, tmp_path):
     frame = pd.read_csv(io.StringIO(result.stdout))
     c = frame[(frame.gate == "cell") & (frame.quantity == "c")].pivot(index="step", columns="unit", values="value")
     close(c.to_numpy(), d["layer1.c"])
+
+
+EMBEDDING_EXPORT = FIXTURES / "onnx_torch_embedding_lstm.onnx"
+
+
+@pytest.mark.parametrize("key", ["gather", "initializer"])
+def test_cli_tokens_through_the_exports_embedding_are_onnxruntimes(onnx, key):
+    """--embedding names the export's Gather node or its table's initializer: h_t is onnxruntime's on the ids."""
+    d = fixture("torch_embedding_lstm")
+    result = assert_ok(invoke("run", "--weights", EMBEDDING_EXPORT, "--tokens", ",".join(map(str, d["tokens"])),
+                              "--embedding", str(d[key]), "--format", "csv"))
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    h = frame[(frame.gate == "hidden") & (frame.quantity == "h")].pivot(index="step", columns="unit", values="value")
+    close(h.to_numpy(), d["h"])
+    from lstmtrace.onnx_files import embedding
+
+    table = embedding(EMBEDDING_EXPORT, str(d[key]))
+    assert table.dtype == np.float64
+    np.testing.assert_array_equal(table, d["table"])  # the float32 table, widened exactly
+
+
+@pytest.mark.parametrize("key, says", [
+    ("embed", ["has no Gather node or initializer 'embed'; its Gather nodes over a table are "
+               "'/embedding/Gather' (embedding.weight, 12×3)"]),
+    ("/lstm/Gather", ["Gather node '/lstm/Gather': its input data ('/lstm/Shape_output_0') is computed when the "
+                      "model runs"]),
+])
+def test_cli_an_embedding_key_that_is_no_table_is_one_line(onnx, key, says):
+    assert_error(invoke("run", "--weights", EMBEDDING_EXPORT, "--tokens", "3,1", "--embedding", key), "'--embedding'",
+                 str(EMBEDDING_EXPORT), *says)
+
+
+def test_embedding_refusals(onnx, tmp_path):
+    from onnx import TensorProto, helper
+
+    from lstmtrace.errors import OptionError
+    from lstmtrace.onnx_files import embedding
+
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    gather = helper.make_node("Gather", ["table", "ids"], ["x"], name="by_column", axis=1)
+    ids = [helper.make_tensor_value_info("ids", TensorProto.INT64, ["T"])]
+    path = save(tmp_path / "axis1.onnx", [gather], [("table", table)], inputs=ids)
+    with pytest.raises(OptionError, match=r"Gather node 'by_column' gathers along axis 1; an embedding looks up "
+                                          r"rows \(axis 0\)$"):
+        embedding(path, "by_column")
+    np.testing.assert_array_equal(embedding(path, "table"), table)  # the initializer itself is still a table
+    with pytest.raises(OptionError, match="holds int64 values"):
+        embedding(save(tmp_path / "int.onnx", [], [("table", table.astype(np.int64))], inputs=ids), "table")
+    with pytest.raises(OptionError, match="has no Gather node or initializer 'x'; it has no Gather node over a "
+                                          "stored table"):
+        embedding(FIXTURES / "onnx_gru.onnx", "x")
 
 
 @pytest.mark.parametrize("options, flag, asked", [
