@@ -43,7 +43,7 @@ import numpy as np
 from lstmtrace import weights
 from lstmtrace.damage import Explained, check_not_empty, first_line, isolated, reading
 
-__all__ = ["declared", "h5_read", "weights_only"]
+__all__ = ["declared", "embedding", "h5_read", "weights_only"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
@@ -54,6 +54,7 @@ _ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear", "softsign", "hard_sigmoid")
 depends on the Keras version: :func:`_activation`)."""
 _KERAS_MODULE = re.compile(r"^keras(\.src)?\.activations(\.activations)?$")
 _CELL_NAME = re.compile(r"^lstm_cell(_\d+)?$")
+_EMBEDDING_GROUP = re.compile(r"^embedding(_\d+)?$")  # a Keras 3 weights file's group of an Embedding layer
 
 
 def declared(path, layer: Optional[int] = None) -> Optional[weights.Declared]:
@@ -97,6 +98,67 @@ def weights_only(path: str, found: Dict[str, np.ndarray], layer: Optional[int], 
     return weights.from_keras(arrays, f"{path} layer {k} ({chosen.label})", cell)
 
 
+def embedding(path, key: str) -> np.ndarray:
+    """The embeddings matrix (input_dim × output_dim, as float64) of the ``Embedding`` layer named ``key``
+    (or its path, ``outer/inner``, in a nested model) in a ``.keras`` archive or a legacy model ``.h5``.
+
+    A weights-only file has no config to name its layers: in a Keras 3 ``.weights.h5`` ``key`` is the
+    layer's group (``embedding``, ``embedding_1``, …, as Keras names it after the class), in a legacy
+    ``save_weights`` ``.h5`` the layer's name; both hold an Embedding's matrix as its only weight.
+    ``mask_zero`` does not change the rows looked up (though Keras' LSTM then skips the steps of id 0).
+    """
+    from lstmtrace.errors import OptionError
+
+    path = os.fspath(path)
+    if path.lower().endswith(".keras"):
+        config, _, read_weights = _archive_parts(path)
+        listing = read_weights(h5_embeddings, "")
+    else:
+        _check_hdf5(path, "an HDF5 file (as Keras' model.save or save_weights writes)")
+        read_weights = lambda reader, *args: isolated(path, reader, path, None, *args)
+        listing = read_weights(h5_embeddings, "")
+        text = str(listing["model_config"])
+        config = _config(path, text, "its model_config") if text else None
+    tables = [(tuple(str(listing[f"{j}.names"]).split("/")), tuple(filter(None, str(listing[f"{j}.paths"]).split("/"))),
+               str(listing[f"{j}.dataset"])) for j in range(int(listing["count"]))]
+    if config is None:  # weights only: the file's own names
+        said = lambda names, paths: "/".join(paths or names)
+        chosen = [t for t in tables if key in ("/".join(t[0]), "/".join(t[1]))]
+        if not chosen:
+            raise OptionError(f"{path} has no Embedding layer {key!r}; " + (
+                f"its Embedding layers are {', '.join(said(*t[:2]) for t in tables)}" if tables else
+                "it holds no Embedding layer's weights"), "embedding")
+        dataset, where, shape = chosen[0][2], f"{path} {key}", None
+    else:
+        layers = [(names, paths, entry["config"]) for entry, names, paths in _leaves(config)
+                  if entry.get("class_name") == "Embedding" and isinstance(entry.get("config"), dict)]
+        named = [la for la in layers if key in ("/".join(la[0]), la[0][-1])]
+        if not named:
+            raise OptionError(f"{path} has no Embedding layer {key!r}; " + (
+                f"its Embedding layers are {', '.join('/'.join(la[0]) for la in layers)}" if layers else
+                "it has no Embedding layer"), "embedding")
+        if len(named) > 1:
+            raise OptionError(f"{path} has {len(named)} Embedding layers named {key!r}: give one's path, "
+                              + " or ".join("/".join(la[0]) for la in named), "embedding")
+        names, paths, layer_config = named[0]
+        where = f"{path} Embedding layer {'/'.join(names)}"
+        by_name = [t for t in tables if t[0] == names] if any(t[0] != ("",) for t in tables) else []
+        by_path = [t for t in tables if t[1] == paths] if any(t[1] for t in tables) else []
+        found = by_name or by_path
+        if len(found) != 1:
+            raise ValueError(f"{where}: the file holds no weights for it ({path} is truncated or corrupt, or "
+                             "from a Keras this version does not know)")
+        dataset = found[0][2]
+        shape = tuple(layer_config.get(k) for k in ("input_dim", "output_dim"))
+    table = read_weights(h5_embeddings, dataset)["table"]
+    if table.ndim != 2 or table.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: its embeddings are {table.dtype} of shape {table.shape}, not a V×E matrix")
+    if shape is not None and all(isinstance(n, int) for n in shape) and table.shape != shape:
+        raise ValueError(f"{where}: the config says input_dim × output_dim = {shape[0]}×{shape[1]}, and its "
+                         f"embeddings have shape {table.shape}")
+    return table.astype(np.float64)
+
+
 # -- the containers ------------------------------------------------------------------
 
 def _need_h5py(path: str) -> None:
@@ -117,6 +179,13 @@ def _check_hdf5(path: str, kind: str) -> None:
 
 def _archive(path: str, layer: Optional[int]) -> weights.Declared:
     """A ``.keras`` zip: its config.json, metadata.json and model.weights.h5."""
+    config, version, read_weights = _archive_parts(path)
+    return _declare(path, layer, config, version, lambda: read_weights(h5_read, False))
+
+
+def _archive_parts(path: str) -> Tuple[dict, Optional[str], Callable[..., Dict[str, np.ndarray]]]:
+    """A ``.keras`` zip's config, Keras version, and ``read_weights(reader, *args)``, which runs
+    ``reader(name, data, *args)`` (as :func:`h5_read`) on its model.weights.h5 in a child process."""
     kind = 'a .keras archive (a zip of config.json and model.weights.h5, as model.save("model.keras") writes)'
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no file {path!r}")
@@ -135,16 +204,16 @@ def _archive(path: str, layer: Optional[int]) -> weights.Declared:
     config = _config(path, text, "its config.json")
     version = str(_config(path, metadata, "its metadata.json").get("keras_version", "")) or None
 
-    def read_cells():
+    def read_weights(reader, *args):
         _need_h5py(path)
         with open(path, "rb") as f, reading(path), zipfile.ZipFile(f) as archive:
             if _WEIGHTS_MEMBER not in archive.namelist():
                 raise Explained(f"{path} is not a whole .keras archive (no {_WEIGHTS_MEMBER})")
             data = archive.read(_WEIGHTS_MEMBER)
         # libhdf5 can crash or loop forever on some damaged files: read it in a child process
-        return isolated(path, h5_read, f"{_WEIGHTS_MEMBER} in {path}", data, False)
+        return isolated(path, reader, f"{_WEIGHTS_MEMBER} in {path}", data, *args)
 
-    return _declare(path, layer, config, version, read_cells)
+    return config, version, read_weights
 
 
 def _config(path: str, text, what: str) -> dict:
@@ -208,6 +277,20 @@ def _lstm_of(entry) -> Tuple[Optional[dict], str]:
 def _lstm_layers(config: dict) -> List[_Layer]:
     """Every LSTM layer of a model's config, in model order, nested models' included."""
     found: List[_Layer] = []
+    for entry, names, paths in _leaves(config):
+        lstm, refused = _lstm_of(entry)
+        if lstm is None:
+            continue
+        if not refused and lstm.get("go_backwards"):
+            refused = "go_backwards=True: runs over the reversed sequence, which this version does not trace yet"
+        found.append(_Layer(names, paths, lstm, refused, _input_size(entry)))
+    return found
+
+
+def _leaves(config: dict) -> List[Tuple[dict, Tuple[str, ...], Tuple[str, ...]]]:
+    """Every layer of a model's config that is not itself a model, in model order, as (its config entry,
+    its names, its paths): see :class:`_Layer`."""
+    found = []
 
     def walk(entries, names, paths):
         used: Dict[str, int] = {}
@@ -223,13 +306,8 @@ def _lstm_layers(config: dict) -> List[_Layer]:
             inner = _inner_layers(entry)
             if inner is not None:
                 walk(inner, *here)
-                continue
-            lstm, refused = _lstm_of(entry)
-            if lstm is None:
-                continue
-            if not refused and lstm.get("go_backwards"):
-                refused = "go_backwards=True: runs over the reversed sequence, which this version does not trace yet"
-            found.append(_Layer(*here, lstm, refused, _input_size(entry)))
+            else:
+                found.append((entry, *here))
 
     walk(_inner_layers(config) or [], (), ())
     return found
@@ -437,6 +515,46 @@ def h5_read(name: str, data: Optional[bytes], config_only: bool) -> Dict[str, np
                           f"{j}.recurrent_kernel": cell.recurrent_kernel, f"{j}.bias": cell.bias})
         found["count"] = np.array(len(cells))
     return found
+
+
+def h5_embeddings(name: str, data: Optional[bytes], dataset: str) -> Dict[str, np.ndarray]:
+    """In a child process: the Embedding layers' matrices in the Keras HDF5 file ``name`` (or the bytes
+    ``data``): with ``dataset`` "", where each is (names, paths and HDF5 dataset, as :func:`embedding`
+    reads them) and the model_config (\"\" when absent); else the array at ``dataset``, as "table"."""
+    import h5py
+
+    try:
+        f = h5py.File(io.BytesIO(data) if data is not None else name, "r")
+    except Exception as e:
+        raise ValueError(f"{name} is truncated or corrupt: HDF5 cannot open it ({first_line(e)})") from None
+    with f, reading(name, Exception):
+        if dataset:
+            return {"table": f[dataset][()]}
+        found: List[Tuple[Tuple[str, ...], Tuple[str, ...], str]] = []
+        legacy = f.get("model_weights", f if "layer_names" in f.attrs else None)
+        if legacy is not None:  # each layer's weight_names: an Embedding's is ".../embeddings" (":0" in Keras 2)
+            for top in (_text(n) for n in legacy.attrs.get("layer_names", [])):
+                for weight in (_text(n) for n in legacy[top].attrs.get("weight_names", [])):
+                    scope, _, base = weight.rpartition("/")
+                    if base.split(":")[0] == "embeddings" and len(legacy[top][weight].shape) == 2:
+                        inner = scope.rpartition("/")[2]
+                        found.append(((top,) if inner in ("", top) else (top, inner), (),
+                                      legacy[top][weight].name))
+        else:  # Keras 3: layers/…/embedding[_N]/vars/0, the layer's only weight
+            def visit(group_name, obj):
+                owner = group_name[: -len("/vars")]
+                if (isinstance(obj, h5py.Group) and group_name.endswith("/vars") and list(obj) == ["0"]
+                        and _EMBEDDING_GROUP.match(owner.rpartition("/")[2]) and len(obj["0"].shape) == 2):
+                    names, paths = _chain(f, owner)
+                    found.append((names, paths, obj["0"].name))
+
+            f.visititems(visit)
+        answer = {"model_config": np.array(_text(f.attrs["model_config"]) if "model_config" in f.attrs else ""),
+                  "count": np.array(len(found))}
+        for j, (names, paths, where) in enumerate(found):
+            answer.update({f"{j}.names": np.array("/".join(names)), f"{j}.paths": np.array("/".join(paths)),
+                           f"{j}.dataset": np.array(where)})
+        return answer
 
 
 def _is_lstm(kernel, recurrent) -> bool:

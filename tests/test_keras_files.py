@@ -4,6 +4,7 @@ traces exactly that (to 1e-10 of Keras' own h_t and c_t), and refuses in one lin
 The fixtures come from tests/fixtures/make_keras_model_fixtures.py (Keras 3, float64), so these
 tests need h5py but not Keras; the live tests at the end build fresh models where Keras is installed.
 """
+import io
 import json
 import os
 import pathlib
@@ -15,7 +16,8 @@ import pytest
 
 import lstmtrace
 from conftest import assert_error, assert_ok, invoke
-from lstmtrace import Parameters, Variant
+from lstmtrace import Parameters, Variant, weights
+from lstmtrace.errors import OptionError
 
 pytest.importorskip("h5py")
 
@@ -281,6 +283,66 @@ def test_reading_an_archive_without_h5py_says_how_to_get_it(without):
     without("h5py")
     with pytest.raises(ImportError, match=r"needs h5py: pip install 'lstmtrace\[keras\]'"):
         Parameters.load(STACK)
+
+
+# -- --tokens through the model's own Embedding layer ------------------------------------------------
+
+EMBEDDED = FIXTURES / "keras_model_embedding.keras"
+
+
+def _csv_h(stdout):
+    """h_t for every t (T × H) from a long CSV trace."""
+    import csv
+
+    rows = [r for r in csv.DictReader(io.StringIO(stdout)) if (r["gate"], r["quantity"]) == ("hidden", "h")]
+    T, H = max(int(r["step"]) for r in rows), max(int(r["unit"]) for r in rows) + 1
+    h = np.full((T, H), np.nan)
+    for r in rows:
+        h[int(r["step"]) - 1, int(r["unit"])] = float(r["value"])
+    return h
+
+
+@pytest.mark.parametrize("path", [EMBEDDED, EMBEDDED.with_suffix(".h5")], ids=["keras", "h5"])
+def test_tokens_through_the_models_embedding_are_keras_own_h(path):
+    with np.load(FIXTURES / "keras_model_embedding.npz", allow_pickle=False) as f:
+        tokens, h = f["tokens"], f["h"]
+    result = assert_ok(invoke("run", "--weights", path, "--tokens", ",".join(map(str, tokens)),
+                              "--embedding", "embedding", "--format", "csv"))
+    np.testing.assert_allclose(_csv_h(result.stdout), h, rtol=0, atol=TOLERANCE)
+
+
+def test_a_keras_3_weights_h5_names_its_embedding_by_its_group(tmp_path):
+    with zipfile.ZipFile(EMBEDDED) as z:  # the archive's weights are what save_weights("m.weights.h5") writes
+        (tmp_path / "m.weights.h5").write_bytes(z.read("model.weights.h5"))
+    table = weights.read_embedding(tmp_path / "m.weights.h5", "embedding")
+    assert np.array_equal(table, weights.read_embedding(EMBEDDED, "embedding")) and table.shape == (12, 3)
+    with pytest.raises(OptionError, match=r"has no Embedding layer 'lstm'; its Embedding layers are embedding$"):
+        weights.read_embedding(tmp_path / "m.weights.h5", "lstm")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras' own, from its torch backend
+def test_a_legacy_save_weights_h5_names_its_embedding_by_its_layer(keras64, tmp_path):
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    model = keras64.saving.load_model(EMBEDDED)
+    with h5py.File(tmp_path / "w.h5", "w") as f:  # save_weights("w.h5"): layer_names, weight_names, no config
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    assert np.array_equal(weights.read_embedding(tmp_path / "w.h5", "embedding"),
+                          model.get_layer("embedding").get_weights()[0])
+    with pytest.raises(OptionError, match=r"has no Embedding layer 'lstm'; its Embedding layers are embedding$"):
+        weights.read_embedding(tmp_path / "w.h5", "lstm")
+
+
+@pytest.mark.parametrize("path, says", [
+    (EMBEDDED, "has no Embedding layer 'lstm'; its Embedding layers are embedding"),
+    (EMBEDDED.with_suffix(".h5"), "has no Embedding layer 'lstm'; its Embedding layers are embedding"),
+    (STACK, "has no Embedding layer 'embedding'; it has no Embedding layer"),
+    (WEIGHTS_ONLY, "has no Embedding layer 'embedding'; it holds no Embedding layer's weights"),
+])
+def test_an_embedding_that_is_not_there_is_one_line(path, says):
+    assert_error(invoke("run", "--weights", path, "--tokens", "3,1", "--embedding", "embedding" if path in
+                        (STACK, WEIGHTS_ONLY) else "lstm"), "'--embedding'", str(path), says)
 
 
 # -- files that cannot tell: weights only, and the variant assumed, aloud --------------------------
