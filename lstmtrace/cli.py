@@ -291,7 +291,7 @@ def _embedded(tokens, key, weights):
     except (OSError, ValueError) as e:
         raise click.BadParameter(" ".join(str(e).split()), param_hint="'--tokens'") from None
     try:
-        table = read_embedding(weights.weights, key)
+        table, padding = read_embedding(weights.weights, key, with_padding=True)
     except OptionError as e:
         raise click.BadParameter(" ".join(str(e).split()), param_hint="'--embedding'") from None
     except (OSError, ValueError, ImportError) as e:
@@ -299,6 +299,11 @@ def _embedded(tokens, key, weights):
     if ids.max() >= len(table):
         raise click.BadParameter(f"token id {int(ids.max())} is beyond the {len(table)} rows of --embedding "
                                  f"{key!r} (ids 0 to {len(table) - 1})", param_hint="'--tokens'")
+    skipped = [int(i) for i in ids if int(i) in padding]
+    if skipped:
+        raise click.BadParameter(f"token id {skipped[0]} is padding for --embedding {key!r} (mask_zero): the model "
+                                 "skips its steps, keeping h and c, which lstmtrace does not trace; leave it out",
+                                 param_hint="'--tokens'")
     shown = ", ".join(str(int(i)) for i in ids[:8]) + (", …" if len(ids) > 8 else "")
     note = (f"x_t is row id_t of the embedding {key} ({table.shape[0]}×{table.shape[1]}), as the model's "
             f"embedding layer looks it up: tokens {shown}.")
@@ -977,7 +982,10 @@ def _standard_input_sequence(batch_index=None):
     from lstmtrace.damage import not_utf8
     from lstmtrace.errors import OptionError
 
-    data = click.get_binary_stream("stdin").read()
+    stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin  # bytes: an .npy, or text
+    data = stdin.read()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     if data.startswith(b"\x93NUMPY"):  # np.save's magic: an array piped in
         stream = io.BytesIO(data)
         stream.name = "standard input"

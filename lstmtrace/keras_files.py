@@ -98,14 +98,16 @@ def weights_only(path: str, found: Dict[str, np.ndarray], layer: Optional[int], 
     return weights.from_keras(arrays, f"{path} layer {k} ({chosen.label})", cell)
 
 
-def embedding(path, key: str) -> np.ndarray:
+def embedding(path, key: str):
     """The embeddings matrix (input_dim × output_dim, as float64) of the ``Embedding`` layer named ``key``
     (or its path, ``outer/inner``, in a nested model) in a ``.keras`` archive or a legacy model ``.h5``.
 
     A weights-only file has no config to name its layers: in a Keras 3 ``.weights.h5`` ``key`` is the
     layer's group (``embedding``, ``embedding_1``, …, as Keras names it after the class), in a legacy
     ``save_weights`` ``.h5`` the layer's name; both hold an Embedding's matrix as its only weight.
-    ``mask_zero`` does not change the rows looked up (though Keras' LSTM then skips the steps of id 0).
+    With ``mask_zero=True`` in the config it returns ``(matrix, (0,))``: id 0 is then padding, whose steps
+    Keras' LSTM skips (keeping the state), which a trace of every step would not show: the command line
+    refuses such ids.
     """
     from lstmtrace.errors import OptionError
 
@@ -156,6 +158,8 @@ def embedding(path, key: str) -> np.ndarray:
     if shape is not None and all(isinstance(n, int) for n in shape) and table.shape != shape:
         raise ValueError(f"{where}: the config says input_dim × output_dim = {shape[0]}×{shape[1]}, and its "
                          f"embeddings have shape {table.shape}")
+    if config is not None and layer_config.get("mask_zero"):
+        return table.astype(np.float64), (0,)
     return table.astype(np.float64)
 
 

@@ -132,19 +132,24 @@ def read(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout
     return load(path, layer, prefix, layout, cell), Variant() if variant is None else variant, source
 
 
-def read_embedding(path, key: str) -> np.ndarray:
+def read_embedding(path, key: str, with_padding: bool = False):
     """The embedding table ``key`` (V×E: one row per token id) of a weights file, as float64.
 
     For a PyTorch state_dict (``.pt``, ``.npz``) ``key`` is its state_dict key, e.g.
     ``"embedding.weight"``; a module of :data:`DECLARING` reads its own files' (``embedding``).
+    With ``with_padding``, ``(table, padding ids)``: the ids whose steps the model skips (a Keras
+    Embedding with ``mask_zero=True`` makes 0 one), which a trace of every step cannot follow.
     """
     import importlib
 
     path = os.fspath(path)
     module = next((m for suffix, m in DECLARING.items() if path.lower().endswith(suffix)), None)
     reader = getattr(importlib.import_module(module), "embedding", None) if module else None
+    padding = ()
     if reader is not None:
         table = reader(path, key)
+        if isinstance(table, tuple):  # (table, the ids the model skips)
+            table, padding = table
     elif module is not None or path.lower().endswith((".h5", ".hdf5")):
         raise OptionError(f"reading an embedding from {os.path.basename(path)} is not supported yet", "embedding")
     else:
@@ -161,7 +166,7 @@ def read_embedding(path, key: str) -> np.ndarray:
     table = table.astype(np.float64)
     if not np.isfinite(table).all():
         raise OptionError(f"{key!r} in {path} holds values that are not finite numbers", "embedding")
-    return table
+    return (table, tuple(padding)) if with_padding else table
 
 
 def _first_difference(a, b) -> str:
