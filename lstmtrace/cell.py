@@ -427,11 +427,15 @@ class Values:
 
 # -- one step ------------------------------------------------------------------------------
 
+_ALL = slice(None)
+"""Every gate's row (the one slice object: ``rows is _ALL`` says so without comparing)."""
+
+
 def _rows(ks, G: int):
     """Gate rows ``ks`` as an index of a gates × H matrix: a slice (a view) when they are one run."""
     ks = list(ks)
     if ks and ks == list(range(ks[0], ks[-1] + 1)):
-        return slice(None) if len(ks) == G else slice(ks[0], ks[-1] + 1)
+        return _ALL if len(ks) == G else slice(ks[0], ks[-1] + 1)
     return ks
 
 
@@ -466,7 +470,7 @@ def _plan(cell: Cell) -> _Plan:
         uses = {k: cell.gates[k].activation for k in ks}
         if len(ks) == G:  # the commonest over every gate, then each other over its own gates' rows
             common = max(uses.values(), key=list(uses.values()).count)  # (σ over all four, then tanh)
-            order = [(common, slice(None))] + [(a, _rows([k for k in ks if uses[k] is a], G))
+            order = [(common, _ALL)] + [(a, _rows([k for k in ks if uses[k] is a], G))
                                               for a in dict.fromkeys(uses.values()) if a is not common]
         else:
             order = [(a, _rows([k for k in ks if uses[k] is a], G)) for a in dict.fromkeys(uses.values())]
@@ -481,7 +485,9 @@ def _plan(cell: Cell) -> _Plan:
 def _gates(phase: _Phase, gates, params, seen: np.ndarray, clip: Optional[float]) -> None:
     """preact = W·x + U·h_prev + b (+ P⊙``seen``), clipped, and act, of the gates of one phase."""
     rows = phase.rows
-    if isinstance(rows, slice):  # a view of the matrices: written in place
+    if rows is _ALL:  # every gate: the matrices themselves (the default LSTM's one phase)
+        np.add(gates.Wx + gates.Uh, gates.bias, out=gates.preact)
+    elif isinstance(rows, slice):  # a view of the matrices: written in place
         np.add(gates.Wx[rows] + gates.Uh[rows], gates.bias[rows], out=gates.preact[rows])
     else:
         gates.preact[rows] = gates.Wx[rows] + gates.Uh[rows] + gates.bias[rows]

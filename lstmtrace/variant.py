@@ -215,7 +215,7 @@ class Variant:
         else an OptionError naming what it cannot compute."""
         return self
 
-    @property
+    @functools.cached_property  # (kept in the instance's __dict__: a step asks for it every time)
     def cell(self):
         """The :class:`lstmtrace.cell.Cell` this variant computes (the same object for equal variants)."""
         return _cell(self.check())
