@@ -163,21 +163,11 @@ class Cell:
     stage_weights: Tuple[Tuple[str, str, str], ...] = ()  # (stage, weight, shape): the projection's W_hr
 
     @property
-    def late(self) -> Tuple[str, ...]:
-        """The gates computed after the cell state (the output gate, when it peeps at the new c)."""
-        return tuple(g.name for g in self.gates if g.peeps == "c")
-
-    @property
     def pipeline(self) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
         """Every (gate or stage, quantities) of a step, in the order they are computed and traced."""
         early = tuple((g.name, g.quantities) for g in self.gates if g.peeps != "c")
         late = tuple((g.name, g.quantities) for g in self.gates if g.peeps == "c")
         return (("given", self.given), *early, self.after[0], *late, *self.after[1:])
-
-    @property
-    def quantities(self) -> Tuple[str, ...]:
-        """Every quantity some gate computes, in the order a gate computes them."""
-        return tuple(dict.fromkeys(q for g in self.gates for q in g.quantities))
 
     @property
     def weighted(self) -> Tuple[str, ...]:
@@ -206,6 +196,18 @@ class Cell:
             if g.name == name:
                 return g
         raise KeyError(f"{name!r} is not a gate of this cell")
+
+    def weightless(self, name: str) -> Tuple[str, str]:
+        """Why gate ``name`` has no weights, in a few words, and the setting that takes them away.
+
+        >>> from lstmtrace import Variant
+        >>> Variant(coupled=True).cell.weightless("forget")
+        ('coupled, f = 1 − i', 'coupled')
+        """
+        spec = self.gate(name)
+        if spec.rule == "complement":
+            return f"coupled, {spec.symbol} = 1 − {self.gate(spec.complements).symbol}", "coupled"
+        return f"taken away, {spec.symbol} = 1", "without"
 
 
 LSTM = Cell(

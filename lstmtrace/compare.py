@@ -62,8 +62,8 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
         keys_a, keys_b = (f[on].astype({"gate": str, "quantity": str}) for f in (fa, fb_all))
         shared = keys_a.reset_index().merge(keys_b.reset_index(), on=on, how="inner", suffixes=("_a", "_b"))
         fa, fb = fa.iloc[shared["index_a"].to_numpy()], fb_all.iloc[shared["index_b"].to_numpy()]
-        only = tuple(_stages(x) - _stages(y) for x, y in ((keys_a, keys_b), (keys_b, keys_a)))
-        only = tuple([s for s in _stage_order(t) if s in o] for o, t in zip(only, (keys_a, keys_b)))
+        stages_a, stages_b = _stage_order(keys_a), _stage_order(keys_b)
+        only = ([s for s in stages_a if s not in stages_b], [s for s in stages_b if s not in stages_a])
     va, vb = fa["value"].to_numpy(), fb["value"].to_numpy()
     abs_diff = np.abs(va - vb)
     scale = np.maximum(np.abs(va), np.abs(vb))
@@ -90,12 +90,9 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
     return _attrs(summary, a, b, atol, rtol, gradients_only_in, len(va), only)
 
 
-def _stages(keys: pd.DataFrame) -> set:
-    return set(zip(keys["gate"], keys["quantity"]))
-
-
-def _stage_order(keys: pd.DataFrame) -> List[tuple]:
-    return list(dict.fromkeys(zip(keys["gate"], keys["quantity"])))
+def _stage_order(keys: pd.DataFrame) -> dict:
+    """The (gate, quantity)s of a frame's rows, once each, in order (a dict: ordered, and fast to look in)."""
+    return dict.fromkeys(zip(keys["gate"], keys["quantity"]))
 
 
 def _variant_words(trace: Trace) -> str:

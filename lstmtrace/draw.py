@@ -80,25 +80,13 @@ def _box_symbol(spec, cell) -> str:
 
 
 def _gate_formula(spec, cell) -> str:
-    """A gate's equation under its box: ``f = σ(W_f·x + U_f·h + b_f)``, with its peephole term P_f⊙c_prev
-    (added to the preact after the bias, as the step does); ``i = 1 (taken away)``; ``f = 1 − i (coupled)``."""
+    """A gate's equation under its box: the text's (``f = σ(W_f·x + U_f·h + P_f⊙c_prev + b_f)``), shorter
+    for a gate without weights: ``i = 1 (input gate taken away)``, ``f = 1 − i (coupled)``."""
     if spec.rule == "one":
         return f"{spec.symbol} = 1 ({spec.title.lower()} taken away)"
     if spec.rule == "complement":
         return f"{spec.symbol} = 1 − {_partner(spec, cell).symbol} (coupled)"
-    text = formula(spec, cell).replace("h_prev", "h")
-    k = spec.index
-    if spec.peeps and f"P_{k}" not in text:  # text.formula has no peephole term: the step adds P⊙c after b
-        text = text.replace(f"b_{k}", f"b_{k} + P_{k}⊙{spec.peeps}", 1)
-    return text
-
-
-def _marks(spec, cell, act: np.ndarray) -> np.ndarray:
-    """The units to mark saturated: only of a computed gate whose activation has two bounds (text.py's rule)."""
-    bounded = np.isfinite(spec.activation.low) and np.isfinite(spec.activation.high)
-    if spec.rule != "computed" or not bounded:
-        return np.zeros(len(act), dtype=bool)
-    return saturated(spec.name, act, cell)
+    return formula(spec, cell).replace("h_prev", "h")
 
 
 def _variant_words(trace) -> str:
@@ -242,7 +230,7 @@ def draw_cell(trace, step: int = 1, unit: Optional[int] = None, precision: int =
     fits = lambda key, u: u if u is not None and u < len(v[key]) else None
     L = lambda name, key, u=unit, marks=None: _label(name, v[key], precision, fits(key, u), marks)
     cell = trace.cell
-    marks = {g.name: _marks(g, cell, v[g.name, "act"]) for g in cell.gates}
+    marks = {g.name: saturated(g.name, v[g.name, "act"], cell) for g in cell.gates}
     act_c = cell_activation_name(cell.cell_activation)  # tanh(c), or the variant's
     extra = PROJECTION_WIDTH if cell.proj_size is not None else 0.0
     right, x_split = 22.7 + extra, 21.2 + extra

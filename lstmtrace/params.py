@@ -61,8 +61,9 @@ class Parameters:
             raise ValueError(f"unknown gate {unknown[0]!r}; the gates are {', '.join(GATES)}")
         weightless = [g for g in gates if g not in cell.weighted]
         if weightless:
-            raise OptionError(f"weights were given for the {weightless[0]} gate, which this cell does not have: "
-                              f"{_no_weights(cell, weightless[0])}", _option_of(cell, weightless[0]))
+            words, option = cell.weightless(weightless[0])
+            raise OptionError(f"weights were given for the {weightless[0]} gate, which has none in this cell: "
+                              f"it is {words}", option)
         missing = [g for g in cell.weighted if g not in gates]
         if missing:
             raise ValueError(f"no weights for gate(s) {', '.join(missing)}")
@@ -107,7 +108,7 @@ class Parameters:
         if gate not in GATES:
             raise KeyError(f"unknown gate {gate!r}; the gates are {', '.join(GATES)}")
         if gate not in self.cell.weighted:
-            raise KeyError(f"the {gate} gate has no weights in this cell: {_no_weights(self.cell, gate)}")
+            raise KeyError(f"the {gate} gate has no weights in this cell: it is {self.cell.weightless(gate)[0]}")
         rows = self._rows(gate)
         P = self.P[self._rows(gate, "P")] if gate in self.cell.peepholes else None
         return Gate(self.W[rows], self.U[rows], self.b[rows], P)
@@ -275,8 +276,8 @@ class Parameters:
         elif param not in ("W", "U", "b", "P"):
             raise ValueError(f"unknown parameter {param!r}; each gate has W, U and b (and P, with peepholes)")
         elif gate not in cell.weighted:
-            raise OptionError(f"{gate}.{param}: the {gate} gate has no weights in this cell: "
-                              f"{_no_weights(cell, gate)}", _option_of(cell, gate))
+            words, option = cell.weightless(gate)
+            raise OptionError(f"{gate}.{param}: the {gate} gate has no weights in this cell: it is {words}", option)
         elif param == "P" and gate not in cell.peepholes:
             raise OptionError(f"{gate}.P is a peephole weight, and this cell has no peephole on the {gate} gate"
                               + (" (the candidate has none)" if gate == "candidate" else ""), "peephole")
@@ -448,17 +449,6 @@ class Parameters:
 
 def _cell_of(variant: Optional[Variant]):
     return (Variant() if variant is None else variant).check().cell
-
-
-def _no_weights(cell, gate: str) -> str:
-    """Why ``gate`` has no weights in ``cell``: taken away, or coupled."""
-    if cell.gate(gate).rule == "complement":
-        return "its gates are coupled (f = 1 − i)"
-    return f"it is taken away (without {gate}: {cell.gate(gate).symbol} = 1)"
-
-
-def _option_of(cell, gate: str) -> str:
-    return "coupled" if cell.gate(gate).rule == "complement" else "without"
 
 
 def _check_sizes(input_size, hidden_size):

@@ -29,9 +29,11 @@ def saturated(gate: str, act: np.ndarray, cell: Cell = LSTM) -> np.ndarray:
     (array([ True, False,  True]), array([ True, False]))
     """
     spec = cell.gate(gate)
-    if spec.rule == "one":  # a gate taken away is the constant 1, not an activation: it cannot saturate
-        return np.zeros(np.shape(act), dtype=bool)
     activation = spec.activation
+    # a gate taken away is the constant 1, not an activation; an activation without two finite bounds
+    # (relu, linear) has nothing to saturate against: neither is ever marked
+    if spec.rule == "one" or not (np.isfinite(activation.low) and np.isfinite(activation.high)):
+        return np.zeros(np.shape(act), dtype=bool)
     return (act < activation.low + SATURATION) | (act > activation.high - SATURATION)
 
 
@@ -48,7 +50,7 @@ def formula(spec, cell: Cell = LSTM) -> str:
     if spec.rule == "one":
         return f"{spec.symbol} = 1 (no {spec.name} gate: N{spec.name[0].upper()}G)"
     if spec.rule == "complement":
-        return f"{spec.symbol} = 1 − {cell.gate('input').symbol} (coupled input and forget gates: CIFG)"
+        return f"{spec.symbol} = 1 − {cell.gate(spec.complements).symbol} (coupled input and forget gates: CIFG)"
     k = spec.index
     peephole = f" + P_{k}⊙{spec.peeps}" if spec.peeps else ""
     inner = f"W_{k}·x + U_{k}·h_prev{peephole} + b_{k}"

@@ -99,6 +99,14 @@ by suffix: they return a :class:`Declared`, or None for a file that cannot tell 
 ``.weights.h5``), which :func:`load` then reads."""
 
 
+def _declaring(path: str):
+    """The module of :data:`DECLARING` that reads files like ``path`` (imported now), or None."""
+    import importlib
+
+    name = next((m for suffix, m in DECLARING.items() if path.lower().endswith(suffix)), None)
+    return importlib.import_module(name) if name else None
+
+
 def read(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout: Optional[str] = None,
          variant=None) -> Tuple[Gates, "object", str]:
     """One LSTM cell of ``path``: (its gates, its variant, how the variant was decided).
@@ -108,13 +116,11 @@ def read(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout
     tell (``.npz``, ``.pt``, ``.weights.h5``) it is ``variant`` (``"options"``), or, when none
     is given, lstmtrace's default LSTM (``"assumed"``: the text says so).
     """
-    import importlib
-
     from lstmtrace.variant import Variant
 
     path = os.fspath(path)
-    module = next((m for suffix, m in DECLARING.items() if path.lower().endswith(suffix)), None)
-    declared = importlib.import_module(module).declared(path, layer) if module else None
+    module = _declaring(path)
+    declared = module.declared(path, layer) if module else None
     if declared is not None:
         for name, value in (("prefix", prefix), ("layout", layout)):
             if value is not None:
@@ -140,11 +146,9 @@ def read_embedding(path, key: str, with_padding: bool = False):
     With ``with_padding``, ``(table, padding ids)``: the ids whose steps the model skips (a Keras
     Embedding with ``mask_zero=True`` makes 0 one), which a trace of every step cannot follow.
     """
-    import importlib
-
     path = os.fspath(path)
-    module = next((m for suffix, m in DECLARING.items() if path.lower().endswith(suffix)), None)
-    reader = getattr(importlib.import_module(module), "embedding", None) if module else None
+    module = _declaring(path)
+    reader = getattr(module, "embedding", None)
     padding = ()
     if reader is not None:
         table = reader(path, key)
@@ -371,7 +375,7 @@ def from_state_dict(state: Mapping[str, np.ndarray], cell=None) -> Gates:
         gates_in_file = W_hh.shape[0] // H
         raise OptionError(f"the file stacks {gates_in_file} gates' weights (key 'weight_hh' has {W_hh.shape[0]} "
                           f"rows, hidden size {H}); the cell asked for has weights for {n}: "
-                          f"{', '.join(order)}" + ("" if n == 4 else " (" + cell_change(cell) + ")"),
+                          f"{', '.join(order)}" + ("" if n == 4 else " (" + _weightless(cell) + ")"),
                           "coupled" if n < 4 and any(g.rule == "complement" for g in cell.gates) else
                           "without" if n < 4 else "weights")
     E = W_ih.shape[1] if W_ih.ndim == 2 else 0
@@ -393,7 +397,7 @@ def from_state_dict(state: Mapping[str, np.ndarray], cell=None) -> Gates:
     if extra:
         raise OptionError(f"the file has peephole weights for the {extra[0]} gate (key "
                           f"{PEEPHOLE_KEYS[extra[0]]!r}), which has no weights in the cell asked for "
-                          f"({cell_change(cell)})", "peephole")
+                          f"({_weightless(cell)})", "peephole")
     b = arrays["bias_ih"] + arrays["bias_hh"]
     rows = lambda k: slice(k * H, (k + 1) * H)
     gates: Dict = {g: Gate(W_ih[rows(k)], W_hh[rows(k)], b[rows(k)],
@@ -404,10 +408,9 @@ def from_state_dict(state: Mapping[str, np.ndarray], cell=None) -> Gates:
     return gates
 
 
-def cell_change(cell) -> str:
-    """What takes a cell's gates' weights away, in a few words."""
-    return ", ".join(f"{g.name}: " + ("coupled, f = 1 − i" if g.rule == "complement" else f"taken away, {g.symbol} = 1")
-                     for g in cell.gates if not g.weights)
+def _weightless(cell) -> str:
+    """What takes a cell's gates' weights away, in a few words: ``forget: coupled, f = 1 − i``."""
+    return ", ".join(f"{g.name}: {cell.weightless(g.name)[0]}" for g in cell.gates if not g.weights)
 
 
 def _numeric(key: str, array: np.ndarray) -> np.ndarray:

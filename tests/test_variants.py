@@ -295,8 +295,8 @@ def test_a_saved_variant_is_explained_as_itself(tmp_path):
 
 
 @pytest.mark.parametrize("args, flag, says", [
-    (["--variant", "cifg", "--set", "forget.U=zeros"], "'--set'", "coupled (f = 1 − i) (--coupled)"),
-    (["--without", "input", "--set", "input.b=1"], "'--set'", "taken away (without input: i = 1) (--without)"),
+    (["--variant", "cifg", "--set", "forget.U=zeros"], "'--set'", "it is coupled, f = 1 − i (--coupled)"),
+    (["--without", "input", "--set", "input.b=1"], "'--set'", "it is taken away, i = 1 (--without)"),
     (["--set", "forget.P=0.5"], "'--set'", "no peephole on the forget gate (--peephole)"),
     (["--peephole", "--set", "candidate.P=0.5"], "'--set'", "the candidate has none"),
     (["--set", "hidden.W_hr=zeros"], "'--set'", "has no projection (--proj-size)"),
