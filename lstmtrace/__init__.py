@@ -9,8 +9,8 @@ import importlib
 
 __version__ = "0.8.0"
 
-__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Trace", "TraceMismatch", "Variant", "backward",
-           "diff", "read_trace", "run", "sigmoid", "step"]
+__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Pass", "Stack", "Trace", "TraceMismatch", "Variant",
+           "backward", "diff", "load_layers", "read_trace", "run", "run_stack", "sigmoid", "step"]
 
 # The names load on first use, so that `lstmtrace --help` answers without
 # importing numpy or pandas (PEP 562).
@@ -28,6 +28,10 @@ _HOME = {
     "backward": "lstmtrace.gradients",
     "TraceMismatch": "lstmtrace.compare",
     "Variant": "lstmtrace.variant",
+    "Pass": "lstmtrace.stack",
+    "Stack": "lstmtrace.stack",
+    "run_stack": "lstmtrace.stack",
+    "load_layers": "lstmtrace.stack",
 }
 
 

@@ -149,6 +149,9 @@ def backward(trace: Trace, loss: str = "sum", target: Optional[Sequence[float]] 
     if trace.params is None:
         raise ValueError("the backward pass needs the weights, and a trace read from a file has none: "
                          "trace again with step or run")
+    if trace.direction != "forward":
+        raise OptionError("the backward pass is traced for a cell that runs forward; a reverse cell's "
+                          "is not traced yet", "direction")
     E, H, T = trace.input_size, trace.hidden_size, trace.steps
     h = trace.block("hidden", "h")
     if dh is not None:

@@ -43,7 +43,7 @@ import numpy as np
 from lstmtrace import weights
 from lstmtrace.damage import Explained, check_not_empty, first_line, isolated, reading
 
-__all__ = ["declared", "embedding", "h5_read", "weights_only"]
+__all__ = ["declared", "declared_layers", "embedding", "h5_read", "weights_only"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
@@ -57,14 +57,15 @@ _CELL_NAME = re.compile(r"^lstm_cell(_\d+)?$")
 _EMBEDDING_GROUP = re.compile(r"^embedding(_\d+)?$")  # a Keras 3 weights file's group of an Embedding layer
 
 
-def declared(path, layer: Optional[int] = None) -> Optional[weights.Declared]:
+def declared(path, layer: Optional[int] = None) -> Optional[List[weights.Declared]]:
     """LSTM layer ``layer`` (0 when None) of a ``.keras`` archive or a legacy ``.h5`` model file: its
-    variant, weights and where it is; None for a weights-only ``.h5`` (it cannot say how its cell computes),
-    which :func:`lstmtrace.weights.load` then reads.
+    variant, weights and where it is, one :class:`~lstmtrace.weights.Declared` per direction it runs; None
+    for a weights-only ``.h5`` (it cannot say how its cell computes), which :func:`lstmtrace.weights.load`
+    then reads.
     """
     path = os.fspath(path)
     if path.lower().endswith(".keras"):
-        return _archive(path, layer)
+        return [_archive(path, layer)]
     try:
         _check_hdf5(path, "an HDF5 file (as Keras' save_weights writes)")
     except (ImportError, OSError, ValueError):
@@ -72,8 +73,17 @@ def declared(path, layer: Optional[int] = None) -> Optional[weights.Declared]:
     found = isolated(path, h5_read, path, None, True)
     if not str(found["model_config"]):
         return None  # weights only: weights.load reads it, and the variant is assumed
-    return _declare(path, layer, _config(path, str(found["model_config"]), "its model_config"),
-                    _version(found), lambda: found)
+    return [_declare(path, layer, _config(path, str(found["model_config"]), "its model_config"),
+                     _version(found), lambda: found)]
+
+
+def declared_layers(path) -> Optional[List[List[weights.Declared]]]:
+    """Every LSTM layer of a ``.keras`` archive or a legacy model ``.h5``, as :func:`declared` gives each;
+    None for a weights-only file."""
+    first = declared(path, 0)
+    if first is None:
+        return None
+    raise ValueError(f"{path}: --layer all does not read Keras models yet")
 
 
 def weights_only(path: str, found: Dict[str, np.ndarray], layer: Optional[int], cell=None) -> weights.Gates:

@@ -54,7 +54,7 @@ is one sentence naming it.
 """
 import os
 import warnings
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -62,7 +62,7 @@ from lstmtrace.damage import check_not_empty, first_line
 from lstmtrace.errors import OptionError
 from lstmtrace.weights import PEEPHOLE_KEYS, TORCH_ORDER, Declared, WhichCellError
 
-__all__ = ["ONNX_ORDER", "ONNX_PEEPHOLES", "declared", "embedding"]
+__all__ = ["ONNX_ORDER", "ONNX_PEEPHOLES", "declared", "declared_layers", "embedding"]
 
 ONNX_ORDER = ("input", "output", "forget", "candidate")
 """How ONNX stacks the gates in W, R and each half of B (i, o, f, c)."""
@@ -98,13 +98,13 @@ _KNOWN = ("Sigmoid", "Tanh", "Relu", "Softsign", "HardSigmoid", "Affine", "Leaky
           "ScaledTanh", "Elu", "Softplus")
 
 
-def declared(path, layer: Optional[int] = None) -> Declared:
+def declared(path, layer: Optional[int] = None) -> List[Declared]:
     """The K-th LSTM node (``layer``, 0 when None) of the ONNX model ``path``: its variant, its weights in
     :func:`lstmtrace.weights.to_state_dict`'s layout for that variant, and where it is.
 
     Needs the onnx package (skipped here; tests/test_onnx_files.py checks the same):
 
-    >>> found = declared("tests/fixtures/onnx_peephole_coupled_clip.onnx")  # doctest: +SKIP
+    >>> (found,) = declared("tests/fixtures/onnx_peephole_coupled_clip.onnx")  # doctest: +SKIP
     >>> found.variant, found.where  # doctest: +SKIP
     (Variant(peephole=True, coupled=True, clip=0.8), 'tests/fixtures/onnx_peephole_coupled_clip.onnx LSTM node 0 (lstm_cifg)')
     """
@@ -124,7 +124,13 @@ def declared(path, layer: Optional[int] = None) -> Declared:
             raise WhichCellError(f"{path} has no LSTM node {k}; its LSTM nodes are "
                                  + ", ".join(f"{j} ({_name(n)})" for j, n in enumerate(nodes)), "layer")
         node = nodes[k]
-        return _declared(onnx, path, graph, node, f"{path} LSTM node {k} ({_name(node)})")
+        return [_declared(onnx, path, graph, node, f"{path} LSTM node {k} ({_name(node)})")]
+
+
+def declared_layers(path) -> List[List[Declared]]:
+    """Every LSTM node of the ONNX model ``path``, in graph order, as :func:`declared` gives each."""
+    declared(path, 0)
+    raise ValueError(f"{path}: --layer all does not read ONNX models yet")
 
 
 def embedding(path, key: str) -> np.ndarray:

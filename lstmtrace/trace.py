@@ -43,6 +43,7 @@ class Trace:
         # a snapshot, not a copy: the arrays become read-only and are shared until params.set copies them
         self._params = None if params is None else params.snapshot()
         self.skipped: list = []  # gate.quantity names read_trace(unknown="skip") left out
+        self.direction = "forward"  # "reverse": run over x_T … x_1, its steps still numbered in time order
         if sizes is None:  # (E, H, T, has gradients) when the caller knows them; else count
             steps = int(frame["step"].max())
             quantity = frame["quantity"]
@@ -245,11 +246,16 @@ def step(params: Parameters, x: Sequence[float], h_prev: Optional[Sequence[float
 
 
 def run(params: Parameters, xs, h0: Optional[Sequence[float]] = None,
-        c0: Optional[Sequence[float]] = None, progress: Optional[Callable[[int], None]] = None) -> Trace:
+        c0: Optional[Sequence[float]] = None, progress: Optional[Callable[[int], None]] = None,
+        direction: str = "forward") -> Trace:
     """Run T steps over the rows of ``xs`` (T×E), carrying h and c from each step to the next.
 
     ``h0`` and ``c0`` default to zeros; ``progress``, if given, is called with 1 after
     each step (a click progress bar's ``update``, say).  The trace has steps 1..T.
+
+    ``direction="reverse"`` runs the cell as the second half of a bidirectional layer does:
+    over x_T first, then x_{T−1}, …, x_1, starting from ``h0`` and ``c0``.  Its steps keep the
+    model's time order, so step t is the one that read x_t, and its h_prev is step t+1's h.
 
     >>> t = run(Parameters.identity(1, 1), [[1.0], [1.0], [1.0]])
     >>> t.value("cell", "c").round(4)      # steps × units: the cell fills up step by step
@@ -264,7 +270,15 @@ def run(params: Parameters, xs, h0: Optional[Sequence[float]] = None,
     if not np.isfinite(xs).all():
         t, e = (int(k) for k in np.argwhere(~np.isfinite(xs))[0])
         raise ValueError(f"xs[{t}, {e}] is {xs[t, e]}; lstmtrace needs finite numbers")
-    return _trace(params, xs, h0, c0, progress)
+    if direction not in ("forward", "reverse"):
+        raise ValueError(f"direction must be 'forward' or 'reverse', not {direction!r}")
+    if direction == "forward":
+        return _trace(params, xs, h0, c0, progress)
+    ran = _trace(params, xs[::-1], h0, c0, progress)  # in the order it ran: x_T first
+    E, H, T = ran.input_size, ran.hidden_size, ran.steps
+    trace = make_trace(ran.rows()[::-1].reshape(-1), params, E, H, T)  # each step at the time of its x
+    trace.direction = "reverse"
+    return trace
 
 
 def _trace(params, xs, h, c, progress=None) -> Trace:

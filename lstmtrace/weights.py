@@ -45,11 +45,12 @@ have no weights.
 Nothing here unpickles anything: a weights file can never run code.  torch, h5py and onnx
 are imported only when such a file is read.
 """
+import contextlib
 import os
 import re
 import warnings
 import zipfile
-from typing import Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -57,8 +58,10 @@ from lstmtrace.damage import Explained, check_not_empty, first_line, isolated, r
 from lstmtrace.errors import OptionError
 from lstmtrace.cell import Gate
 
-__all__ = ["DECLARING", "Declared", "KERAS_KEYS", "LAYOUTS", "PEEPHOLE_KEYS", "STATE_DICT_KEYS", "TORCH_ORDER",
-           "WhichCellError", "from_keras", "from_state_dict", "load", "read", "read_embedding", "to_state_dict"]
+__all__ = ["DECLARING", "DIRECTIONS", "Declared", "KERAS_KEYS", "LAYOUTS", "PEEPHOLE_KEYS", "Read",
+           "STATE_DICT_KEYS", "TORCH_ORDER", "WhichCellError", "from_keras", "from_state_dict", "load", "read",
+           "read_embedding", "read_layer", "read_stack",
+           "to_state_dict"]
 
 LAYOUTS = ("torch", "keras")
 
@@ -90,13 +93,40 @@ class Declared(NamedTuple):
     variant: "object"  # lstmtrace.Variant (not imported here: variant.py needs nothing of this module)
     state: Dict[str, np.ndarray]
     where: str
+    direction: str = "forward"  # which way the cell runs: "forward", or "reverse" (over the reversed sequence)
+    passes_on: str = "time"  # the order its h_t reach the next layer: "time" (each at its input's time, as
+    # PyTorch, ONNX and Keras' Bidirectional do), or "run" (the order it ran: Keras' go_backwards=True)
+
+
+DIRECTIONS = ("forward", "reverse")
+"""The ways a cell runs over a sequence: x_1 … x_T, or x_T … x_1 (the second half of a bidirectional layer)."""
+
+
+class Read(NamedTuple):
+    """One cell of a weights file, as :func:`read_layer` and :func:`read_stack` return it."""
+
+    gates: Gates
+    variant: "object"  # lstmtrace.Variant
+    source: str  # how the variant was decided: "file", "options" or "assumed" (see read)
+    direction: str = "forward"
+    passes_on: str = "time"  # see Declared
+    where: str = ""
 
 
 DECLARING: Dict[str, str] = {".keras": "lstmtrace.keras_files", ".h5": "lstmtrace.keras_files",
                               ".hdf5": "lstmtrace.keras_files", ".onnx": "lstmtrace.onnx_files"}
-"""The modules whose ``declared(path, layer)`` reads a file that may say which variant its cell is,
-by suffix: they return a :class:`Declared`, or None for a file that cannot tell (a bare
-``.weights.h5``), which :func:`load` then reads."""
+"""The modules that read files which may say how their cells compute, by suffix.  Each has
+
+``declared(path, layer)``
+    LSTM layer ``layer`` (0 when None): a list of one :class:`Declared` per direction it runs
+    (forward first), or None for a file that cannot tell (a bare ``.weights.h5``), which
+    :func:`load` then reads;
+``declared_layers(path)``
+    every LSTM layer, in the order they run, each as ``declared`` gives it (None as there); a
+    model whose LSTM layers do not feed one another directly (a Dense between them, say) is a
+    ValueError, since ``--layer all`` feeds each layer the previous one's h;
+``embedding(path, key)`` (optional)
+    an embedding table, for ``--tokens``."""
 
 
 def _declaring(path: str):
@@ -108,34 +138,118 @@ def _declaring(path: str):
 
 
 def read(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout: Optional[str] = None,
-         variant=None) -> Tuple[Gates, "object", str]:
+         variant=None, direction: Optional[str] = None) -> Tuple[Gates, "object", str]:
     """One LSTM cell of ``path``: (its gates, its variant, how the variant was decided).
 
     A file that says how its cell computes decides the variant (``"file"``); a ``variant``
     given too must be the same, or it is an OptionError naming both.  For a file that cannot
     tell (``.npz``, ``.pt``, ``.weights.h5``) it is ``variant`` (``"options"``), or, when none
-    is given, lstmtrace's default LSTM (``"assumed"``: the text says so).
+    is given, lstmtrace's default LSTM (``"assumed"``: the text says so).  ``direction`` picks
+    one half of a bidirectional layer (see :func:`read_layer`).
     """
+    cells = read_layer(path, layer, prefix, layout, variant, direction)
+    if len(cells) > 1:
+        raise OptionError(f"{cells[0].where or path} is bidirectional: choose forward or reverse (or both, "
+                          "to trace the two cells together)", "direction")
+    return cells[0].gates, cells[0].variant, cells[0].source
+
+
+def read_layer(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout: Optional[str] = None,
+               variant=None, direction: Optional[str] = None) -> List[Read]:
+    """Every cell of LSTM layer ``layer`` (0 when None) of ``path`` that ``direction`` asks for:
+    None, every direction the layer runs; ``"forward"`` or ``"reverse"``, that one; ``"both"``, both
+    halves of a bidirectional layer.  A direction the layer does not run is an OptionError.
+    The variant is decided as :func:`read` says.
+    """
+    if direction not in (None, "both", *DIRECTIONS):
+        raise OptionError(f"unknown direction {direction!r}; it is forward, reverse or both", "direction")
+    with _reading_once():
+        return _read_layer(os.fspath(path), layer, prefix, layout, variant, direction)
+
+
+def _read_layer(path: str, layer, prefix, layout, variant, direction) -> List[Read]:
+    module = _declaring(path)
+    found = module.declared(path, layer) if module else None
+    if found is not None:
+        _check_declared_options(path, prefix, layout)
+        return [_from_declared(d, variant) for d in _directions(found, direction, lambda d: d.direction,
+                                                                 found[0].where)]
+    arrays_layers = None if module is not None or path.lower().endswith((".h5", ".hdf5")) else \
+        _torch_directions(path, layer, prefix, layout)
+    runs = arrays_layers or ("forward",)
     from lstmtrace.variant import Variant
 
-    path = os.fspath(path)
-    module = _declaring(path)
-    declared = module.declared(path, layer) if module else None
-    if declared is not None:
-        for name, value in (("prefix", prefix), ("layout", layout)):
-            if value is not None:
-                raise OptionError(f"is for PyTorch state_dicts and .npz files; {path} names its own layers",
-                                  name)
-        if variant is not None and variant != declared.variant:
-            said = declared.variant.describe() or "lstmtrace's default LSTM"
-            asked = variant.describe() or "lstmtrace's default LSTM"
-            raise OptionError(f"{declared.where} says its cell is {said}, and the variant options ask for "
-                              f"{asked}: leave them out, the file says how its cell computes",
-                              _first_difference(declared.variant, variant))
-        return from_state_dict(declared.state, declared.variant.cell), declared.variant, "file"
+    chosen = _directions(list(runs), direction, lambda d: d, f"{path} layer {0 if layer is None else layer}")
     cell = None if variant is None else variant.cell
     source = "assumed" if variant is None else "options"
-    return load(path, layer, prefix, layout, cell), Variant() if variant is None else variant, source
+    return [Read(load(path, layer, prefix, layout, cell, d), Variant() if variant is None else variant, source, d)
+            for d in chosen]
+
+
+def read_stack(path, prefix: Optional[str] = None, layout: Optional[str] = None,
+               variant=None) -> List[List[Read]]:
+    """Every LSTM layer of ``path``, in the order they run, each with every direction it runs
+    (as :func:`read_layer` with ``direction=None``): what ``--layer all`` traces.
+
+    The layers must fit together: each one's input size is the size of the h the layer before
+    hands on (both directions' h, concatenated, after a bidirectional layer).
+    """
+    path = os.fspath(path)
+    module = _declaring(path)
+    found = module.declared_layers(path) if module else None
+    if found is not None:
+        _check_declared_options(path, prefix, layout)
+        stack = [[_from_declared(d, variant) for d in cells] for cells in found]
+    else:
+        with _reading_once():
+            stack = [read_layer(path, k, prefix, layout, variant) for k in _layer_numbers(path, prefix, layout)]
+    for k in range(1, len(stack)):
+        handed = sum(_output_size(cell) for cell in stack[k - 1])
+        E = next(iter(stack[k][0].gates.values())).W.shape[1]
+        if E != handed:
+            raise ValueError(f"{path}: layer {k} takes inputs of size {E}, and layer {k - 1} hands on h of size "
+                             f"{handed}" + (" (both directions)" if len(stack[k - 1]) > 1 else "") +
+                             ": the layers do not feed one another directly, so --layer all cannot chain them")
+    return stack
+
+
+def _output_size(cell: Read) -> int:
+    """How many numbers a cell's h has: the projection's P, else H."""
+    if "W_hr" in cell.gates:
+        return cell.gates["W_hr"].shape[0]
+    return next(iter(cell.gates.values())).U.shape[0]
+
+
+def _check_declared_options(path: str, prefix, layout) -> None:
+    for name, value in (("prefix", prefix), ("layout", layout)):
+        if value is not None:
+            raise OptionError(f"is for PyTorch state_dicts and .npz files; {path} names its own layers", name)
+
+
+def _from_declared(declared: Declared, variant) -> Read:
+    """A cell a file declared, checked against the ``variant`` asked for (None: any)."""
+    if variant is not None and variant != declared.variant:
+        said = declared.variant.describe() or "lstmtrace's default LSTM"
+        asked = variant.describe() or "lstmtrace's default LSTM"
+        raise OptionError(f"{declared.where} says its cell is {said}, and the variant options ask for "
+                          f"{asked}: leave them out, the file says how its cell computes",
+                          _first_difference(declared.variant, variant))
+    return Read(from_state_dict(declared.state, declared.variant.cell), declared.variant, "file",
+                declared.direction, declared.passes_on, declared.where)
+
+
+def _directions(found: list, direction: Optional[str], direction_of, where: str) -> list:
+    """The items of ``found`` (one per direction a layer runs) that ``direction`` asks for."""
+    runs = [direction_of(item) for item in found]
+    if direction is None:
+        return list(found)
+    if direction == "both":
+        if len(runs) < 2:
+            raise OptionError(f"{where} runs {runs[0]} only: it is not bidirectional", "direction")
+        return list(found)
+    if direction not in runs:
+        raise OptionError(f"{where} runs {runs[0]} only: it has no {direction} weights", "direction")
+    return [found[runs.index(direction)]]
 
 
 def read_embedding(path, key: str, with_padding: bool = False):
@@ -182,8 +296,9 @@ def _first_difference(a, b) -> str:
 
 
 def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
-         layout: Optional[str] = None, cell=None) -> Gates:
-    """The weights of one LSTM layer in ``path``: ``layer`` (0 when not given) under ``prefix``.
+         layout: Optional[str] = None, cell=None, direction: str = "forward") -> Gates:
+    """The weights of one LSTM layer in ``path``: ``layer`` (0 when not given) under ``prefix``,
+    the half of it that runs ``direction`` (``"reverse"``: a bidirectional nn.LSTM's ``_reverse`` keys).
 
     ``layout`` forces how an ``.npz`` is read ("torch" or "keras"); by default its keys decide.
     ``cell`` is the cell the weights are for (see :func:`from_state_dict`).
@@ -196,11 +311,83 @@ def load(path, layer: Optional[int] = None, prefix: Optional[str] = None,
         raise OptionError(f"is for .npz files, whose keys could be PyTorch's or Keras'; {path} says its own "
                           "layout", "layout")
     if name.endswith(".h5") or name.endswith(".hdf5"):
+        if direction != "forward":
+            raise OptionError(f"{path} holds weights only, which cannot say which way a layer runs: "
+                              "save the model with model.save(\"m.keras\") to trace a reverse layer", "direction")
         return _keras_h5(path, layer, cell)
-    arrays = _torch_file(path) if name.endswith((".pt", ".pth")) else _npz(path)
+    arrays = _arrays(path)
     if layout == "keras" or (layout is None and all(k in arrays for k in KERAS_KEYS[:2])):
+        if direction != "forward":
+            raise OptionError(f"{path} holds one Keras cell, which runs forward", "direction")
         return from_keras(arrays, path, cell)
-    return _torch_cell(arrays, layer, prefix, path, cell)
+    return _torch_cell(arrays, layer, prefix, path, cell, direction)
+
+
+def _arrays(path: str) -> Dict[str, np.ndarray]:
+    """The arrays of a ``.pt`` or ``.npz`` file; inside :func:`_reading_once`, read once for all the
+    cells a stack takes from it."""
+    if _ONCE is not None and path in _ONCE:
+        return _ONCE[path]
+    arrays = _torch_file(path) if path.lower().endswith((".pt", ".pth")) else _npz(path)
+    if _ONCE is not None:
+        for array in arrays.values():
+            array.setflags(write=False)  # shared by every cell read from it: nobody changes them
+        _ONCE[path] = arrays
+    return arrays
+
+
+_ONCE: Optional[Dict[str, Dict[str, np.ndarray]]] = None
+
+
+@contextlib.contextmanager
+def _reading_once():
+    """Within: each file's arrays are read once (a stack's layers and directions are all in one file)."""
+    global _ONCE
+    outer = _ONCE
+    _ONCE = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _ONCE = outer
+
+
+def _torch_directions(path: str, layer: Optional[int], prefix: Optional[str], layout: Optional[str]) -> Tuple[str, ...]:
+    """Which directions layer ``layer`` of a ``.pt``/``.npz`` runs: ("forward", "reverse") for a
+    bidirectional nn.LSTM's, else ("forward",) (or whatever the file lacks, :func:`load` says)."""
+    try:
+        arrays = _arrays(path)
+    except (OSError, ValueError, ImportError):
+        return ("forward",)  # load says what is wrong
+    if layout == "keras" or (layout is None and all(k in arrays for k in KERAS_KEYS[:2])):
+        return ("forward",)
+    try:
+        p, layers = _torch_layers(arrays, prefix, path)
+    except ValueError:
+        return ("forward",)
+    k = 0 if layer is None else layer
+    suffix = "" if None in layers else f"_l{k}"
+    return ("forward", "reverse") if f"{p}weight_ih{suffix}_reverse" in arrays else ("forward",)
+
+
+def _layer_numbers(path: str, prefix: Optional[str], layout: Optional[str]) -> List[int]:
+    """The layers of a ``.pt``/``.npz`` (0, 1, …) or a weights-only Keras file, for ``--layer all``."""
+    name = path.lower()
+    if name.endswith((".h5", ".hdf5")):
+        from lstmtrace.keras_files import weights_only  # noqa: F401 -- h5py's message first
+
+        _keras_h5(path, 0)  # says what is wrong with the file, if anything
+        from lstmtrace.keras_files import _cells
+
+        return list(range(len(_cells(isolated(path, _keras_h5_cells, path)))))
+    arrays = _arrays(path)
+    if layout == "keras" or (layout is None and all(k in arrays for k in KERAS_KEYS[:2])):
+        return [0]
+    _, layers = _torch_layers(arrays, prefix, path)
+    numbers = sorted(k for k in layers if k is not None) or [0]
+    if numbers != list(range(len(numbers))):
+        raise ValueError(f"{path} has layers {', '.join(map(str, numbers))}: --layer all needs 0, 1, … with none "
+                         "missing")
+    return numbers
 
 
 # -- the containers ------------------------------------------------------------------
@@ -481,9 +668,9 @@ def _same_kind(error: ValueError, message: str) -> ValueError:
     return OptionError(message, error.option) if isinstance(error, OptionError) else ValueError(message)
 
 
-def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: Optional[str],
-                where: str, cell=None) -> Gates:
-    """One cell of a torch.nn.LSTMCell or torch.nn.LSTM state_dict, under a module prefix."""
+def _torch_layers(arrays: Mapping[str, np.ndarray], prefix: Optional[str], where: str) -> Tuple[str, set]:
+    """The module prefix of the LSTM in a state_dict (``prefix`` or the only one) and its layer numbers
+    (``{None}`` for an nn.LSTMCell)."""
     cells: Dict[str, set] = {}
     for key in arrays:
         m = _TORCH_KEY.match(key)
@@ -506,7 +693,14 @@ def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: 
                              "choose one with --prefix", "prefix")
     else:
         (p,) = cells
-    layers = cells[p]
+    return p, cells[p]
+
+
+def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: Optional[str],
+                where: str, cell=None, direction: str = "forward") -> Gates:
+    """One cell of a torch.nn.LSTMCell or torch.nn.LSTM state_dict, under a module prefix; ``direction``
+    "reverse": the ``_reverse`` half of a bidirectional nn.LSTM's layer."""
+    p, layers = _torch_layers(arrays, prefix, where)
     if None in layers:  # an LSTMCell: a single layer
         if layer not in (None, 0):
             raise WhichCellError(f"{where} holds one torch.nn.LSTMCell{f' under {p!r}' if p else ''}; "
@@ -518,10 +712,11 @@ def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: 
             raise WhichCellError(f"{where} has no layer {k}{f' under {p!r}' if p else ''}; its layers "
                                  "are " + ", ".join(str(j) for j in sorted(layers)), "layer")
         suffix = f"_l{k}"
-    for unsupported, what in ((f"{p}weight_ih{suffix}_reverse", "a bidirectional LSTM"),):
-        if unsupported in arrays:
-            raise ValueError(f"{where} has key {unsupported!r}: {what} is not supported "
-                             "(lstmtrace traces one direction of a plain LSTM)")
+    if direction == "reverse":
+        if f"{p}weight_ih{suffix}_reverse" not in arrays:
+            raise WhichCellError(f"{where} layer {0 if layer is None else layer} runs forward only: it has no "
+                                 f"reverse weights (key {p}weight_ih{suffix}_reverse)", "direction")
+        suffix += "_reverse"
     names = {key: f"{p}{key}{suffix}" for key in (*STATE_DICT_KEYS, "weight_hr", *PEEPHOLE_KEYS.values())}
     state = {key: arrays[name] for key, name in names.items() if name in arrays}
     _not_another_rnn(arrays, f"{p}gates", state, cell, where)
@@ -535,4 +730,3 @@ def _torch_cell(arrays: Mapping[str, np.ndarray], layer: Optional[int], prefix: 
         for key, name in names.items():
             message = message.replace(f"'{key}'", f"'{name}'")
         raise _same_kind(e, f"{where}: {message}") from None
-

@@ -113,14 +113,14 @@ def test_the_node_declares_its_variant(onnx, case):
     assert (params.input_size, params.hidden_size) == (E, H)
     from lstmtrace.onnx_files import declared
 
-    assert declared(FIXTURES / f"onnx_{case}.onnx").where == f"{FIXTURES / f'onnx_{case}.onnx'} LSTM node 0 ({node})"
+    assert declared(FIXTURES / f"onnx_{case}.onnx")[0].where == f"{FIXTURES / f'onnx_{case}.onnx'} LSTM node 0 ({node})"
 
 
 def test_the_docstring_example_says_what_declared_returns(onnx, monkeypatch):
     from lstmtrace.onnx_files import declared
 
     monkeypatch.chdir(FIXTURES.parent.parent)
-    found = declared("tests/fixtures/onnx_peephole_coupled_clip.onnx")
+    (found,) = declared("tests/fixtures/onnx_peephole_coupled_clip.onnx")
     assert (found.variant, found.where) == (Variant(peephole=True, coupled=True, clip=0.8),
                                             "tests/fixtures/onnx_peephole_coupled_clip.onnx LSTM node 0 (lstm_cifg)")
 

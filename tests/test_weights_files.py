@@ -65,7 +65,7 @@ def test_bias_false_means_zero_bias(save):
     ({**_nn_lstm_state(prefix="enc."), **_nn_lstm_state(prefix="dec.")}, {},
      "several prefixes, 'dec.', 'enc.': choose one with --prefix"),
     (_nn_lstm_state(layers=1, weight_ih_l0_reverse=np.zeros((8, 3))), {},
-     "key 'weight_ih_l0_reverse': a bidirectional LSTM is not supported"),
+     "no key 'weight_hh_l0_reverse'"),
     (_nn_lstm_state(layers=1, weight_hr_l0=np.zeros((1, 2))), {},
      "the file has a projection (key 'weight_hr_l0', shape (1, 2)), and the cell asked for has none: give --proj-size 1"),
     (Parameters.zeros(2, 2).state_dict(), {"layer": 1}, "one torch.nn.LSTMCell; there is no layer 1"),
