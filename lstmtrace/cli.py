@@ -108,6 +108,19 @@ class Parsed(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
+class LayerNumber(click.ParamType):
+    """--layer: a layer number from 0, or ``all``."""
+
+    name = "K|all"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str) or value == "all":
+            return value
+        if value.strip().isdigit():
+            return int(value)
+        self.fail(f"{value!r} is neither a layer number (0, 1, …) nor all", param, ctx)
+
+
 VECTOR = Parsed("v1,v2,…", "parse_vector")  # comma-separated finite numbers, e.g. -0.1,0.3,0.1
 NUMBER = Parsed("number", "parse_number")  # one finite number
 
@@ -220,9 +233,11 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
     if layout is not None and fmt != "csv":
         raise click.BadParameter(f"{layout} is a CSV layout, and the format is {fmt}",
                                  param_hint="'--csv-layout'")
-    if expand is not None and expand >= trace.hidden_size:
-        raise click.BadParameter(f"unit {expand} is not in 0..{trace.hidden_size - 1} "
-                                 f"(hidden size H = {trace.hidden_size})", param_hint="'--expand'")
+    cells = list(getattr(trace, "traces", {None: trace}).values())  # a Stack's, or the one trace
+    H = max(cell.hidden_size for cell in cells)
+    if expand is not None and expand >= H:
+        raise click.BadParameter(f"unit {expand} is not in 0..{H - 1} (hidden size H = {H}"
+                                 f"{', the largest of the cells' if len(cells) > 1 else ''})", param_hint="'--expand'")
     if steps is not None:
         try:
             steps = parse_steps(steps, trace.steps)
@@ -391,9 +406,13 @@ def _weight_options(f):
                           "random:SEED (uniform in ±1/√H), or a file: .npz (PyTorch or Keras keys), "
                           ".pt/.pth (a PyTorch state_dict), .keras, .h5/.weights.h5 (Keras 3 or 2), .onnx. "
                           "A .keras, a model .h5 or an .onnx says its cell's activations itself."),
-        click.option("--layer", type=click.IntRange(min=0), default=None, metavar="K",
+        click.option("--layer", type=LayerNumber(), default=None, metavar="K|all",
                      help="Which layer of a multi-layer torch.nn.LSTM or Keras model, or which LSTM node of "
-                          "an ONNX graph [default: 0]."),
+                          "an ONNX graph [default: 0]; all (with run): every layer in order, each fed the "
+                          "previous one's h. With a saved stack TRACE: the layer to show or draw."),
+        click.option("--direction", type=click.Choice(["forward", "reverse", "both"]), default=None,
+                     help="Which half of a bidirectional layer: forward, reverse (runs over x_T … x_1; steps "
+                          "stay in time order) or both [default: every direction the layer runs]."),
         click.option("--prefix", default=None, metavar="P",
                      help="The module whose LSTM to read from a state_dict, e.g. encoder.lstm "
                           "[default: the only one]."),
@@ -441,7 +460,8 @@ def _weight_options(f):
         variant = _variant(given)
         spec = WeightSpec(weights=kwargs.pop("weights"), layer=kwargs.pop("layer"), prefix=kwargs.pop("prefix"),
                           layout=kwargs.pop("weights_layout"), bias=kwargs.pop("bias"),
-                          forget_bias=kwargs.pop("forget_bias"), sets=tuple(kwargs.pop("sets")), variant=variant)
+                          forget_bias=kwargs.pop("forget_bias"), sets=tuple(kwargs.pop("sets")), variant=variant,
+                          direction=kwargs.pop("direction"))
         if "variant_options" in inspect.signature(f).parameters:  # diff builds one variant per side
             kwargs["variant_options"] = given
         return f(weights=spec, **kwargs)
@@ -600,14 +620,41 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
         raise click.UsageError("give the sequence: --xs FILE|ROWS, or --tokens IDS with --embedding KEY")
     _check_output(output, [("--xs", xs), *_weights_inputs(weights=weights.weights)])
     sequence = _sequence(xs)
-    params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size, weights), "--xs")
-    T = sequence.shape[0]
-    show_bar = T >= 100 and sys.stderr.isatty()
-    with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as bar:
-        trace = _traced(lstmtrace.run, params, sequence, h, c, progress=bar.update)
-    trace = _with_gradients(trace, gradients)
-    title = " ".join(filter(None, [weights.describe(), params.variant_note(), _describe_loss(gradients)]))
+    trace, note = _run_cells(weights, sequence, h, c, hidden_size, gradients)
+    title = " ".join(filter(None, [weights.describe(), note, _describe_loss(gradients)]))
     _emit(trace, fmt, output, precision, expand, title, steps, layout=csv_layout)
+
+
+def _run_cells(weights, sequence, h, c, hidden_size, gradients=None, bar=True):
+    """`run`'s trace of ``sequence``: one cell (a Trace), or several (a Stack: --layer all, or a
+    bidirectional layer), and the note on where the cell's variant came from."""
+    import lstmtrace
+    from lstmtrace.errors import OptionError
+
+    layers = _cells(weights, sequence.shape[1], _hidden_size(h, c, hidden_size, weights), "--xs")
+    cells = [cell for layer in layers for cell in layer]
+    T = sequence.shape[0] * len(cells)
+    show_bar = bar and T >= 100 and sys.stderr.isatty()
+    with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as progress:
+        if len(cells) == 1:
+            (params, direction, _), = cells
+            trace = _traced(lstmtrace.run, params, sequence, h, c, progress=progress.update, direction=direction)
+            return _with_gradients(trace, gradients), params.variant_note()
+        given = [name for name, value in (("--h", h), ("--c", c)) if value is not None]
+        if given or gradients is not None:
+            raise click.BadParameter(f"is for one cell, and {len(cells)} are traced together (every layer starts "
+                                     "from zero h and c; the backward pass is traced cell by cell): trace one "
+                                     "with --layer K --direction forward|reverse",
+                                     param_hint=f"'{given[0] if given else '--backward'}'")
+        try:
+            return _traced(lstmtrace.run_stack, layers, sequence, progress=progress.update), ""
+        except (OptionError, ValueError) as e:
+            raise click.BadParameter(" ".join(str(e).split()), param_hint="'--weights'") from None
+
+
+def _cells(weights, E, H, input_hint):
+    """The layers of cells a WeightSpec describes (WeightSpec.layers), its errors mapped to options."""
+    return _parameters(weights, E, H, input_hint, make=weights.layers)
 
 
 @cli.command()
@@ -1069,18 +1116,19 @@ def _hidden_size(h, c, hidden_size, weights=None):
     return sizes[0][1] if sizes else None
 
 
-def _parameters(weights, E, H, input_hint, weights_hint="'--weights'"):
+def _parameters(weights, E, H, input_hint, weights_hint="'--weights'", make=None):
     """The Parameters a WeightSpec describes, for input size E and hidden size H (None: any).
 
-    ``input_hint`` names the option that gave E, for the error when a file disagrees.
+    ``input_hint`` names the option that gave E, for the error when a file disagrees; ``make``
+    is the WeightSpec's method that makes them (``parameters``, or ``layers`` for run's cells).
     """
     from lstmtrace.errors import OptionError
 
     try:
-        return weights.parameters(E, H)
+        return (make or weights.parameters)(E, H)
     except OptionError as e:
         hints = {"weights": weights_hint, "input_size": f"'{input_hint}'", "layout": "'--weights-layout'",
-                 "sets": "'--set'", "forget_bias": "'--forget-bias'"}
+                 "sets": "'--set'", "forget_bias": "'--forget-bias'", "direction": "'--direction'"}
         option = e.option
         typed = click.get_current_context().meta.get("lstmtrace.variant_typed", [])
         if option in _VARIANT_FLAGS and typed and option not in typed:  # the file contradicts what was typed

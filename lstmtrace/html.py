@@ -74,12 +74,18 @@ def render_html(trace) -> str:
     (1, True)
     """
     e = html.escape
+    if hasattr(trace, "traces"):  # a Stack: each cell under its heading
+        cells = [f"<h4>{e(f'layer {k} · {direction}')}</h4>\n" + render_html(cell)[len(STYLE) + 1:]
+                 for (k, direction), cell in trace.traces.items()]
+        return "\n".join([STYLE, f"<div class=\"lstmtrace-stack\">\n<p>{e(repr(trace))}</p>", *cells, "</div>"]) + "\n"
     units = max(trace.input_size, trace.hidden_size)
     shown, steps = min(units, MAX_UNITS), min(trace.steps, MAX_STEPS)
     more = units > shown
     parts = [STYLE, f"<div class=\"lstmtrace\">\n<p>{e(repr(trace))}</p>"]
     if trace.cell is not LSTM:
         parts.append(f"<p class=\"variant\">{e(naming(trace.variant))}</p>")
+    if trace.direction == "reverse":
+        parts.append("<p class=\"direction\">Runs in reverse: step t read x_t, and its h_prev is step t+1's h.</p>")
     any_marked = False
     for t in range(1, steps + 1):
         table, marked = _table(trace, t, shown, more)

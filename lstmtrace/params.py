@@ -5,6 +5,7 @@ is the recipe that the command line's weight options spell (``--weights random:7
 --forget-bias 1 --set forget.U=zeros``): where the weights come from and what is
 changed on top.  PyTorch's and Keras' layouts and files are :mod:`lstmtrace.weights`.
 """
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -405,7 +406,7 @@ class Parameters:
     @classmethod
     def load(cls, path: Union[str, os.PathLike], layer: Optional[int] = None,
              prefix: Optional[str] = None, layout: Optional[str] = None,
-             variant: Optional[Variant] = None) -> "Parameters":
+             variant: Optional[Variant] = None, direction: Optional[str] = None) -> "Parameters":
         """Weights from a file, never unpickled: ``.npz`` (PyTorch or Keras keys), ``.pt``, ``.weights.h5``.
 
         ``layer`` picks one layer of a torch.nn.LSTM or Keras model (0 when not given),
@@ -415,8 +416,11 @@ class Parameters:
         A file that says how its cell computes decides the variant, and ``variant`` must
         agree with it; for one that cannot tell, ``variant`` is taken (or the default LSTM is
         assumed).  :attr:`variant_source` says which: ``"file"``, ``"options"`` or ``"assumed"``.
+        ``direction`` (``"forward"`` or ``"reverse"``) picks one half of a bidirectional layer;
+        :func:`lstmtrace.load_layers` reads both, and every layer.
         """
-        gates, found, source = weights.read(path, layer=layer, prefix=prefix, layout=layout, variant=variant)
+        gates, found, source = weights.read(path, layer=layer, prefix=prefix, layout=layout, variant=variant,
+                                            direction=direction)
         params = cls._from_gates(gates, found)
         params.variant_source = source
         return params
@@ -501,13 +505,14 @@ class WeightSpec:
     """
 
     weights: str = "identity"
-    layer: Optional[int] = None  # which layer of a multi-layer model's file
+    layer: Union[int, str, None] = None  # which layer of a multi-layer model's file, or "all"
     prefix: Optional[str] = None  # the module holding the LSTM in a state_dict
     layout: Optional[str] = None  # "torch" or "keras": how to read an .npz's keys
     bias: Optional[float] = None  # every gate's b
     forget_bias: Optional[float] = None  # added to the forget gate's b
     sets: Tuple[str, ...] = ()  # "GATE.PARAM=SPEC", applied last
     variant: Optional[Variant] = None  # which LSTM (lstmtrace.Variant; None: the default)
+    direction: Optional[str] = None  # forward, reverse or both (a bidirectional layer's halves)
 
     def parameters(self, input_size: Optional[int] = None, hidden_size: Optional[int] = None) -> Parameters:
         """The Parameters this recipe makes; sizes that are None are taken from the file (or E, or 1)."""
@@ -516,6 +521,14 @@ class WeightSpec:
             for name in ("layer", "prefix", "layout"):
                 if getattr(self, name) is not None:
                     raise OptionError(f"reads a weights file, and --weights is {self.weights!r}", name)
+        if self.layer == "all" or self.direction == "both":
+            option = "layer" if self.layer == "all" else "direction"
+            raise OptionError(f"{self.layer if option == 'layer' else 'both'}: several cells are traced together by "
+                              "`lstmtrace run`; here one cell is: give --layer K (and --direction forward or "
+                              "reverse)" if not is_weight_word(self.weights) else "both: a made-up layer "
+                              f"({self.weights}) runs one way; both halves of a bidirectional layer come from a "
+                              "weights file", option)
+        if is_weight_word(self.weights):
             try:
                 params = Parameters.from_word(self.weights, E or 1, H or E or 1, variant=self.variant)
             except ValueError as e:
@@ -540,11 +553,44 @@ class WeightSpec:
     def _load(self) -> Parameters:
         try:  # (the OptionErrors of a file that does not fit the variant name their option)
             return Parameters.load(self.weights, layer=self.layer, prefix=self.prefix, layout=self.layout,
-                                   variant=self.variant)
+                                   variant=self.variant, direction=self.direction)
         except OptionError:
             raise
         except (OSError, ValueError) as e:
             raise OptionError(" ".join(str(e).split()), "weights") from None
+
+    def layers(self, input_size: Optional[int] = None, hidden_size: Optional[int] = None) -> list:
+        """The cells this recipe makes, as :func:`lstmtrace.run_stack` takes them: one layer of one cell
+        (as :meth:`parameters`, running ``direction``), both halves of a bidirectional layer, or with
+        ``layer="all"`` every layer of the file.  Changes (bias, forget_bias, sets) apply to one cell only.
+        """
+        from lstmtrace.stack import Pass, load_layers
+
+        if is_weight_word(self.weights) or not os.path.isfile(self.weights):
+            return [[Pass(self.parameters(input_size, hidden_size), self.direction or "forward")]]
+        try:
+            layers = load_layers(self.weights, None if self.layer == "all" else self.layer or 0, self.direction,
+                                 self.prefix, self.layout, self.variant)
+        except OptionError:
+            raise
+        except (OSError, ValueError) as e:
+            raise OptionError(" ".join(str(e).split()), "weights") from None
+        cells = [cell for layer in layers for cell in layer]
+        if len(cells) == 1:  # one cell: sizes checked, and the changes made, as parameters() does
+            one = dataclasses.replace(self, layer=None if self.layer == "all" else self.layer,
+                                      direction=cells[0].direction)
+            return [[cells[0]._replace(params=one.parameters(input_size, hidden_size))]]
+        changed = [name for name in ("bias", "forget_bias", "sets") if getattr(self, name) not in (None, ())]
+        if changed:
+            raise OptionError(f"changes one cell, and {len(cells)} are traced together: trace the cell alone with "
+                              "--layer K --direction forward|reverse", changed[0])
+        if input_size is not None and cells[0].params.input_size != input_size:
+            raise OptionError(f"gives input size {input_size}, but layer {0 if self.layer == 'all' else self.layer or 0}"
+                              f" in {self.weights} has input size E = {cells[0].params.input_size}", "input_size")
+        if hidden_size is not None:
+            raise OptionError("sets one cell's hidden size, and each cell of a stack has its own (from the file)",
+                              "hidden_size")
+        return layers
 
     def describe(self) -> str:
         """One sentence saying which weights these are, to open a trace's text."""
@@ -556,7 +602,8 @@ class WeightSpec:
             if extra and any(present for _, present in extra):
                 text = text[:-1] + "".join(f", {words}" for words, present in extra if present) + ")"
         else:
-            where = [f"{k} {getattr(self, k)}" for k in ("layer", "prefix") if getattr(self, k) is not None]
+            where = [f"{k} {getattr(self, k)}" for k in ("layer", "direction", "prefix") if getattr(self, k) is not None]
+            where = ["every layer" if w == "layer all" else w for w in where]
             text = f"from {os.path.basename(self.weights)}" + (f" ({', '.join(where)})" if where else "")
         if self.bias is not None:
             text += f", every bias {self.bias:g}"

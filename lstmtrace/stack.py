@@ -13,7 +13,7 @@ in one DataFrame with two leading columns, ``layer`` and ``direction``.
 >>> stack
 <Stack: 2 layer(s), 3 cell(s), 2 step(s)>
 >>> reverse = stack.cell(0, "reverse")          # it ran step 2 first, then step 1 from step 2's h
->>> (reverse.value("given", "h_prev", step=1) == reverse.value("hidden", "h", step=2)).all()
+>>> bool((reverse.value("given", "h_prev", step=1) == reverse.value("hidden", "h", step=2)).all())
 True
 >>> list(stack.frame.columns)
 ['layer', 'direction', 'step', 'gate', 'quantity', 'unit', 'value']
@@ -143,6 +143,61 @@ class Stack:
             parts.append(part)
         return pd.concat(parts, ignore_index=True)
 
+    # -- exports, as a Trace's ------------------------------------------------------------
+
+    def to_csv(self, path=None, layout: str = "long"):
+        """CSV of every cell, full float64 precision: ``layer``, ``direction``, then each cell's own columns
+        (long, or wide with ``layout="wide"``) and its step-0 variant rows; the text when no path."""
+        from lstmtrace.atomic import atomic_open
+        from lstmtrace.tracefile import stack_frame
+
+        if layout not in ("long", "wide"):
+            raise ValueError(f"layout must be 'long' or 'wide', not {layout!r}")
+        table = stack_frame(self, layout)
+        if path is None:
+            return table.to_csv(index=False, lineterminator="\n")
+        with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+            table.to_csv(f, index=False, lineterminator="\n")
+        return None
+
+    def to_parquet(self, path) -> None:
+        """Parquet of every cell, as :meth:`to_csv`'s long layout (needs pyarrow)."""
+        from lstmtrace.atomic import atomic_open
+        from lstmtrace.tracefile import PYARROW_HINT, stack_frame
+
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError(f"Parquet output needs pyarrow: {PYARROW_HINT}") from None
+        with atomic_open(path, "wb") as f:
+            pq.write_table(pa.Table.from_pandas(stack_frame(self), preserve_index=False), f)
+
+    def to_json(self) -> str:
+        """A JSON list of ``{"layer", "direction", "step", "gate", "quantity", "unit", "value"}`` rows."""
+        from lstmtrace.tracefile import records_json, stack_frame
+
+        return records_json(stack_frame(self))
+
+    def to_text(self, precision: int = 6, expand: Optional[int] = None, title: Optional[str] = None,
+                steps: Optional[Sequence[int]] = None) -> str:
+        """The explanation of every cell, layer by layer (see :meth:`lstmtrace.Trace.to_text`)."""
+        from lstmtrace.text import render
+
+        return render(self, precision=precision, expand=expand, markdown=False, title=title, steps=steps)
+
+    def to_markdown(self, precision: int = 6, expand: Optional[int] = None, title: Optional[str] = None,
+                    steps: Optional[Sequence[int]] = None) -> str:
+        """The same explanation with Markdown headings and tables."""
+        from lstmtrace.text import render
+
+        return render(self, precision=precision, expand=expand, markdown=True, title=title, steps=steps)
+
+    def _repr_html_(self) -> str:
+        from lstmtrace.html import render_html
+
+        return render_html(self)
+
 
 def load_layers(path, layer: Optional[int] = None, direction: Optional[str] = None, prefix: Optional[str] = None,
                 layout: Optional[str] = None, variant=None) -> List[List[Pass]]:
@@ -164,3 +219,4 @@ def load_layers(path, layer: Optional[int] = None, direction: Optional[str] = No
             passes.append(Pass(params, cell.direction, cell.passes_on))
         layers.append(passes)
     return layers
+

@@ -479,8 +479,10 @@ def _summary(doc: _Doc, trace) -> None:
     vectors = [k + 1 for k, name in enumerate(columns) if name in ("x", "c", "h")]  # as written, not parsed
     doc.parts.append(tabulate(rows, headers=["step", *columns], tablefmt="github" if doc.markdown
                               else "simple", floatfmt=f".{doc.precision}g", disable_numparse=vectors))
-    doc.note("Each step's h and c become the next step's h_prev and c_prev. A gate's mean is over its "
-             "units; a unit is saturated when its activation is within 0.01 of its bound.")
+    carried = ("Each step's h and c become the next step's h_prev and c_prev." if trace.direction == "forward" else
+               "The cell runs in reverse: each step's h and c become the step before's h_prev and c_prev.")
+    doc.note(f"{carried} A gate's mean is over its units; a unit is saturated when its activation is within "
+             "0.01 of its bound.")
 
 
 def _projection(cell: Cell) -> str:
@@ -527,6 +529,8 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     """
     if precision < 1:
         raise ValueError(f"precision must be at least 1, not {precision}")
+    if hasattr(trace, "traces"):  # a Stack: each cell in turn
+        return _render_stack(trace, precision, expand, markdown, title, steps)
     H = trace.hidden_size
     if expand is not None and not 0 <= expand < H:
         raise ValueError(f"unit {expand} is not in 0..{H - 1} (hidden size H = {H})")
@@ -538,6 +542,8 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     cell = trace.cell
     if title:
         doc.note(title)
+    if trace.direction == "reverse":
+        doc.note(REVERSE_NOTE)
     if cell is not LSTM:
         _variant_notes(doc, trace)
     if trace.steps > 1:
@@ -557,6 +563,47 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
             _expand(doc, trace, v, expand)
         if trace.has_gradients:
             _backward_section(doc, trace, t)
+    return doc.text()
+
+
+REVERSE_NOTE = ("This cell runs in reverse, as the second half of a bidirectional layer (or a Keras LSTM with "
+                "go_backwards=True) does: it reads x_T first and x_1 last. Its steps keep the model's time order: "
+                "step t is the one that read x_t, its h_prev and c_prev are step t+1's h and c, and step T starts "
+                "from h_0 and c_0. So its last h is step 1's.")
+
+
+def _render_stack(stack, precision: int, expand: Optional[int], markdown: bool, title: Optional[str],
+                  steps: Optional[Sequence[int]]) -> str:
+    """A stack's explanation: which cells it holds and how they feed one another, then each cell's."""
+    doc = _Doc(markdown, precision)
+    if title:
+        doc.note(title)
+    cells = stack.traces
+    doc.heading(f"A stack of {len(stack.layers)} layer{'s' if len(stack.layers) > 1 else ''} · {len(cells)} "
+                f"cell{'s' if len(cells) > 1 else ''} · {stack.steps} step{'s' if stack.steps > 1 else ''}", 1)
+    rows = []
+    for (k, direction), trace in cells.items():
+        last = trace.value("hidden", "h", step=stack.steps if direction == "forward" else 1)
+        rows.append([k, direction, trace.input_size, trace.hidden_size, naming(trace.variant) if trace.cell
+                     is not LSTM else "default LSTM", _short(doc, last)])
+    doc.table_rows(["layer", "direction", "input size E", "hidden size H", "cell", "last h"], rows)
+    doc.note("Layer 0 reads x_1 … x_T. Each later layer reads the h_t of the layer before, as PyTorch, Keras and "
+             "ONNX feed them: where that layer is bidirectional, its forward h_t and its reverse h_t, "
+             "concatenated in that order. A reverse cell reads x_T first; its steps keep the model's time "
+             "order, so its last h is step 1's.")
+    handed = [f"layer {k}'s reverse cell" for (k, d), order in stack.passes_on.items() if order == "run"]
+    if handed:
+        doc.note(f"{', '.join(handed).capitalize()} hands on its h in the order it ran (Keras' go_backwards=True "
+                 "without Bidirectional): the next layer's x_1 is its step-T h, x_2 its step-(T−1) h, and so on.")
+    if expand is not None and all(expand >= t.hidden_size for t in cells.values()):
+        raise ValueError(f"unit {expand} is not in any cell (hidden sizes "
+                         f"{', '.join(str(t.hidden_size) for t in cells.values())})")
+    for (k, direction), trace in cells.items():
+        doc.heading(f"Layer {k} · {direction}", 1)
+        params = trace.params
+        note = params.variant_note() if params is not None else ""
+        doc.parts.append(render(trace, precision, expand if expand is not None and expand < trace.hidden_size
+                                else None, markdown, note or None, steps).rstrip("\n"))
     return doc.text()
 
 

@@ -155,16 +155,21 @@ class Trace:
         table = self.frame if layout == "long" else self.wide()
         if path is None:
             out = io.StringIO()
-            write(table, out, self.variant)
+            write(table, out, self._recorded)
             return out.getvalue()
         with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-            write(table, f, self.variant)
+            write(table, f, self._recorded)
         return None
+
+    @property
+    def _recorded(self) -> tracefile.Recorded:
+        """What a saved trace records besides its values: the variant, and that it runs in reverse."""
+        return tracefile.Recorded(self.variant, self.direction)
 
     def to_parquet(self, path: Union[str, os.PathLike]) -> None:
         """Parquet, for traces too large for a spreadsheet (needs pyarrow); read_trace reads it back."""
         with atomic_open(path, "wb") as f:
-            tracefile.write_parquet(self.frame, f, self.variant)
+            tracefile.write_parquet(self.frame, f, self._recorded)
 
     def wide(self) -> pd.DataFrame:
         """One row per step, gate and quantity; one column per unit (NaN past a vector's end).
@@ -198,7 +203,7 @@ class Trace:
 
     def to_json(self) -> str:
         """A JSON list of ``{"step", "gate", "quantity", "unit", "value"}`` rows, floats in full."""
-        return tracefile.records_json(self.frame, self.variant)
+        return tracefile.records_json(self.frame, self._recorded)
 
     def to_text(self, precision: int = 6, expand: Optional[int] = None,
                 title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
@@ -320,7 +325,8 @@ def make_trace(values: np.ndarray, params: Optional[Parameters], input_size: int
 
 def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Trace:
     """Load a trace saved by :meth:`Trace.to_csv` (long or wide layout) or :meth:`Trace.to_parquet`,
-    checking that it is whole (see :func:`lstmtrace.tracefile.read`).
+    checking that it is whole (see :func:`lstmtrace.tracefile.read_cells`); a file of several cells
+    (``layer`` and ``direction`` columns) is a :class:`lstmtrace.Stack`.
 
     Rows of a gate or quantity this version does not know (from a newer lstmtrace,
     say) are an error, or with ``unknown="skip"`` are left out and named in
@@ -330,7 +336,19 @@ def read_trace(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error")
     >>> read_trace(io.StringIO(t.to_csv())).frame.equals(t.frame)
     True
     """
-    checked, skipped, variant = tracefile.read(path, unknown)
-    trace = Trace(checked, variant=variant)
-    trace.skipped = skipped
-    return trace
+    cells = tracefile.read_cells(path, unknown)
+    traces = {}
+    for cell in cells:
+        trace = Trace(cell.frame, variant=cell.variant)
+        trace.skipped, trace.direction = cell.skipped, cell.direction
+        traces[cell.layer, cell.direction] = trace
+    if cells[0].layer is None:
+        return trace
+    from lstmtrace.stack import Stack
+
+    try:
+        stack = Stack(traces)
+    except ValueError as e:
+        raise ValueError(f"{tracefile._name(path)}: {e}") from None
+    stack.skipped = sorted({name for t in traces.values() for name in t.skipped})
+    return stack

@@ -13,7 +13,7 @@ naming the file (see :mod:`lstmtrace.damage`).
 import io
 import json
 import os
-from typing import IO, Optional, Tuple, Union
+from typing import IO, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,8 @@ from lstmtrace.damage import check_not_empty, first_line, not_utf8
 from lstmtrace.cell import LSTM
 from lstmtrace.rows import COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, stage_sizes
 
-__all__ = ["csv_lines", "read", "read_parquet", "records_json", "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet"]
+__all__ = ["LEAD", "Read", "Recorded", "csv_lines", "read", "read_cells", "read_parquet", "records_json", "stack_frame",
+           "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet"]
 
 PYARROW_HINT = "pip install 'lstmtrace[pyarrow]'"
 
@@ -34,7 +35,35 @@ pandas, so small files (and the golden traces) are the same text on every machin
 
 
 VARIANT = "variant"
-"""The gate of the rows, at step 0, that record a trace's variant (none for the default LSTM)."""
+"""The gate of the rows, at step 0, that record a trace's variant (none for the default LSTM), and
+that a one-cell trace runs in reverse (the row ``reverse``)."""
+
+REVERSE = "reverse"
+
+LEAD = ("layer", "direction")
+"""The columns a trace of several cells (:class:`lstmtrace.Stack`) has before a trace's own."""
+
+
+class Recorded(NamedTuple):
+    """What a saved cell records in its step-0 rows: its variant's settings, and ``reverse`` when it
+    runs in reverse (and no ``direction`` column says so)."""
+
+    variant: object
+    direction: str = "forward"
+
+    def to_rows(self) -> tuple:
+        rows = self.variant.to_rows()
+        return rows + ((REVERSE, 0, 1.0),) if self.direction == "reverse" else rows
+
+
+class Read(NamedTuple):
+    """One cell read back from a trace file (:func:`read_cells`)."""
+
+    frame: pd.DataFrame
+    skipped: list
+    variant: object
+    direction: str = "forward"
+    layer: Optional[int] = None  # None: a file of one cell, with no layer column
 
 
 def variant_frame(variant, columns=COLUMNS) -> pd.DataFrame:
@@ -68,11 +97,29 @@ def csv_lines(trace, layout: str = "long") -> int:
     >>> csv_lines(step(Parameters.zeros(1, 1), [1.0])), csv_lines(step(Parameters.zeros(1, 1), [1.0]), "wide")
     (29, 29)
     """
-    recorded = trace.variant.to_rows()
+    if hasattr(trace, "traces"):  # a Stack: one header, then each cell's lines
+        return 1 + sum(csv_lines(cell, layout) - 1 for cell in trace.traces.values())
+    recorded = Recorded(trace.variant, trace.direction).to_rows()
     if layout == "long":
         return 1 + len(recorded) + len(trace.frame)
     per_step = len(rows.stages(trace.cell)) + (len(rows.stages(trace.cell, "grad")) if trace.has_gradients else 0)
     return 1 + len({q for q, _, _ in recorded}) + trace.steps * per_step
+
+
+def stack_frame(stack, layout: str = "long") -> pd.DataFrame:
+    """Every cell of a :class:`lstmtrace.Stack` as its file holds it: the ``layer`` and ``direction``
+    columns, then each cell's step-0 rows (its variant) and its trace, long or wide; gate and quantity
+    as text."""
+    parts = []
+    for (k, direction), trace in stack.traces.items():
+        table = trace.frame if layout == "long" else trace.wide()
+        recorded = Recorded(trace.variant)  # the direction column says which way it runs
+        for part in ((variant_frame(recorded, table.columns),) if recorded.to_rows() else ()) + (table,):
+            part = part.astype({"gate": str, "quantity": str})
+            part.insert(0, "direction", direction)
+            part.insert(0, "layer", np.int32(k))
+            parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def write_csv(frame: pd.DataFrame, f: IO[str], variant=None) -> None:
@@ -171,17 +218,31 @@ _ROUND_TRIP = {"float_precision": "round_trip"} if int(pd.__version__.split(".")
 
 
 def read(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> Tuple[pd.DataFrame, list, object]:
-    """The frame of a saved trace (CSV long or wide, or Parquet), checked whole, the unknown
+    """The frame of a saved one-cell trace (CSV long or wide, or Parquet), checked whole, the unknown
     ``gate.quantity`` names left out (``unknown="skip"``; an error by default), and the variant
-    that made it.
+    that made it.  A file of several cells is :func:`read_cells`'.
 
-    Use :func:`lstmtrace.read_trace`, which makes a Trace of it.
+    Use :func:`lstmtrace.read_trace`, which makes a Trace (or a Stack) of it.
     """
+    cells = read_cells(path, unknown)
+    if len(cells) > 1 or cells[0].layer is not None:
+        raise ValueError(f"{_name(path)} holds a trace of several cells (layer and direction columns): "
+                         "read it with lstmtrace.read_trace")
+    return cells[0].frame, cells[0].skipped, cells[0].variant
+
+
+def _name(path) -> str:
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
+
+
+def read_cells(path: Union[str, os.PathLike, io.IOBase], unknown: str = "error") -> List[Read]:
+    """Every cell of a saved trace, checked whole: one for a trace of one cell (``layer`` None), or
+    one per (layer, direction) of a stack's, in the file's order."""
     if unknown not in ("error", "skip"):
         raise ValueError(f"unknown must be 'error' or 'skip', not {unknown!r}")
-    name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
+    name = _name(path)
     if str(name).lower().endswith(".parquet"):
-        return _checked(read_parquet(path), None, unknown, name)
+        return _split(read_parquet(path), None, unknown, name, wide=False)
     try:
         checked = _read_csv(path, unknown, name)
     except ValueError as e:
@@ -225,65 +286,101 @@ def _cut_mid_row(path) -> Optional[int]:
     return len(lines)
 
 
-def _read_csv(path, unknown: str, name: str) -> Tuple[pd.DataFrame, list, object]:
+def _read_csv(path, unknown: str, name: str) -> List[Read]:
     try:
         header = _pandas_csv(path, nrows=0, dtype=str).columns
-        wide = tuple(header[:3]) == COLUMNS[:3] and len(header) > 3 and header[3] == "u0"
+        lead = tuple(header[:2]) == LEAD
+        own = header[2:] if lead else header
+        wide = tuple(own[:3]) == COLUMNS[:3] and len(own) > 3 and own[3] == "u0"
+        keys = {"layer": np.int64, "direction": str} if lead else {}
         if wide:  # a blank cell past a vector's end is the only thing read as NaN
-            frame = _pandas_csv(path, dtype={"step": np.int64, "gate": str, "quantity": str,
-                                           **{u: np.float64 for u in header[3:]}},
-                              na_filter=True, na_values=[""], **_ROUND_TRIP)
+            frame = _pandas_csv(path, dtype={**keys, "step": np.int64, "gate": str, "quantity": str,
+                                             **{u: np.float64 for u in own[3:]}},
+                                na_filter=True, na_values=[""], **_ROUND_TRIP)
         else:
-            frame = _pandas_csv(path, dtype=_CSV_DTYPES, **_ROUND_TRIP)
+            frame = _pandas_csv(path, dtype={**keys, **_CSV_DTYPES}, **_ROUND_TRIP)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{name} is empty, not a trace CSV") from None
     except ValueError as e:  # a cell that is not a number, a ragged row, bytes that are not UTF-8
         raise ValueError(f"{name} is not a trace CSV: {_diagnose(path, e)}") from None
-    lines = None
+    return _split(frame, np.arange(len(frame)) + 2, unknown, name, wide)
+
+
+def _split(frame: pd.DataFrame, lines, unknown: str, name: str, wide: bool) -> List[Read]:
+    """The cells of a file's rows: the whole frame, or each (layer, direction) of a stack's; checked."""
+    if tuple(frame.columns[:2]) != LEAD:
+        return [_cell(frame, lines, unknown, name, wide)]
+    layer, direction = frame["layer"].to_numpy(), frame["direction"].astype(str).to_numpy()
+    numbers = np.arange(len(frame)) + 2 if lines is None else np.asarray(lines)
+    bad = (layer < 0) | ~np.isin(direction, ("forward", "reverse"))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(f"{name}: line {int(numbers[row])}: layer {layer[row]} and direction {direction[row]!r}: "
+                         "a layer is a whole number ≥ 0 and a direction forward or reverse")
+    if frame.empty:
+        raise ValueError(f"{name} has a header but no rows")
+    key = pd.MultiIndex.from_arrays([layer, direction])
+    cells = []
+    for k, d in dict.fromkeys(zip(layer.tolist(), direction.tolist())):
+        rows = np.flatnonzero(key == (k, d))
+        own = frame.iloc[rows, 2:].reset_index(drop=True)
+        read = _cell(own, numbers[rows], unknown, name, wide)
+        cells.append(read._replace(direction=d, layer=int(k)))
+    return sorted(cells, key=lambda c: (c.layer, c.direction))
+
+
+def _cell(frame: pd.DataFrame, lines, unknown: str, name: str, wide: bool) -> Read:
     if wide:
         try:
-            frame, lines = _long_from_wide(frame)
+            frame, lines = _long_from_wide(frame, lines)
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
     return _checked(frame, lines, unknown, name)
 
 
-def _checked(frame: pd.DataFrame, lines, unknown: str, name: str) -> Tuple[pd.DataFrame, list, object]:
+def _checked(frame: pd.DataFrame, lines, unknown: str, name: str) -> Read:
     if tuple(frame.columns) != COLUMNS:
         raise ValueError(f"{name} has columns {', '.join(map(str, frame.columns))}; a trace has "
-                         f"exactly {', '.join(COLUMNS)} (or step, gate, quantity, u0, u1, … when wide)")
+                         f"exactly {', '.join(COLUMNS)} (or step, gate, quantity, u0, u1, … when wide; "
+                         f"a stack's start with {', '.join(LEAD)})")
     if frame.empty:
         raise ValueError(f"{name} has a header but no rows")
     if frame["value"].dtype != np.float64 or not all(np.issubdtype(frame[c].dtype, np.integer)
                                                      for c in ("step", "unit")):
         raise ValueError(f"{name}: step and unit must be whole numbers and value float64")
     try:
-        variant, frame, lines = _variant_of(frame, lines)
+        variant, direction, frame, lines = _variant_of(frame, lines)
         checked, skipped = _checked_frame(frame, lines, skip_unknown=unknown == "skip", cell=variant.cell)
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from None
-    return checked, skipped, variant
+    return Read(checked, skipped, variant, direction)
 
 
 def _variant_of(frame: pd.DataFrame, lines):
-    """The variant the step-0 rows record (the default where there are none), and the other rows."""
+    """The variant the step-0 rows record (the default where there are none), the direction (``reverse``
+    when its row is there), and the other rows."""
     from lstmtrace.variant import Variant
 
     recorded = (frame["gate"] == VARIANT).to_numpy()
     if not recorded.any():
-        return Variant(), frame, lines
+        return Variant(), "forward", frame, lines
     numbers = np.arange(len(frame)) + 2 if lines is None else np.asarray(lines)
     if (frame["step"].to_numpy()[recorded] != 0).any():
         row = int(np.flatnonzero(recorded & (frame["step"].to_numpy() != 0))[0])
         raise ValueError(f"line {int(numbers[row])}: the variant's rows are at step 0")
     rows = frame[recorded]
-    variant = Variant.from_rows(zip(rows["quantity"], rows["unit"], rows["value"]))
+    reverse = (rows["quantity"] == REVERSE).to_numpy()
+    if reverse.any() and (rows["value"].to_numpy()[reverse] != 1).any():
+        raise ValueError(f"line {int(numbers[recorded][reverse][0])}: the row {VARIANT}.{REVERSE} holds 1")
+    variant = Variant.from_rows(zip(rows["quantity"][~reverse], rows["unit"][~reverse], rows["value"][~reverse]))
     variant.check()
-    return variant, frame[~recorded], numbers[~recorded]
+    return variant, "reverse" if reverse.any() else "forward", frame[~recorded], numbers[~recorded]
 
 
-def _long_from_wide(frame: pd.DataFrame):
-    """A wide trace (one row per step, gate and quantity; a column per unit) as long rows, with their lines."""
+def _long_from_wide(frame: pd.DataFrame, lines=None):
+    """A wide trace (one row per step, gate and quantity; a column per unit) as long rows, with their lines
+    (``lines``: each wide row's line in the file; by default the row's own)."""
+    lines = np.arange(len(frame)) + 2 if lines is None else np.asarray(lines)
     units = frame.columns[3:]
     if list(units) != [f"u{k}" for k in range(len(units))]:
         raise ValueError(f"the unit columns must be u0, u1, …, not {', '.join(map(str, units))}")
@@ -292,14 +389,14 @@ def _long_from_wide(frame: pd.DataFrame):
     width = present.sum(axis=1)
     if (present != (np.arange(len(units)) < width[:, None])).any():
         row = int(np.argmax((present != (np.arange(len(units)) < width[:, None])).any(axis=1)))
-        raise ValueError(f"line {row + 2}: the values of a row must fill u0, u1, … without gaps")
+        raise ValueError(f"line {int(lines[row])}: the values of a row must fill u0, u1, … without gaps")
     rows = np.repeat(np.arange(len(frame)), width)
     long = pd.DataFrame({"step": frame["step"].to_numpy()[rows],
                          "gate": frame["gate"].to_numpy()[rows],
                          "quantity": frame["quantity"].to_numpy()[rows],
                          "unit": np.nonzero(present)[1].astype(np.int32),
                          "value": values[present]})
-    return long, rows + 2
+    return long, lines[rows]
 
 
 _CSV_DTYPES = {"step": np.int64, "gate": str, "quantity": str, "unit": np.int64, "value": np.float64}
@@ -330,9 +427,13 @@ def _diagnose(path, error: ValueError) -> str:
         frame = _pandas_csv(path, dtype=str)
     except ValueError as e:
         return _first_line(e)
-    if tuple(frame.columns) != COLUMNS:
+    lead = LEAD if tuple(frame.columns[:2]) == LEAD else ()
+    if tuple(frame.columns) != lead + COLUMNS:
         return f"its columns are {', '.join(map(str, frame.columns))}, not {', '.join(COLUMNS)}"
-    for column, kind in (("step", "a whole number"), ("unit", "a whole number"), ("value", "a number")):
+    for column, kind in (("layer", "a whole number"), ("step", "a whole number"), ("unit", "a whole number"),
+                         ("value", "a number")):
+        if column not in frame:
+            continue
         numbers = pd.to_numeric(frame[column], errors="coerce")
         bad = numbers.isna() | ((numbers % 1 != 0) if kind == "a whole number" else False)
         if bad.any():
