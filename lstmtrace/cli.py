@@ -824,9 +824,7 @@ def _trace_inline(x, xs, h, c, hidden_size, weights):
     import lstmtrace
 
     if xs is not None:
-        sequence = _sequence(xs)
-        params = _parameters(weights, sequence.shape[1], _hidden_size(h, c, hidden_size, weights), "--xs")
-        return _traced(lstmtrace.run, params, sequence, h, c)
+        return _run_cells(weights, _sequence(xs), h, c, hidden_size, bar=False)[0]
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size, weights), "--x")
     return _traced(lstmtrace.step, params, x, h, c)
 
@@ -875,12 +873,41 @@ def _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output):
         if x is not None or xs is not None:
             raise click.UsageError("give a saved TRACE or --x/--xs, not both")
         try:
-            return read_trace(trace_file)
+            loaded = read_trace(trace_file)
         except (OSError, ValueError) as e:
             raise click.BadParameter(" ".join(str(e).split()), param_hint="'TRACE'") from None
+        if not hasattr(loaded, "traces"):
+            given = next((f"--{name}" for name in ("layer", "direction") if getattr(weights, name) is not None), None)
+            if given:
+                raise click.BadParameter("picks a cell of a saved stack (a trace with layer and direction columns), "
+                                         "and TRACE holds one cell", param_hint=f"'{given}'")
+            return loaded
+        return _one_cell(loaded, weights.layer, weights.direction, "TRACE")
     if x is None and xs is None:
         x, h, c = _worked_example()
-    return _trace_inline(x, xs, h, c, hidden_size, weights)
+    traced = _trace_inline(x, xs, h, c, hidden_size, weights)
+    return _one_cell(traced, weights.layer, weights.direction, weights.weights) if hasattr(traced, "traces") else traced
+
+
+def _one_cell(stack, layer, direction, where):
+    """The cell of a Stack that --layer and --direction pick, for a picture of one cell."""
+    if layer is None or layer == "all":
+        if len(stack.layers) > 1 or layer == "all":
+            raise click.BadParameter(f"a picture shows one cell, and {where} has layers "
+                                     f"{', '.join(map(str, stack.layers))}: give --layer K", param_hint="'--layer'")
+        layer = stack.layers[0]
+    if layer not in stack.layers:
+        raise click.BadParameter(f"{where} has no layer {layer}; its layers are {', '.join(map(str, stack.layers))}",
+                                 param_hint="'--layer'")
+    runs = stack.directions(layer)
+    if direction in (None, "both"):
+        if len(runs) > 1:
+            raise click.BadParameter(f"a picture shows one cell, and layer {layer} of {where} runs both ways: give "
+                                     "--direction forward or reverse", param_hint="'--direction'")
+        direction = runs[0]
+    if direction not in runs:
+        raise click.BadParameter(f"layer {layer} of {where} runs {runs[0]} only", param_hint="'--direction'")
+    return stack.cell(layer, direction)
 
 
 def _save_picture(make_figure, output, fmt):

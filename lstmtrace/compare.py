@@ -41,6 +41,8 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
     1  forget   preact      1     10.0
     2  forget      act      1      0.5
     """
+    if hasattr(a, "traces") or hasattr(b, "traces"):  # Stacks: cell by cell
+        return _diff_stacks(a, b, atol, rtol, units)
     for what, x, y in (("input size E", a.input_size, b.input_size),
                        ("hidden size H", a.hidden_size, b.hidden_size),
                        ("number of steps", a.steps, b.steps)):
@@ -90,6 +92,34 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
     return _attrs(summary, a, b, atol, rtol, gradients_only_in, len(va), only)
 
 
+def _diff_stacks(a, b, atol: float, rtol: float, units: bool) -> pd.DataFrame:
+    """Two :class:`lstmtrace.Stack` s compared cell by cell: :func:`diff`'s rows with ``layer`` and
+    ``direction`` first, in layer order."""
+    cells = lambda t: list(t.traces) if hasattr(t, "traces") else None
+    if cells(a) is None or cells(b) is None:
+        one = "A" if cells(a) is None else "B"
+        raise TraceMismatch(f"{one} is a trace of one cell and the other of several (a stack)")
+    if cells(a) != cells(b):
+        spelled = lambda t: ", ".join(f"layer {k} {d}" for k, d in cells(t))
+        raise TraceMismatch(f"the traces hold different cells: A has {spelled(a)}; B has {spelled(b)}")
+    parts, attrs = [], {"compared": 0, "variants": None, "only_a": [], "only_b": [], "skipped_a": [], "skipped_b": []}
+    for (k, direction), cell_a in a.traces.items():
+        try:
+            part = diff(cell_a, b.traces[k, direction], atol, rtol, units)
+        except TraceMismatch as e:
+            raise TraceMismatch(f"layer {k} {direction}: {e}") from None
+        for name in ("only_a", "only_b", "skipped_a", "skipped_b"):
+            attrs[name] += [item for item in part.attrs[name] if item not in attrs[name]]
+        attrs["compared"] += part.attrs["compared"]
+        attrs["variants"] = attrs["variants"] or part.attrs["variants"]
+        part.insert(0, "direction", direction)
+        part.insert(0, "layer", k)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs.update(attrs, atol=atol, rtol=rtol, steps=a.steps)
+    return frame
+
+
 def _stage_order(keys: pd.DataFrame) -> dict:
     """The (gate, quantity)s of a frame's rows, once each, in order (a dict: ordered, and fast to look in)."""
     return dict.fromkeys(zip(keys["gate"], keys["quantity"]))
@@ -120,13 +150,14 @@ def explain(summary: pd.DataFrame, units: Optional[pd.DataFrame] = None, markdow
     parts = [" ".join(lines[:1]), *lines[1:]]
     fmt = "github" if markdown else "simple"
     if len(summary):
-        columns = (["step"] if summary.attrs.get("steps", 1) > 1 else []) + \
-            ["quantity", "units", "max_abs", "max_rel"]
+        columns = (["layer", "direction"] if "layer" in summary else []) + \
+            (["step"] if summary.attrs.get("steps", 1) > 1 else []) + ["quantity", "units", "max_abs", "max_rel"]
         parts.append(tabulate(table[columns], headers=[c.replace("_", " ") for c in columns],
                               tablefmt=fmt, showindex=False, floatfmt=f".{precision}g"))
     if units is not None and len(units):
         shown = units.assign(quantity=units["gate"].astype(str) + "." + units["quantity"].astype(str))
-        columns = ["step", "quantity", "unit", "a", "b", "abs_diff", "rel_diff"]
+        columns = (["layer", "direction"] if "layer" in units else []) + \
+            ["step", "quantity", "unit", "a", "b", "abs_diff", "rel_diff"]
         parts.append(tabulate(shown[columns], headers=[c.replace("_", " ") for c in columns],
                               tablefmt=fmt, showindex=False, floatfmt=f".{precision}g"))
     return "\n\n".join(parts) + "\n"
@@ -152,9 +183,16 @@ def headline(summary: pd.DataFrame) -> List[str]:
     first = summary.iloc[0]
     where = f"{first['gate']}.{first['quantity']}"
     at_step = f"step {first['step']}, " if attrs.get("steps", 1) > 1 else ""
-    lead = ("the traces differ from the start" if (first["step"], where) == (1, "given.x")
-            else f"traces agree up to {at_step}{where}")
-    lines = [f"{lead[0].upper()}{lead[1:]}; first difference at step {first['step']}, {where}, unit "
+    in_cell, other_cells = "", []
+    if "layer" in summary:  # a stack's: the first cell that differs, and the cells it reaches after
+        in_cell = f"layer {first['layer']} ({first['direction']}), "
+        same = (summary["layer"] == first["layer"]) & (summary["direction"] == first["direction"])
+        other_cells = list(dict.fromkeys(f"layer {k} ({d})" for k, d in
+                                         zip(summary["layer"][~same], summary["direction"][~same])))
+        summary = summary[same]
+    lead = ("the traces differ from the start" if (first["step"], where) == (1, "given.x") and
+            (not in_cell or first["layer"] == 0) else f"traces agree up to {in_cell}{at_step}{where}")
+    lines = [f"{lead[0].upper()}{lead[1:]}; first difference in {in_cell}step {first['step']}, {where}, unit "
              f"{first['first_unit']}: {float(first['a'])!r} vs {float(first['b'])!r}."]
     later = summary.iloc[1:]
     same_step = later[later["step"] == first["step"]]
@@ -165,7 +203,10 @@ def headline(summary: pd.DataFrame) -> List[str]:
     if later_steps:
         lines.append(f"It carries on into step{'s' if len(later_steps) > 1 else ''} "
                      f"{_ranges(later_steps)}, through h and c.")
-    lines.append(f"{len(summary)} quantit{'ies' if len(summary) > 1 else 'y'} differ (within {tolerance}).")
+    if other_cells:
+        lines.append(f"It reaches {_listed(other_cells)}.")
+    lines.append(f"{len(summary)} quantit{'ies' if len(summary) > 1 else 'y'} differ"
+                 f"{' in ' + in_cell.rstrip(', ') if in_cell else ''} (within {tolerance}).")
     return first_note + lines + notes
 
 
