@@ -631,8 +631,12 @@ def _run_cells(weights, sequence, h, c, hidden_size, gradients=None, bar=True):
     import lstmtrace
     from lstmtrace.errors import OptionError
 
-    layers = _cells(weights, sequence.shape[1], _hidden_size(h, c, hidden_size, weights), "--xs")
+    H = _hidden_size(h, c, hidden_size, weights)
+    layers = _cells(weights, sequence.shape[1], None, "--xs")
     cells = [cell for layer in layers for cell in layer]
+    if len(cells) == 1 and H is not None:  # the size --h, --c or --hidden-size gave, checked against the file's
+        layers = _cells(weights, sequence.shape[1], H, "--xs")
+        cells = [cell for layer in layers for cell in layer]
     T = sequence.shape[0] * len(cells)
     show_bar = bar and T >= 100 and sys.stderr.isatty()
     with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as progress:
@@ -640,7 +644,7 @@ def _run_cells(weights, sequence, h, c, hidden_size, gradients=None, bar=True):
             (params, direction, _), = cells
             trace = _traced(lstmtrace.run, params, sequence, h, c, progress=progress.update, direction=direction)
             return _with_gradients(trace, gradients), params.variant_note()
-        given = [name for name, value in (("--h", h), ("--c", c)) if value is not None]
+        given = [name for name, value in (("--h", h), ("--c", c), ("--hidden-size", hidden_size)) if value is not None]
         if given or gradients is not None:
             raise click.BadParameter(f"is for one cell, and {len(cells)} are traced together (every layer starts "
                                      "from zero h and c; the backward pass is traced cell by cell): trace one "

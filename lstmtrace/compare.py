@@ -192,7 +192,8 @@ def headline(summary: pd.DataFrame) -> List[str]:
         summary = summary[same]
     lead = ("the traces differ from the start" if (first["step"], where) == (1, "given.x") and
             (not in_cell or first["layer"] == 0) else f"traces agree up to {in_cell}{at_step}{where}")
-    lines = [f"{lead[0].upper()}{lead[1:]}; first difference in {in_cell}step {first['step']}, {where}, unit "
+    lines = [f"{lead[0].upper()}{lead[1:]}; first difference {'in ' + in_cell if in_cell else 'at '}step "
+             f"{first['step']}, {where}, unit "
              f"{first['first_unit']}: {float(first['a'])!r} vs {float(first['b'])!r}."]
     later = summary.iloc[1:]
     same_step = later[later["step"] == first["step"]]

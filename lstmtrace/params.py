@@ -568,6 +568,9 @@ class WeightSpec:
 
         if is_weight_word(self.weights) or not os.path.isfile(self.weights):
             return [[Pass(self.parameters(input_size, hidden_size), self.direction or "forward")]]
+        if self.layer == "all" and self.direction in ("forward", "reverse"):
+            raise OptionError(f"{self.direction}: --layer all runs every cell, since each layer reads both halves of a "
+                              "bidirectional layer before it; leave --direction out (or give both)", "direction")
         try:
             layers = load_layers(self.weights, None if self.layer == "all" else self.layer or 0, self.direction,
                                  self.prefix, self.layout, self.variant)
@@ -575,6 +578,10 @@ class WeightSpec:
             raise
         except (OSError, ValueError) as e:
             raise OptionError(" ".join(str(e).split()), "weights") from None
+        one_way = [k for k, layer in enumerate(layers) if len(layer) < 2]
+        if self.layer == "all" and self.direction == "both" and one_way:
+            raise OptionError(f"both: layer {one_way[0]} of {self.weights} runs {layers[one_way[0]][0].direction} "
+                              "only (it is not bidirectional)", "direction")
         cells = [cell for layer in layers for cell in layer]
         if len(cells) == 1:  # one cell: sizes checked, and the changes made, as parameters() does
             one = dataclasses.replace(self, layer=None if self.layer == "all" else self.layer,

@@ -39,6 +39,9 @@ class Pass(NamedTuple):
     ``passes_on`` is ``"time"`` (each h_t at the time of its x_t: PyTorch, ONNX, Keras' Bidirectional)
     or ``"run"`` (in the order the cell ran: a Keras LSTM with ``go_backwards=True``, outside
     Bidirectional, hands on h_T first).
+
+    >>> Pass(Parameters.identity(1, 1), "reverse").direction
+    'reverse'
     """
 
     params: Parameters
@@ -55,6 +58,10 @@ def run_stack(layers: Layers, xs, progress: Optional[Callable[[int], None]] = No
     ``layers`` lists each layer's cells (a :class:`Pass`, or Parameters for one that runs forward):
     one, or a forward and a reverse one for a bidirectional layer.  ``progress`` is called with 1
     after each cell's step.
+
+    >>> stack = run_stack([[Parameters.identity(1, 1)], [Parameters.identity(1, 1)]], [[1.0], [1.0]])
+    >>> bool((stack.cell(1).block("given", "x") == stack.cell(0).block("hidden", "h")).all())
+    True
     """
     xs = np.array(xs, dtype=np.float64)
     traces: Dict[Tuple[int, str], Trace] = {}
@@ -84,6 +91,10 @@ class Stack:
 
     ``.frame`` is every cell's trace frame, in layer order and forward before reverse, with the
     leading columns ``layer`` (0-based, as ``--layer K`` counts) and ``direction``.
+
+    >>> p = Parameters.identity(1, 1)
+    >>> Stack({(0, "forward"): run(p, [[1.0]]), (0, "reverse"): run(p, [[1.0]], direction="reverse")})
+    <Stack: 1 layer(s), 2 cell(s), 1 step(s)>
     """
 
     def __init__(self, traces: Dict[Tuple[int, str], Trace], passes_on: Optional[Dict[Tuple[int, str], str]] = None):
@@ -205,6 +216,10 @@ def load_layers(path, layer: Optional[int] = None, direction: Optional[str] = No
     only layer ``layer`` with the directions ``direction`` asks for (None: every one it runs; see
     :func:`lstmtrace.weights.read_layer`).  Each cell's Parameters say where their variant came from
     (``variant_source``), as :meth:`Parameters.load` does.
+
+    >>> [[(cell.direction, cell.params.hidden_size) for cell in layer]
+    ...  for layer in load_layers("tests/fixtures/torch_model_bilstm_state.npz")]
+    [[('forward', 4), ('reverse', 4)], [('forward', 4), ('reverse', 4)]]
     """
     from lstmtrace import weights
 

@@ -610,11 +610,16 @@ def test_two_prefixes_and_no_prefix(tmp_path, inputs, lstm_state):
     assert block(df, "hidden", "h").shape == (1, 5)
 
 
-def test_bidirectional_is_not_supported(tmp_path, inputs, lstm_state):
+def test_a_bidirectional_layer_traces_both_halves_or_the_one_asked_for(tmp_path, inputs, lstm_state):
     reverse = {f"{k}_reverse": v for k, v in lstm_state.items()}
     np.savez(inputs / "w.npz", **lstm_state, **reverse)
-    fails_writing_nothing(tmp_path, "--xs", "1,2,3", "--weights", inputs / "w.npz",
-                          fragments=["'--weights'", "'weight_ih_l0_reverse'", "not supported"])
+    both = assert_ok(invoke("run", "--xs", "1,2,3;0,1,0", "--weights", inputs / "w.npz", "--format", "csv"))
+    assert both.stdout.startswith("layer,direction,step,gate,quantity,unit,value\n")
+    one = assert_ok(invoke("run", "--xs", "1,2,3;0,1,0", "--weights", inputs / "w.npz", "--direction", "reverse",
+                           "--format", "csv"))
+    assert one.stdout.startswith("step,gate,quantity,unit,value\n0,variant,reverse,0,1.0\n")
+    fails_writing_nothing(tmp_path, "--xs", "1,2,3", "--weights", inputs / "w.npz", "--direction", "reverse",
+                          "--backward", fragments=["'--direction'", "reverse cell"])
 
 
 def test_a_projection_in_the_file_needs_proj_size(tmp_path, inputs):

@@ -42,7 +42,26 @@ def test_committed_trace_is_current(name, suffix):
 
 @pytest.mark.parametrize("name", [n for n in regenerate.TRACES if not n.startswith("diff_")])
 def test_committed_csv_reads_back_as_a_trace(name):
-    assert read_trace(TRACES / f"{name}.csv").hidden_size in (1, 3, 5)
+    trace = read_trace(TRACES / f"{name}.csv")
+    cells = trace.traces.values() if hasattr(trace, "traces") else [trace]
+    assert {cell.hidden_size for cell in cells} <= {1, 3, 4, 5}
+
+
+def test_the_reverse_sequence_is_the_forward_one_with_its_steps_in_time_order():
+    """x = 1 at every step reads the same either way round, so the reverse cell computes the same rows."""
+    forward, reverse = read_trace(TRACES / "sequence_one_unit.csv"), read_trace(TRACES / "sequence_one_unit_reverse.csv")
+    assert reverse.direction == "reverse"
+    assert np.array_equal(reverse.rows(), forward.rows()[::-1])
+
+
+def test_the_bidirectional_stack_holds_pytorchs_numbers():
+    """Its forward cells read only x_1 … x_t, so their first steps are those of PyTorch's longer fixture run."""
+    expected = np.load(TRACES.parent / "tests" / "fixtures" / "torch_model_bilstm.npz")
+    assert list(expected["ids"][:3]) == [3, 1, 4]  # the golden's --tokens
+    stack = read_trace(TRACES / "stack_bidirectional.csv")
+    assert list(stack.traces) == [(0, "forward"), (0, "reverse"), (1, "forward"), (1, "reverse")]
+    np.testing.assert_allclose(stack.cell(0, "forward").block("hidden", "h"), expected["out0"][:3, :4], rtol=0,
+                               atol=1e-12)
 
 
 def test_seed_question_trace_holds_the_learners_numbers():

@@ -45,6 +45,13 @@ TRACES.update({f"variant_{name}": ["step", "--variant", name] for name in VARIAN
 # ... and what coupling the gates, or adding peepholes, changes in it.
 TRACES.update({f"diff_np_vs_{name}": ["diff", str(HERE / "seed_question.csv"), str(HERE / f"variant_{name}.csv")]
                for name in ("cifg", "v")})
+# The same sequence run in reverse, as the second half of a bidirectional layer: x_5 first, steps in time order.
+TRACES["sequence_one_unit_reverse"] = ["run", "--xs", "1;1;1;1;1", "--direction", "reverse"]
+# A practitioner's model: a 2-layer bidirectional nn.LSTM (tests/fixtures/make_model_fixtures.py), every
+# layer from token ids through its embedding; the text explains step 1 of each of its four cells.
+TRACES["stack_bidirectional"] = ["run", "--weights", str(HERE.parent / "tests" / "fixtures" / "torch_model_bilstm_state.npz"),
+                                 "--layer", "all", "--tokens", "3,1,4", "--embedding", "embedding.weight",
+                                 "--steps", "1"]
 # Each trace in two of lstmtrace's formats, under the suffixes its format table gives them.
 FORMATS = {FORMAT_TABLE[name].suffix.lstrip("."): name for name in ("csv", "text")}  # {"csv": "csv", "txt": "text"}
 
