@@ -136,6 +136,24 @@ def main():
         side_by_side(f"sequence, T = {T}, H = E = 128: traced run / untraced loop",
                      lambda: lstmtrace.run(p, xs), lambda: untraced_run(p, xs), 3.0, repeats)
 
+        # a stack (--layer all): three layers, each fed the one before's h, against the same three runs
+        # made by hand; and its CSV (pandas, with the layer and direction columns) against the cells' own
+        layers = [[lstmtrace.Parameters.random(128, 128, seed=k)] for k in range(3)]
+
+        def by_hand():
+            inputs = xs
+            for (cell,) in layers:
+                inputs = lstmtrace.run(cell, inputs).block("hidden", "h")
+
+        side_by_side(f"stack of 3 layers, T = {T}, H = E = 128: run_stack / three runs by hand",
+                     lambda: lstmtrace.run_stack(layers, xs), by_hand, 1.05, max(3, repeats // 3))
+        stack = lstmtrace.run_stack(layers, xs)
+        side_by_side(f"  … its CSV ({len(stack):,} rows): Stack.to_csv / each cell's Trace.to_csv",
+                     lambda: stack.to_csv(os.path.join(tmp, "s.csv")),
+                     lambda: [cell.to_csv(os.path.join(tmp, f"c{k}.csv")) for k, cell in enumerate(stack.traces.values())],
+                     None, max(3, repeats // 3))
+        del stack
+
         trace = lstmtrace.run(p, xs)
         plain = pd.DataFrame({c: np.zeros(len(trace.frame)) if c in ("gate", "quantity")
                               else trace.frame[c].to_numpy(dtype=np.float64) for c in trace.frame.columns})

@@ -19,6 +19,7 @@ True
 ['layer', 'direction', 'step', 'gate', 'quantity', 'unit', 'value']
 """
 import functools
+import io
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -160,15 +161,16 @@ class Stack:
         """CSV of every cell, full float64 precision: ``layer``, ``direction``, then each cell's own columns
         (long, or wide with ``layout="wide"``) and its step-0 variant rows; the text when no path."""
         from lstmtrace.atomic import atomic_open
-        from lstmtrace.tracefile import stack_frame
+        from lstmtrace.tracefile import write_stack_csv
 
         if layout not in ("long", "wide"):
             raise ValueError(f"layout must be 'long' or 'wide', not {layout!r}")
-        table = stack_frame(self, layout)
         if path is None:
-            return table.to_csv(index=False, lineterminator="\n")
+            out = io.StringIO()
+            write_stack_csv(self, out, layout)
+            return out.getvalue()
         with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-            table.to_csv(f, index=False, lineterminator="\n")
+            write_stack_csv(self, f, layout)
         return None
 
     def to_parquet(self, path) -> None:

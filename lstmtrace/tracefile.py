@@ -24,7 +24,7 @@ from lstmtrace.cell import LSTM
 from lstmtrace.rows import COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, stage_sizes
 
 __all__ = ["LEAD", "Read", "Recorded", "csv_lines", "read", "read_cells", "read_parquet", "records_json", "stack_frame",
-           "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet"]
+           "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet", "write_stack_csv"]
 
 PYARROW_HINT = "pip install 'lstmtrace[pyarrow]'"
 
@@ -106,6 +106,22 @@ def csv_lines(trace, layout: str = "long") -> int:
     return 1 + len({q for q, _, _ in recorded}) + trace.steps * per_step
 
 
+def write_stack_csv(stack, f: IO[str], layout: str = "long") -> None:
+    """A :class:`lstmtrace.Stack` as CSV into ``f``: one header, then each cell's rows (long or wide),
+    led by its layer and direction and its step-0 variant rows, each cell by :func:`write_csv`."""
+    tables = {key: trace.frame if layout == "long" else trace.wide() for key, trace in stack.traces.items()}
+    if layout == "wide":  # one set of unit columns for every cell: blank past each cell's widest vector
+        columns = max((table.columns for table in tables.values()), key=len)
+        tables = {key: table.reindex(columns=columns) for key, table in tables.items()}
+    for n, ((k, direction), trace) in enumerate(stack.traces.items()):
+        table = tables[k, direction].copy(deep=False)
+        table.insert(0, "direction", pd.Categorical.from_codes(
+            np.full(len(table), 0 if direction == "forward" else 1, dtype=np.int8), categories=["forward", "reverse"]))
+        table.insert(0, "layer", np.full(len(table), k, dtype=np.int32))
+        write = write_csv if layout == "long" else write_csv_pandas
+        write(table, f, Recorded(trace.variant), header=n == 0)  # the direction column says which way it runs
+
+
 def stack_frame(stack, layout: str = "long") -> pd.DataFrame:
     """Every cell of a :class:`lstmtrace.Stack` as its file holds it: the ``layer`` and ``direction``
     columns, then each cell's step-0 rows (its variant) and its trace, long or wide; gate and quantity
@@ -122,29 +138,40 @@ def stack_frame(stack, layout: str = "long") -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def write_csv(frame: pd.DataFrame, f: IO[str], variant=None) -> None:
+def write_csv(frame: pd.DataFrame, f: IO[str], variant=None, header: bool = True) -> None:
     """``frame`` as CSV into the text stream ``f``: by pyarrow for long frames where it can, else pandas.
 
-    A ``variant`` other than the default is recorded in rows right after the header.
+    A ``variant`` other than the default is recorded in rows right after the header (``header=False``:
+    no header line, for a stack's cells after the first).
     """
     if len(frame) >= ARROW_FROM_ROWS:
         try:
-            return write_csv_arrow(frame, f, variant)
+            return write_csv_arrow(frame, f, variant, header)
         except ImportError:
             pass
-    write_csv_pandas(frame, f, variant)
+    write_csv_pandas(frame, f, variant, header)
 
 
-def write_csv_pandas(frame: pd.DataFrame, f: IO[str], variant=None) -> None:
+def write_csv_pandas(frame: pd.DataFrame, f: IO[str], variant=None, header: bool = True) -> None:
     """The pure pandas writer (floats as Python's repr: shortest round-trip digits)."""
     if variant is None or not variant.to_rows():
-        frame.to_csv(f, index=False, lineterminator="\n")
+        frame.to_csv(f, index=False, header=header, lineterminator="\n")
         return
-    variant_frame(variant, frame.columns).to_csv(f, index=False, lineterminator="\n")
+    _settings(variant, frame).to_csv(f, index=False, header=header, lineterminator="\n")
     frame.to_csv(f, index=False, header=False, lineterminator="\n")
 
 
-def write_csv_arrow(frame: pd.DataFrame, f: IO[str], variant=None) -> None:
+def _settings(variant, frame: pd.DataFrame) -> pd.DataFrame:
+    """The step-0 rows recording ``variant``, with the columns of ``frame`` (a stack's cell leads with
+    layer and direction, the same in every row)."""
+    lead = [c for c in LEAD if c in frame.columns]
+    recorded = variant_frame(variant, frame.columns[len(lead):])
+    for column in reversed(lead):
+        recorded.insert(0, column, frame[column].iloc[0])
+    return recorded
+
+
+def write_csv_arrow(frame: pd.DataFrame, f: IO[str], variant=None, header: bool = True) -> None:
     """pyarrow's C++ CSV writer; raises ImportError without pyarrow (or one too old to skip quotes)."""
     try:
         import pyarrow as pa
@@ -156,9 +183,10 @@ def write_csv_arrow(frame: pd.DataFrame, f: IO[str], variant=None) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.cast(pa.schema([(name, pa.string() if pa.types.is_dictionary(t) else t)
                                   for name, t in zip(table.column_names, table.schema.types)]))
-    f.write(",".join(frame.columns) + "\n")
+    if header:
+        f.write(",".join(frame.columns) + "\n")
     if variant is not None and variant.to_rows():
-        variant_frame(variant).to_csv(f, index=False, header=False, lineterminator="\n")
+        _settings(variant, frame).to_csv(f, index=False, header=False, lineterminator="\n")
     out = io.BytesIO()
     pacsv.write_csv(table, out, options)
     f.write(out.getvalue().decode("utf-8"))
