@@ -203,3 +203,17 @@ def test_pictures_of_a_stack_pick_one_cell(saved, tmp_path):
     assert_error(invoke("draw", tmp_path / "one.csv", "--layer", "0", "-o", tmp_path / "x.svg"), "'--layer'",
                  "TRACE holds one cell")
     assert not (tmp_path / "x.svg").exists()
+
+
+def test_the_html_view_shows_each_cell_under_its_heading():
+    page = run_stack(_bidirectional(), XS)._repr_html_()
+    assert page.count("<style>") == 1
+    assert [part.split("</h4>")[0] for part in page.split("<h4>")[1:]] == \
+        ["layer 0 · forward", "layer 0 · reverse", "layer 1 · forward"]
+    assert "Runs in reverse: step t read x_t" in page
+
+
+def test_expand_writes_out_the_unit_in_every_cell_that_has_it(saved):
+    text = assert_ok(invoke("show", saved[0], "--expand", "2", "--steps", "1")).stdout
+    assert text.count("Unit 2, term by term") == 2  # layer 0's two cells have H = 3; layer 1's has H = 2
+    assert_error(invoke("show", saved[0], "--expand", "3"), "'--expand'", "the largest of the cells")
