@@ -118,9 +118,9 @@ def declared_layers(path) -> Optional[List[List[weights.Declared]]]:
         return None
     config, version, read_cells = model
     layers = _listed(path, config)
-    _check_chained(path, config, layers)
     for k, layer in enumerate(layers):  # every refusal before any weights are read
         _check_traceable(path, k, layer)
+    _check_chained(path, config, layers)
     found = read_cells()
     return [_declare(path, k, layer, version, lambda: found) for k, layer in enumerate(layers)]
 
@@ -392,7 +392,7 @@ def _bidirectional(entry: dict, names: Tuple[str, ...], paths: Tuple[str, ...]) 
         back_entry = given
         if backward is None:
             return _LSTMLayer(names, [], f"Bidirectional with a {_kind(given) or 'custom'} backward_layer, "
-                                         "which is not an LSTM", False)
+                                         "which is not an LSTM", bool(forward.get("return_sequences")))
     layer_refused = ""
     if forward.get("go_backwards"):
         layer_refused = ("Bidirectional of an LSTM with go_backwards=True swaps its halves, and Keras computes that "
@@ -401,14 +401,16 @@ def _bidirectional(entry: dict, names: Tuple[str, ...], paths: Tuple[str, ...]) 
     elif not backward.get("go_backwards"):
         layer_refused = "Bidirectional whose backward_layer has go_backwards=False runs both halves forward"
 
-    def half(cell_entry, lstm, why, prefix, attribute, direction):
+    def half(cell_entry, lstm, why, prefix, attribute, direction, renamed):
+        """One half: named as Keras names its weights (``renamed``: prefix + the config's name, as Keras
+        renames the forward_layer, and a backward_layer it makes itself), or as its config says."""
         name = str(lstm.get("name", prefix.rstrip("_")))
-        labels = (name, prefix + (name[len(prefix):] if name.startswith(prefix) else name))
-        return _Layer(names + (name,), paths + (attribute,), lstm, why,
-                      _input_size(cell_entry) or _input_size(entry), direction, "time", labels)
+        prefixed = prefix + (name[len(prefix):] if name.startswith(prefix) else name)
+        return _Layer(names + (prefixed if renamed else name,), paths + (attribute,), lstm, why,
+                      _input_size(cell_entry) or _input_size(entry), direction, "time", (name, prefixed))
 
-    cells = [half(inner, forward, refused, "forward_", "forward_layer", "forward"),
-             half(back_entry, backward, back_refused, "backward_", "backward_layer", "reverse")]
+    cells = [half(inner, forward, refused, "forward_", "forward_layer", "forward", True),
+             half(back_entry, backward, back_refused, "backward_", "backward_layer", "reverse", given is None)]
     return _LSTMLayer(names, cells, layer_refused, bool(forward.get("return_sequences")),
                       config.get("merge_mode", "concat"))
 
