@@ -530,8 +530,7 @@ def _inbound(entry: dict, outputs: Dict[str, Source], feeding: Source) -> Source
         return f"{len(nodes) if isinstance(nodes, list) else 'several'} inputs (the layer is called more than once)"
     read = _references(nodes[0])
     if len(read) != 1:
-        return (f"{len(read)} tensors ({', '.join(r[0] for r in read)}), where --layer all gives each layer "
-                "one, and runs it from zero h and c")
+        return f"{len(read)} tensors ({', '.join(r[0] for r in read)}: an initial_state, say, where lstmtrace starts from zeros)"
     name, _, index = read[0]
     if index != 0:
         return f"output {index} of layer {name} (one of its states, not its h_t)"
