@@ -281,7 +281,7 @@ def test_a_functional_model_that_chains_is_read(tmp_path):
 
 @pytest.mark.parametrize("reads, says", [
     ([("input_layer", 0, 0)], "layer 1 (lstm_1) reads the model's input, not LSTM layer 0's h"),
-    ([("lstm", 0, 0), ("lstm", 0, 1), ("lstm", 0, 2)], "layer 1 (lstm_1) reads 3 tensors (lstm, lstm, lstm)"),
+    ([("lstm", 0, 0), ("lstm", 0, 1), ("lstm", 0, 2)], "layer 1 (lstm_1) reads 3 tensors (lstm, lstm, lstm: an initial_state, say"),
     ([("lstm", 0, 1)], "layer 1 (lstm_1) reads output 1 of layer lstm (one of its states, not its h_t)"),
 ])
 def test_a_functional_model_whose_lstm_layers_do_not_chain_is_one_line(tmp_path, reads, says):
