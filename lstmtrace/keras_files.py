@@ -13,30 +13,56 @@ legacy files as tf.keras' ``hdf5_format`` lays them out: no Keras 2 was at hand 
                                    layers/<path>/cell/vars/0, 1, 2 = kernel, recurrent_kernel,
                                    bias, where <path> is the layer's class in snake_case,
                                    numbered _1, _2, … in model order (nested models:
-                                   layers/sequential/layers/lstm/…); layers/<path>/vars has
-                                   an attribute "name", the layer's name
+                                   layers/sequential/layers/lstm/…; a Bidirectional's halves:
+                                   layers/bidirectional/forward_layer/… and …/backward_layer/…);
+                                   layers/<path>/vars has an attribute "name", the layer's name
+                                   (a half's: forward_<name>, backward_<name>)
     model.save_weights("m.weights.h5")   the same HDF5 layout, alone: no config
     model.save("m.h5") (legacy)    HDF5; root attributes keras_version, backend, model_config
                                    (JSON); model_weights has attribute layer_names, and each
                                    model_weights/<layer> an attribute weight_names, the paths
                                    of its arrays under it: Keras 3 "sequential/lstm/lstm_cell/
                                    kernel", Keras 2 "lstm/lstm_cell/kernel:0" (2.0-2.2:
-                                   "lstm_1/kernel:0")
+                                   "lstm_1/kernel:0"); a Bidirectional's: Keras 3 "sequential/
+                                   bidirectional/forward_lstm/lstm_cell/kernel", then its
+                                   backward_lstm's, Keras 2 "bidirectional/forward_lstm/
+                                   lstm_cell/kernel:0"
     model.save_weights("w.h5") (Keras 2)  the same as model_weights, at the root: no config
 
 Keras applies ``activation`` to both the candidate and the cell state, and
 ``recurrent_activation`` to the three gates.  "hard_sigmoid" changed meaning between
 versions: Keras 2's is clip(0.2·x + 0.5, 0, 1) (``hard_sigmoid:0.2,0.5``), Keras 3's
 relu6(x + 3)/6 (``hard_sigmoid``); the version that saved the file decides.
-Layers that run over the reversed sequence (``Bidirectional``, ``go_backwards=True``) and
-activations lstmtrace does not compute are refused, one line each.
+
+Directions.  A ``Bidirectional(LSTM(...))`` is two cells: its forward_layer (direction "forward")
+and its backward_layer (direction "reverse": it reads x_T … x_1, and Keras flips its h back to time
+order before handing them on, so passes_on "time"), each with the activations of its own config
+(Keras 3 writes both; Keras 2 ``layer`` only, unless a backward_layer was given, and both halves
+share its config).  An
+``LSTM(go_backwards=True)`` outside Bidirectional is one reverse cell whose h Keras hands on in the
+order it ran, h_T first (passes_on "run").  Every cell's steps are reported in the model's time
+order: step t is the one that read x_t.
+
+Stacks (:func:`declared_layers`).  Each LSTM layer must read the h_t of the one before for every t:
+only layers that compute nothing at inference may stand between (:data:`_PASS_THROUGH`: Dropout,
+SpatialDropout1D, GaussianNoise, GaussianDropout, AlphaDropout, ActivityRegularization, InputLayer);
+an Embedding or anything else may come before the first, and any head after the last.
+
+Refused, one line each naming the layer and the setting: activations lstmtrace does not compute,
+CuDNNLSTM and PeepholeLSTMCell, a Bidirectional of an LSTM with go_backwards=True (its halves swap,
+and Keras' fused cuDNN path ignores that: what the model computes depends on where it runs) or whose
+backward_layer is not an LSTM; and, in a stack only: a layer between two LSTM layers that computes
+something (Dense, Masking, which skips steps, …), an LSTM that hands on only its last h
+(return_sequences=False), a Bidirectional whose merge_mode is not "concat" (sum, mul, ave, None: the
+next layer does not read both halves' h), and a functional model whose LSTM layers do not chain
+(a layer reading two tensors, an initial_state, a state output).
 """
 import io
 import json
 import os
 import re
 import zipfile
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -59,31 +85,44 @@ _EMBEDDING_GROUP = re.compile(r"^embedding(_\d+)?$")  # a Keras 3 weights file's
 
 def declared(path, layer: Optional[int] = None) -> Optional[List[weights.Declared]]:
     """LSTM layer ``layer`` (0 when None) of a ``.keras`` archive or a legacy ``.h5`` model file: its
-    variant, weights and where it is, one :class:`~lstmtrace.weights.Declared` per direction it runs; None
-    for a weights-only ``.h5`` (it cannot say how its cell computes), which :func:`lstmtrace.weights.load`
-    then reads.
+    variant, weights and where it is, one :class:`~lstmtrace.weights.Declared` per direction it runs
+    (a Bidirectional's forward_layer, then its backward_layer); None for a weights-only ``.h5`` (it cannot
+    say how its cell computes), which :func:`lstmtrace.weights.load` then reads.
     """
     path = os.fspath(path)
-    if path.lower().endswith(".keras"):
-        return [_archive(path, layer)]
-    try:
-        _check_hdf5(path, "an HDF5 file (as Keras' save_weights writes)")
-    except (ImportError, OSError, ValueError):
-        return None  # weights.load says what is wrong, after its checks of the options
-    found = isolated(path, h5_read, path, None, True)
-    if not str(found["model_config"]):
-        return None  # weights only: weights.load reads it, and the variant is assumed
-    return [_declare(path, layer, _config(path, str(found["model_config"]), "its model_config"),
-                     _version(found), lambda: found)]
+    model = _model(path)
+    if model is None:
+        return None  # weights only: weights.load reads it (and says what is wrong, after its checks of the options)
+    config, version, read_cells = model
+    layers = _listed(path, config)
+    k = 0 if layer is None else layer
+    if not 0 <= k < len(layers):
+        raise weights.WhichCellError(f"{path} has no LSTM layer {k}; its LSTM layers are "
+                                     + ", ".join(f"{j} ({'/'.join(found_layer.names)})"
+                                                 for j, found_layer in enumerate(layers)), "layer")
+    return _declare(path, k, layers[k], version, read_cells)
 
 
 def declared_layers(path) -> Optional[List[List[weights.Declared]]]:
-    """Every LSTM layer of a ``.keras`` archive or a legacy model ``.h5``, as :func:`declared` gives each;
-    None for a weights-only file."""
-    first = declared(path, 0)
-    if first is None:
+    """Every LSTM layer of a ``.keras`` archive or a legacy model ``.h5``, in the order they run, as
+    :func:`declared` gives each; None for a weights-only file.
+
+    The layers must feed one another directly, as ``--layer all`` chains them: each LSTM layer reads
+    the one before's h_t for every t (return_sequences=True; a Bidirectional's two halves
+    concatenated, merge_mode="concat"), with only layers that compute nothing at inference between them
+    (:data:`_PASS_THROUGH`).  Anything else is a ValueError naming the layer.
+    """
+    path = os.fspath(path)
+    model = _model(path)
+    if model is None:
         return None
-    raise ValueError(f"{path}: --layer all does not read Keras models yet")
+    config, version, read_cells = model
+    layers = _listed(path, config)
+    for k, layer in enumerate(layers):  # every refusal before any weights are read
+        _check_traceable(path, k, layer)
+    _check_chained(path, config, layers)
+    found = read_cells()
+    return [_declare(path, k, layer, version, lambda: found) for k, layer in enumerate(layers)]
 
 
 def weights_only(path: str, found: Dict[str, np.ndarray], layer: Optional[int], cell=None) -> weights.Gates:
@@ -191,10 +230,21 @@ def _check_hdf5(path: str, kind: str) -> None:
         raise ValueError(f"{path} is not an HDF5 file")
 
 
-def _archive(path: str, layer: Optional[int]) -> weights.Declared:
-    """A ``.keras`` zip: its config.json, metadata.json and model.weights.h5."""
-    config, version, read_weights = _archive_parts(path)
-    return _declare(path, layer, config, version, lambda: read_weights(h5_read, False))
+def _model(path: str) -> Optional[Tuple[dict, Optional[str], Callable[[], Dict[str, np.ndarray]]]]:
+    """A model file's config, the Keras version that saved it, and ``read_cells()``, which reads its LSTM
+    cells (as :func:`h5_read` returns them); None for a weights-only ``.h5`` (or one :func:`weights.load`
+    should explain)."""
+    if path.lower().endswith(".keras"):
+        config, version, read_weights = _archive_parts(path)
+        return config, version, lambda: read_weights(h5_read, False)
+    try:
+        _check_hdf5(path, "an HDF5 file (as Keras' save_weights writes)")
+    except (ImportError, OSError, ValueError):
+        return None  # weights.load says what is wrong, after its checks of the options
+    found = isolated(path, h5_read, path, None, True)
+    if not str(found["model_config"]):
+        return None  # weights only: weights.load reads it, and the variant is assumed
+    return _config(path, str(found["model_config"]), "its model_config"), _version(found), lambda: found
 
 
 def _archive_parts(path: str) -> Tuple[dict, Optional[str], Callable[..., Dict[str, np.ndarray]]]:
@@ -248,13 +298,26 @@ def _version(found: Dict[str, np.ndarray]) -> Optional[str]:
 # -- which LSTM layers a model has, from its config --------------------------------------------
 
 class _Layer(NamedTuple):
-    """One LSTM layer of a model's config, in model order."""
+    """One LSTM cell of a model's config: a layer's, or one half of a Bidirectional's."""
 
-    names: Tuple[str, ...]  # its name, after the names of the models it is nested in
+    names: Tuple[str, ...]  # its name, after the names of the models (and the Bidirectional) it is in
     paths: Tuple[str, ...]  # the same, as Keras 3's weights file spells them (snake_case class, _1, _2, …)
     config: dict  # the LSTM's config (an RNN's: its LSTMCell's, with the RNN's go_backwards)
     refused: str  # why lstmtrace cannot trace it, or ""
     input_size: Optional[int]
+    direction: str = "forward"  # see weights.Declared
+    passes_on: str = "time"
+    labels: Tuple[str, ...] = ()  # legacy files: the names its weights may be under (else names[-1])
+
+
+class _LSTMLayer(NamedTuple):
+    """One LSTM layer of a model's config, in model order: its cells, forward first, and what it hands on."""
+
+    names: Tuple[str, ...]
+    cells: List[_Layer]
+    refused: str  # why lstmtrace cannot trace the layer (either half), or ""
+    sequences: bool  # return_sequences: it hands on h_t for every t
+    merge_mode: Optional[str] = "concat"  # a Bidirectional's: how it hands its halves' h on
 
 
 def _snake(name: str) -> str:
@@ -264,12 +327,22 @@ def _snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def _kind(entry) -> str:
+    return str(entry.get("class_name", "")) if isinstance(entry, dict) else ""
+
+
+def _name(entry: dict) -> str:
+    """A layer's name in its config entry (Keras 2.0's entries keep it outside the config)."""
+    config = entry.get("config")
+    return str(config.get("name", _kind(entry)) if isinstance(config, dict) else entry.get("name", _kind(entry)))
+
+
 def _lstm_of(entry) -> Tuple[Optional[dict], str]:
     """(the LSTM config of a layer's config entry, why it cannot be traced); (None, "") for a layer that
     is not an LSTM."""
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
         return None, ""
-    kind, config = str(entry.get("class_name", "")), entry["config"]
+    kind, config = _kind(entry), entry["config"]
     if kind == "LSTM":
         return config, ""
     if kind == "RNN":  # keras.layers.RNN(keras.layers.LSTMCell(H))
@@ -278,27 +351,86 @@ def _lstm_of(entry) -> Tuple[Optional[dict], str]:
         if cell_kind in ("LSTMCell", "PeepholeLSTMCell") and isinstance(cell.get("config"), dict):
             refused = "" if cell_kind == "LSTMCell" else (
                 "PeepholeLSTMCell: TensorFlow's peephole cell, which this version does not read from Keras files")
-            return {**cell["config"], "go_backwards": config.get("go_backwards", False)}, refused
+            return {**cell["config"], "go_backwards": config.get("go_backwards", False),
+                    "return_sequences": config.get("return_sequences", False)}, refused
         return None, ""
     if kind == "CuDNNLSTM":
         return config, "CuDNNLSTM: two biases per gate, which this version does not read"
-    if kind == "Bidirectional":
-        inner, _ = _lstm_of(config.get("layer"))
-        return (inner, "Bidirectional: --direction is not supported yet") if inner is not None else (None, "")
     return None, ""
 
 
-def _lstm_layers(config: dict) -> List[_Layer]:
+def _lstm_layer(entry: dict, names: Tuple[str, ...], paths: Tuple[str, ...]) -> Optional[_LSTMLayer]:
+    """The LSTM layer a config entry is (None when it is none): an LSTM runs forward and hands on h_t at
+    each t; one with go_backwards=True runs over x_T … x_1 and hands on its h in the order it ran."""
+    if _kind(entry) == "Bidirectional":
+        return _bidirectional(entry, names, paths)
+    lstm, refused = _lstm_of(entry)
+    if lstm is None:
+        return None
+    backwards = bool(lstm.get("go_backwards"))
+    cell = _Layer(names, paths, lstm, refused, _input_size(entry), "reverse" if backwards else "forward",
+                  "run" if backwards else "time")
+    return _LSTMLayer(names, [cell], "", bool(lstm.get("return_sequences")))
+
+
+def _bidirectional(entry: dict, names: Tuple[str, ...], paths: Tuple[str, ...]) -> Optional[_LSTMLayer]:
+    """A Bidirectional of an LSTM: its forward_layer (the config's ``layer``) and its backward_layer, which
+    runs over x_T … x_1 and whose h Keras flips back to time order before handing them on.  Keras 3 writes
+    both halves' configs (named forward_<name> and backward_<name>); Keras 2 only ``layer``, unless a
+    backward_layer was given, and names the halves' weights forward_<name>, backward_<name>."""
+    config = entry["config"]
+    forward, refused = _lstm_of(config.get("layer"))
+    if forward is None:
+        return None  # a Bidirectional GRU, say: not an LSTM layer
+    inner = config["layer"]
+    given = config.get("backward_layer")
+    if given is None:  # Keras 2, and Keras 3 when it was not given: the layer's config, running the other way
+        backward, back_refused = {**forward, "go_backwards": not forward.get("go_backwards", False)}, refused
+        back_entry = inner
+    else:
+        backward, back_refused = _lstm_of(given)
+        back_entry = given
+        if backward is None:
+            return _LSTMLayer(names, [], f"Bidirectional with a {_kind(given) or 'custom'} backward_layer, "
+                                         "which is not an LSTM", bool(forward.get("return_sequences")))
+    layer_refused = ""
+    if forward.get("go_backwards"):
+        layer_refused = ("Bidirectional of an LSTM with go_backwards=True swaps its halves, and Keras computes that "
+                         "differently on its fused cuDNN path (which runs the forward_layer forward) and its "
+                         "generic one: lstmtrace does not trace it")
+    elif not backward.get("go_backwards"):
+        layer_refused = "Bidirectional whose backward_layer has go_backwards=False runs both halves forward"
+
+    def half(cell_entry, lstm, why, prefix, attribute, direction, renamed):
+        """One half: named as Keras names its weights (``renamed``: prefix + the config's name, as Keras
+        renames the forward_layer, and a backward_layer it makes itself), or as its config says."""
+        name = str(lstm.get("name", prefix.rstrip("_")))
+        prefixed = prefix + (name[len(prefix):] if name.startswith(prefix) else name)
+        return _Layer(names + (prefixed if renamed else name,), paths + (attribute,), lstm, why,
+                      _input_size(cell_entry) or _input_size(entry), direction, "time", (name, prefixed))
+
+    cells = [half(inner, forward, refused, "forward_", "forward_layer", "forward", True),
+             half(back_entry, backward, back_refused, "backward_", "backward_layer", "reverse", given is None)]
+    return _LSTMLayer(names, cells, layer_refused, bool(forward.get("return_sequences")),
+                      config.get("merge_mode", "concat"))
+
+
+def _lstm_layers(config: dict) -> List[_LSTMLayer]:
     """Every LSTM layer of a model's config, in model order, nested models' included."""
-    found: List[_Layer] = []
-    for entry, names, paths in _leaves(config):
-        lstm, refused = _lstm_of(entry)
-        if lstm is None:
-            continue
-        if not refused and lstm.get("go_backwards"):
-            refused = "go_backwards=True: runs over the reversed sequence, which this version does not trace yet"
-        found.append(_Layer(names, paths, lstm, refused, _input_size(entry)))
-    return found
+    return [layer for layer in (_lstm_layer(entry, names, paths) for entry, names, paths in _leaves(config))
+            if layer is not None]
+
+
+def _listed(path: str, config: dict) -> List[_LSTMLayer]:
+    """The LSTM layers of a model file's config; a model without any is one sentence."""
+    layers = _lstm_layers(config)
+    if not layers:
+        if _inner_layers(config) is None:
+            raise ValueError(f"{path} holds a {config.get('class_name', 'model')} whose config does not list "
+                             "its layers (a subclassed Model): save its weights with model.save_weights"
+                             "(\"m.weights.h5\") and give the activations with --activation")
+        raise ValueError(f"{path} has no LSTM layer")
+    return layers
 
 
 def _leaves(config: dict) -> List[Tuple[dict, Tuple[str, ...], Tuple[str, ...]]]:
@@ -311,9 +443,7 @@ def _leaves(config: dict) -> List[Tuple[dict, Tuple[str, ...], Tuple[str, ...]]]
         for entry in entries if isinstance(entries, list) else []:
             if not isinstance(entry, dict):
                 continue
-            kind = str(entry.get("class_name", ""))
-            config = entry.get("config")
-            name = str(config.get("name", kind) if isinstance(config, dict) else entry.get("name", kind))
+            kind, name = _kind(entry), _name(entry)
             snake = _snake(kind)  # Keras' _get_unique_name: lstm, lstm_1, lstm_2, …
             used[snake] = used[snake] + 1 if snake in used else 0
             here = (names + (name,), paths + (snake if not used[snake] else f"{snake}_{used[snake]}",))
@@ -346,29 +476,131 @@ def _input_size(entry: dict) -> Optional[int]:
     return None
 
 
+# -- how the layers feed one another ------------------------------------------------------------
+
+_PASS_THROUGH = ("InputLayer", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                 "ActivityRegularization")
+"""Layers that compute nothing at inference: between two LSTM layers, the h_t reach the second unchanged."""
+
+Source = Union[Tuple[str, ...], None, str]
+"""What a layer reads: the names of the layer whose output it is, None for the model's input, or (a str)
+a phrase saying what else it reads."""
+
+
+def _sources(config: dict) -> Dict[Tuple[str, ...], Source]:
+    """What every layer of a model's config that is not itself a model reads (see :data:`Source`), by its
+    names as :func:`_leaves` gives them: a Sequential's layer reads the one before it, a functional
+    model's layer the tensor its inbound node names."""
+    sources: Dict[Tuple[str, ...], Source] = {}
+
+    def walk(model: dict, names: Tuple[str, ...], feeding: Source) -> Source:
+        """Record the sources of ``model``'s layers, fed ``feeding``; what the model hands on."""
+        entries = [e for e in _inner_layers(model) or [] if isinstance(e, dict)]
+        functional = _kind(model) != "Sequential" and any("inbound_nodes" in e for e in entries)
+        outputs: Dict[str, Source] = {}
+        current = feeding
+        for entry in entries:
+            name = _name(entry)
+            if functional:
+                current = _inbound(entry, outputs, feeding)
+            here = names + (name,)
+            if _inner_layers(entry) is not None:
+                current = walk(entry, here, current)  # a nested model hands on what its layers do
+            else:
+                sources[here], current = current, here
+            outputs[name] = current
+        if not functional:
+            return current
+        handed = _references(model["config"].get("output_layers"))
+        if len(handed) != 1:
+            return f"the {len(handed)} outputs of model {'/'.join(names) or _name(model)}"
+        return outputs.get(handed[0][0], f"layer {handed[0][0]}, which the model does not list")
+
+    walk(config, (), None)
+    return sources
+
+
+def _inbound(entry: dict, outputs: Dict[str, Source], feeding: Source) -> Source:
+    """What a functional model's layer reads, from its inbound_nodes; ``outputs`` says what each layer
+    before it hands on, ``feeding`` what the model's input is."""
+    nodes = entry.get("inbound_nodes")
+    if not nodes:
+        return feeding  # an InputLayer: the model's input
+    if not isinstance(nodes, list) or len(nodes) != 1:
+        return f"{len(nodes) if isinstance(nodes, list) else 'several'} inputs (the layer is called more than once)"
+    read = _references(nodes[0])
+    if len(read) != 1:
+        return f"{len(read)} tensors ({', '.join(r[0] for r in read)}: an initial_state, say, where lstmtrace starts from zeros)"
+    name, _, index = read[0]
+    if index != 0:
+        return f"output {index} of layer {name} (one of its states, not its h_t)"
+    return outputs.get(name, f"layer {name}, which the model does not list before it")
+
+
+def _references(node) -> List[Tuple[str, int, int]]:
+    """The tensors a functional config names, as (layer, node index, tensor index): Keras 3's
+    ``{"keras_history": [layer, node, tensor]}``, Keras 2's ``[layer, node, tensor, kwargs]``."""
+    if isinstance(node, dict):
+        history = node.get("keras_history")
+        if isinstance(history, list) and len(history) == 3:
+            return [(str(history[0]), history[1], history[2])]
+        return [r for value in node.values() for r in _references(value)]
+    if isinstance(node, list):
+        if len(node) in (3, 4) and isinstance(node[0], str) and all(isinstance(n, int) for n in node[1:3]):
+            return [(node[0], node[1], node[2])]
+        return [r for value in node for r in _references(value)]
+    return []
+
+
+def _check_chained(path: str, config: dict, layers: List[_LSTMLayer]) -> None:
+    """That each LSTM layer reads the one before's h_t for every t, as --layer all feeds them: through
+    layers that compute nothing at inference only, the whole sequence, both halves concatenated."""
+    sources = _sources(config)
+    kinds = {names: _kind(entry) for entry, names, _ in _leaves(config)}
+    for k in range(1, len(layers)):
+        before, after = layers[k - 1], layers[k]
+        reads = sources.get(after.names)
+        while isinstance(reads, tuple) and kinds.get(reads) in _PASS_THROUGH:
+            reads = sources.get(reads)
+        if reads != before.names:
+            said = (reads if isinstance(reads, str) else "the model's input" if reads is None else
+                    f"the output of {kinds.get(reads) or 'the'} layer {'/'.join(reads)}")
+            raise ValueError(f"{path} layer {k} ({'/'.join(after.names)}) reads {said}, not LSTM layer {k - 1}'s h: "
+                             "--layer all feeds each LSTM layer the h of the one before")
+        where = f"{path} layer {k - 1} ({'/'.join(before.names)})"
+        if not before.sequences:
+            raise ValueError(f"{where} hands on only its last h (return_sequences=False), so LSTM layer {k} does "
+                             "not read its h_t for every t as --layer all would feed it")
+        if before.merge_mode != "concat":
+            raise ValueError(f"{where} merges its two directions with merge_mode={before.merge_mode!r}, and "
+                             f"--layer all feeds LSTM layer {k} both directions' h, concatenated (merge_mode='concat')")
+
+
 # -- one layer: its variant and its weights ------------------------------------------------------
 
-def _declare(path: str, layer: Optional[int], config: dict, version: Optional[str],
-             read_cells: Callable[[], Dict[str, np.ndarray]]) -> weights.Declared:
-    """LSTM layer ``layer`` of the model that ``config`` describes, saved by Keras ``version``; its
+def _check_traceable(path: str, k: int, layer: _LSTMLayer) -> None:
+    """That lstmtrace computes LSTM layer ``k``'s every cell, as far as the config says."""
+    if layer.refused:
+        raise ValueError(f"{path} layer {k} ({'/'.join(layer.names)}): {layer.refused}")
+    for cell in layer.cells:
+        if cell.refused:
+            raise ValueError(f"{path} layer {k} ({'/'.join(cell.names)}): {cell.refused}")
+
+
+def _declare(path: str, k: int, layer: _LSTMLayer, version: Optional[str],
+             read_cells: Callable[[], Dict[str, np.ndarray]]) -> List[weights.Declared]:
+    """LSTM layer ``k`` of a model saved by Keras ``version``, one Declared per cell (forward first); its
     weights are among the cells that ``read_cells()`` finds (as :func:`h5_read` returns them)."""
-    layers = _lstm_layers(config)
-    if not layers:
-        if _inner_layers(config) is None:
-            raise ValueError(f"{path} holds a {config.get('class_name', 'model')} whose config does not list "
-                             "its layers (a subclassed Model): save its weights with model.save_weights"
-                             "(\"m.weights.h5\") and give the activations with --activation")
-        raise ValueError(f"{path} has no LSTM layer")
-    k = 0 if layer is None else layer
-    if not 0 <= k < len(layers):
-        raise weights.WhichCellError(f"{path} has no LSTM layer {k}; its LSTM layers are "
-                                     + ", ".join(f"{j} ({'/'.join(found_layer.names)})"
-                                                 for j, found_layer in enumerate(layers)), "layer")
-    chosen = layers[k]
-    where = f"{path} layer {k} ({'/'.join(chosen.names)})"
-    if chosen.refused:
-        raise ValueError(f"{where}: {chosen.refused}")
+    _check_traceable(path, k, layer)
     major = _major(path, version)
+    cells = _cells(read_cells())
+    return [_declare_cell(path, f"{path} layer {k} ({'/'.join(chosen.names)})", chosen, major, cells)
+            for chosen in layer.cells]
+
+
+def _declare_cell(path: str, where: str, chosen: _Layer, major: Optional[int], cells: List["_Cell"]
+                  ) -> weights.Declared:
+    """One LSTM cell: its variant from its config, its weights from the file's ``cells``."""
     from lstmtrace.variant import Variant
 
     # unit_forget_bias only initialises the forget gate's bias to 1: the saved bias already holds it.
@@ -377,10 +609,10 @@ def _declare(path: str, layer: Optional[int], config: dict, version: Optional[st
     gate = _activation(chosen.config, "recurrent_activation", where, major)
     act = _activation(chosen.config, "activation", where, major)
     variant = Variant(gate_activation=gate, candidate_activation=act, cell_activation=act)
-    cell = _match(_cells(read_cells()), chosen, where, path)
-    arrays = _checked(chosen, cell, where)
+    arrays = _checked(chosen, _match(cells, chosen, where, path), where)
     gates = weights.from_keras(arrays, where, variant.cell)
-    return weights.Declared(variant=variant, state=weights.to_state_dict(gates), where=where)
+    return weights.Declared(variant=variant, state=weights.to_state_dict(gates), where=where,
+                            direction=chosen.direction, passes_on=chosen.passes_on)
 
 
 def _major(path: str, version: Optional[str]) -> Optional[int]:
@@ -483,7 +715,7 @@ def _match(cells: List[_Cell], chosen: _Layer, where: str, path: str) -> _Cell:
     else:  # legacy: the top-level layer's group, and the cell's own name inside it
         candidates = [c for c in cells if c.top == chosen.names[0]]
         if len(chosen.names) > 1 or len(candidates) > 1:
-            candidates = [c for c in candidates if c.label == chosen.names[-1]]
+            candidates = [c for c in candidates if c.label in (chosen.labels or chosen.names[-1:])]
     if not candidates:
         raise ValueError(f"{where}: the file holds no weights for it ({path} is truncated or corrupt, or "
                          "from a Keras this version does not know)")

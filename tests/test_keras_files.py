@@ -162,14 +162,9 @@ def test_a_layer_that_is_not_there_lists_those_that_are(path):
 
 # -- refused, one line each: what this version cannot trace -----------------------------------------
 
-@pytest.mark.parametrize("name, says", [
-    ("bidirectional", "layer 0 (bidirectional): Bidirectional: --direction is not supported yet"),
-    ("go_backwards", "layer 0 (backwards): go_backwards=True: runs over the reversed sequence, which this "
-                     "version does not trace yet"),
-    ("elu", "layer 0 (elu_lstm): activation 'elu' is not an activation lstmtrace computes"),
-])
-def test_what_keras_wrote_and_lstmtrace_cannot_trace_is_refused(name, says):
-    _run_fails(FIXTURES / f"keras_model_{name}.keras", "'--weights'", says)
+def test_what_keras_wrote_and_lstmtrace_cannot_trace_is_refused():
+    _run_fails(FIXTURES / "keras_model_elu.keras", "'--weights'",
+               "layer 0 (elu_lstm): activation 'elu' is not an activation lstmtrace computes")
 
 
 @pytest.mark.parametrize("setting, value, says", [
@@ -183,10 +178,15 @@ def test_activations_lstmtrace_does_not_compute_are_named(tmp_path, setting, val
     _run_fails(path, "'--weights'", "layer 0 (lstm): " + says)
 
 
-def test_go_backwards_of_any_layer_is_refused_only_when_it_is_traced(tmp_path):
+def test_go_backwards_makes_that_layer_a_reverse_cell_and_no_other(tmp_path):
+    """(Bidirectional and go_backwards against Keras' own numbers: tests/test_keras_stack.py.)"""
     path = _archive(tmp_path, lambda config: _lstm(config, 1).update(go_backwards=True))
+    [[first], [second]] = weights.read_stack(path)
+    assert (first.direction, first.passes_on) == ("forward", "time")
+    assert (second.direction, second.passes_on) == ("reverse", "run")  # Keras hands its h on in the order it ran
     assert Parameters.load(path, layer=0) == Parameters.load(STACK, layer=0)
-    _run_fails(path, "layer 1 (lstm_1): go_backwards=True", layer=1)
+    [reverse] = lstmtrace.load_layers(path, layer=1, direction="reverse")[0]
+    assert reverse.params == Parameters.load(STACK, layer=1)  # the same weights, run the other way
 
 
 def test_legacy_hard_sigmoid_without_a_keras_version_is_refused(tmp_path):
