@@ -148,9 +148,13 @@ def read(path, layer: Optional[int] = None, prefix: Optional[str] = None, layout
     one half of a bidirectional layer (see :func:`read_layer`).
     """
     cells = read_layer(path, layer, prefix, layout, variant, direction)
+    where = f"{os.fspath(path)} layer {0 if layer is None else layer}"
     if len(cells) > 1:
-        raise OptionError(f"{cells[0].where or path} is bidirectional: choose forward or reverse (or both, "
-                          "to trace the two cells together)", "direction")
+        raise OptionError(f"{where} is bidirectional: choose forward or reverse (or both, to trace the two cells "
+                          "together)", "direction")
+    if cells[0].direction == "reverse" and direction is None:  # its gates alone would be run forward
+        raise OptionError(f"{where} runs in reverse (over x_T … x_1): ask for direction reverse (--direction "
+                          "reverse), and run it so (lstmtrace.run(…, direction=\"reverse\"))", "direction")
     return cells[0].gates, cells[0].variant, cells[0].source
 
 

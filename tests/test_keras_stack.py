@@ -289,11 +289,8 @@ def test_a_functional_model_whose_lstm_layers_do_not_chain_is_one_line(tmp_path,
     _refused(path, says)
 
 
-# -- known gap, outside this module ----------------------------------------------------------------------
+# -- a lone reverse cell is never run forward unknowingly -------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="weights.read (Parameters.load, the CLI's --layer K) returns a lone reverse cell's gates "
-                          "without its direction, so a caller that does not ask for one runs it forward")
 def test_one_reverse_cell_read_without_a_direction_is_not_run_forward_unknowingly():
     with pytest.raises(ValueError, match="reverse"):
         weights.read(BIDI, layer=1)
