@@ -1,39 +1,59 @@
 """ONNX models (``.onnx``): each LSTM node's weights, and the attributes that change its math.
 
 ONNX's LSTM operator [1]_ keeps one node's weights in its inputs and says how the cell
-computes in its attributes; :func:`declared` reads both, for :func:`lstmtrace.weights.read`:
+computes in its attributes; :func:`declared` reads both, for :func:`lstmtrace.weights.read_layer`,
+as one cell per direction the node runs (D of them: 1, or 2 for a bidirectional node, whose
+forward cell is index 0 of the first axis of W, R, B and P, and its reverse cell index 1):
 
-============== ==================== ==================================================
-input          shape                lstmtrace
-============== ==================== ==================================================
-W              (1, 4H, E)           each gate's W; gates stacked i, o, f, c
-R              (1, 4H, H)           each gate's U, same order
-B (optional)   (1, 8H)              Wb then Rb, same order; b = Wb + Rb (zeros if absent)
-P (optional)   (1, 3H)              peepholes p_i, p_o, p_f: ``Variant(peephole=True)``
-============== ==================== ==================================================
+==================== ============== =====================================================
+input                shape          lstmtrace
+==================== ============== =====================================================
+W                    (D, 4H, E)     each gate's W; gates stacked i, o, f, c
+R                    (D, 4H, H)     each gate's U, same order
+B (optional)         (D, 8H)        Wb then Rb, same order; b = Wb + Rb (zeros if absent)
+sequence_lens        (batch,)       refused when given: lstmtrace runs every step
+initial_h, initial_c (D, batch, H)  absent, or zeros whatever the model is given (stored
+                                    zeros; a ConstantOfShape of 0 or an Expand of stored
+                                    zeros, as torch.onnx.export writes, through Slice,
+                                    Reshape, …); for one layer also a graph input, the
+                                    state ``--h``/``--c`` give; anything else is refused
+P (optional)         (D, 3H)        peepholes p_i, p_o, p_f: ``Variant(peephole=True)``
+==================== ============== =====================================================
 
 ============================== ==========================================================
 attribute                      lstmtrace
 ============================== ==========================================================
-activations (f, g, h)          gate_activation, candidate_activation, cell_activation:
+direction                      forward or reverse: one cell that runs that way; bidirectional:
+                               a forward and a reverse cell (a reverse cell runs over
+                               x_T … x_1, and its steps keep the model's time order, as
+                               ONNX's Y lays them out)
+activations (3 per direction)  each cell's gate_activation, candidate_activation and
+                               cell_activation (f, g, h; the forward direction's first):
                                Sigmoid, Tanh, Relu, Softsign, HardSigmoid(alpha, beta)
                                (``hard_sigmoid:ALPHA,BETA``; 0.2, 0.5 when not given),
                                Affine(alpha=1, beta=0) (``linear``); any other is refused
-activation_alpha, _beta        consumed in order by the activations that take them, as
-                               onnxruntime reads them
-clip                           ``clip`` (each gate's pre-activation, peephole included)
-input_forget = 1               ``coupled`` (f = 1 − i): the forget gate's rows of W, R, B
-                               and its peephole are unused by ONNX, and left out here
-direction                      forward only; reverse and bidirectional are refused
+activation_alpha, _beta        consumed in order over all the activations, by those that
+                               take them, as onnxruntime reads them
+clip                           ``clip`` of every cell (each gate's pre-activation, peephole
+                               included)
+input_forget = 1               ``coupled`` (f = 1 − i) for every cell: the forget gate's rows
+                               of W, R, B and its peephole are unused by ONNX, and left out
 layout (0 or 1)                how X and Y are laid out; the weights are the same
 hidden_size                    checked against the shapes of W, R, B and P
 ============================== ==========================================================
 
 ``--layer K`` is the K-th LSTM node of the main graph, in graph order (LSTM nodes inside
 a Loop's, If's or Scan's subgraph, or a local function, are not read, and a model whose
-only LSTMs are there says so).  The inputs ``sequence_lens``, ``initial_h`` and
-``initial_c`` do not change the cell's math: give the initial state with ``--h``/``--c``
-(``h0``/``c0`` in Python).  W, R, B and P must be stored in the file: an initializer (also
+only LSTMs are there says so).  ``--layer all`` (:func:`declared_layers`) is every LSTM node
+in graph order, each node after the first reading the Y of the one before: its X is followed
+back to that Y through ops that only move numbers (Identity, Dropout without a training
+mode, Transpose, Reshape with a stored shape, Squeeze and Unsqueeze with stored axes,
+Flatten), and those ops must lay the Y out as (time, batch, the forward h then the reverse
+h of each step), as torch.onnx.export writes it (Y → Transpose(0, 2, 1, 3) → Reshape(0, 0,
+−1) after a bidirectional node, Y → Squeeze(1) after one direction); any other op, another
+source or another layout is one line naming both nodes.  Every layer of a stack starts
+from zero h and c, so a stack whose initial_h or initial_c is given when the model runs is
+refused too.  W, R, B and P must be stored in the file: an initializer (also
 one listed as a graph input, as ``keep_initializers_as_inputs`` writes: its stored value
 is read), a Constant node, or either behind Identity nodes, in the file itself or in its
 external data; weights computed when the model runs are refused, naming the input.
@@ -398,7 +418,7 @@ def _check_start(stored: "_Stored", inputs: List[str], stack: bool) -> None:
             raise ValueError(f"{said} is stored in the file and not zero, and lstmtrace starts from zero h and c "
                              "(or --h/--c), not from a state the file holds")
         raise ValueError(f"{said} is computed when the model runs, by node '{_name(node)}' ({_text(node.op_type)}), "
-                         "from stored constants that lstmtrace cannot show to be zero, the state it starts from")
+                         "and lstmtrace cannot show that it is zero, the state lstmtrace starts from")
 
 
 def _attributes(node, where: str) -> Dict[str, object]:
@@ -675,9 +695,8 @@ def _check_fed(stored: "_Stored", nodes, k: int, directions: int, H: int) -> Non
         moves.append(producer)
         name = _text(producer.input[0])
     layout = lambda n: next((a.i for a in n.attribute if a.name == "layout" and a.type == 2), 0)
-    axes = [("B",), ("T",)] if layout(before) else [("T",), ("B",)]
-    axes[1:1] = [("D",) if directions == 2 else ()]
-    axes.append(("H",))
+    D = ("D",) if directions == 2 else ()
+    axes = [("B",), ("T",), D, ("H",)] if layout(before) else [("T",), D, ("B",), ("H",)]  # ONNX's Y
     wanted = [("B",), ("T",)] if layout(node) else [("T",), ("B",)]
     wanted.append(("D", "H") if directions == 2 else ("H",))
     for move in reversed(moves):
