@@ -678,7 +678,10 @@ def _check_fed(stored: "_Stored", nodes, k: int, directions: int, H: int) -> Non
     moves, name, seen = [], _text(node.input[0]), set()
     while not (stored.producers.get(name) is before and name == _text(before.output[0])):
         producer = stored.producers.get(name)
-        if producer is None or name in seen:
+        if name in seen or (producer is None and name not in stored.inputs and name not in stored.initializers):
+            raise ValueError(f"{path} is truncated or corrupt: the X of LSTM node {k} ({_name(node)}) is "
+                             + ("computed from itself" if name in seen else f"'{name}', made by no node"))
+        if producer is None:
             source = f"the graph input '{name}'" if name in stored.inputs else f"'{name}', stored in the file"
             raise ValueError(f"{said} reads {source}, not the Y of {other}: --layer all feeds each layer the h of "
                              "the layer before")
