@@ -187,7 +187,8 @@ SHAPE = [("shape", np.array([0, 0, -1], np.int64))]
 # -- what --layer all follows between two nodes ------------------------------------------------------------
 
 def test_the_layouts_torch_writes_are_followed(onnx, tmp_path):
-    """Y → Transpose(0, 2, 1, 3) → Reshape(0, 0, −1) after a bidirectional node, Y → Squeeze(1) after a forward one."""
+    """Y → Transpose(0, 2, 1, 3) → Reshape(0, 0, −1) after a bidirectional node, Y → Squeeze(1) after a forward
+    one."""
     both = lstmtrace.load_layers(two_layers(tmp_path / "both.onnx", TORCH_BETWEEN(), SHAPE))
     assert [[c.direction for c in cells] for cells in both] == [["forward", "reverse"], ["forward"]]
     one = two_layers(tmp_path / "one.onnx", [node("Squeeze", ["Y0", "axes"], "s")],
@@ -323,7 +324,8 @@ def _initial_c_computed(tmp_path):
 
 ONE_NODE = {f.__name__[1:]: f for f in (_sequence_lens, _sequence_lens_stored, _initial_h_stored, _initial_c_computed)}
 STACKS = {f.__name__[1:]: f for f in (
-    _interleaved, _time_and_batch_swapped, _time_and_batch_flattened, _a_relu_between, _a_graph_input, _y_h, _skipping_a_layer,
+    _interleaved, _time_and_batch_swapped, _time_and_batch_flattened, _a_relu_between, _a_graph_input, _y_h,
+    _skipping_a_layer,
     _squeezing_the_batch, _a_shape_computed_when_the_model_runs, _a_dropout_in_training_mode)}
 
 
