@@ -1,39 +1,59 @@
 """ONNX models (``.onnx``): each LSTM node's weights, and the attributes that change its math.
 
 ONNX's LSTM operator [1]_ keeps one node's weights in its inputs and says how the cell
-computes in its attributes; :func:`declared` reads both, for :func:`lstmtrace.weights.read`:
+computes in its attributes; :func:`declared` reads both, for :func:`lstmtrace.weights.read_layer`,
+as one cell per direction the node runs (D of them: 1, or 2 for a bidirectional node, whose
+forward cell is index 0 of the first axis of W, R, B and P, and its reverse cell index 1):
 
-============== ==================== ==================================================
-input          shape                lstmtrace
-============== ==================== ==================================================
-W              (1, 4H, E)           each gate's W; gates stacked i, o, f, c
-R              (1, 4H, H)           each gate's U, same order
-B (optional)   (1, 8H)              Wb then Rb, same order; b = Wb + Rb (zeros if absent)
-P (optional)   (1, 3H)              peepholes p_i, p_o, p_f: ``Variant(peephole=True)``
-============== ==================== ==================================================
+==================== ============== =====================================================
+input                shape          lstmtrace
+==================== ============== =====================================================
+W                    (D, 4H, E)     each gate's W; gates stacked i, o, f, c
+R                    (D, 4H, H)     each gate's U, same order
+B (optional)         (D, 8H)        Wb then Rb, same order; b = Wb + Rb (zeros if absent)
+sequence_lens        (batch,)       refused when given: lstmtrace runs every step
+initial_h, initial_c (D, batch, H)  absent, or zeros whatever the model is given (stored
+                                    zeros; a ConstantOfShape of 0 or an Expand of stored
+                                    zeros, as torch.onnx.export writes, through Slice,
+                                    Reshape, …); for one layer also a graph input, the
+                                    state ``--h``/``--c`` give; anything else is refused
+P (optional)         (D, 3H)        peepholes p_i, p_o, p_f: ``Variant(peephole=True)``
+==================== ============== =====================================================
 
 ============================== ==========================================================
 attribute                      lstmtrace
 ============================== ==========================================================
-activations (f, g, h)          gate_activation, candidate_activation, cell_activation:
+direction                      forward or reverse: one cell that runs that way; bidirectional:
+                               a forward and a reverse cell (a reverse cell runs over
+                               x_T … x_1, and its steps keep the model's time order, as
+                               ONNX's Y lays them out)
+activations (3 per direction)  each cell's gate_activation, candidate_activation and
+                               cell_activation (f, g, h; the forward direction's first):
                                Sigmoid, Tanh, Relu, Softsign, HardSigmoid(alpha, beta)
                                (``hard_sigmoid:ALPHA,BETA``; 0.2, 0.5 when not given),
                                Affine(alpha=1, beta=0) (``linear``); any other is refused
-activation_alpha, _beta        consumed in order by the activations that take them, as
-                               onnxruntime reads them
-clip                           ``clip`` (each gate's pre-activation, peephole included)
-input_forget = 1               ``coupled`` (f = 1 − i): the forget gate's rows of W, R, B
-                               and its peephole are unused by ONNX, and left out here
-direction                      forward only; reverse and bidirectional are refused
+activation_alpha, _beta        consumed in order over all the activations, by those that
+                               take them, as onnxruntime reads them
+clip                           ``clip`` of every cell (each gate's pre-activation, peephole
+                               included)
+input_forget = 1               ``coupled`` (f = 1 − i) for every cell: the forget gate's rows
+                               of W, R, B and its peephole are unused by ONNX, and left out
 layout (0 or 1)                how X and Y are laid out; the weights are the same
 hidden_size                    checked against the shapes of W, R, B and P
 ============================== ==========================================================
 
 ``--layer K`` is the K-th LSTM node of the main graph, in graph order (LSTM nodes inside
 a Loop's, If's or Scan's subgraph, or a local function, are not read, and a model whose
-only LSTMs are there says so).  The inputs ``sequence_lens``, ``initial_h`` and
-``initial_c`` do not change the cell's math: give the initial state with ``--h``/``--c``
-(``h0``/``c0`` in Python).  W, R, B and P must be stored in the file: an initializer (also
+only LSTMs are there says so).  ``--layer all`` (:func:`declared_layers`) is every LSTM node
+in graph order, each node after the first reading the Y of the one before: its X is followed
+back to that Y through ops that only move numbers (Identity, Dropout without a training
+mode, Transpose, Reshape with a stored shape, Squeeze and Unsqueeze with stored axes,
+Flatten), and those ops must lay the Y out as (time, batch, the forward h then the reverse
+h of each step), as torch.onnx.export writes it (Y → Transpose(0, 2, 1, 3) → Reshape(0, 0,
+−1) after a bidirectional node, Y → Squeeze(1) after one direction); any other op, another
+source or another layout is one line naming both nodes.  Every layer of a stack starts
+from zero h and c, so a stack whose initial_h or initial_c is given when the model runs is
+refused too.  W, R, B and P must be stored in the file: an initializer (also
 one listed as a graph input, as ``keep_initializers_as_inputs`` writes: its stored value
 is read), a Constant node, or either behind Identity nodes, in the file itself or in its
 external data; weights computed when the model runs are refused, naming the input.
@@ -99,7 +119,8 @@ _KNOWN = ("Sigmoid", "Tanh", "Relu", "Softsign", "HardSigmoid", "Affine", "Leaky
 
 
 def declared(path, layer: Optional[int] = None) -> List[Declared]:
-    """The K-th LSTM node (``layer``, 0 when None) of the ONNX model ``path``: its variant, its weights in
+    """The K-th LSTM node (``layer``, 0 when None) of the ONNX model ``path``: one :class:`Declared` per
+    direction it runs (forward first), each with its variant, its weights in
     :func:`lstmtrace.weights.to_state_dict`'s layout for that variant, and where it is.
 
     Needs the onnx package (skipped here; tests/test_onnx_files.py checks the same):
@@ -110,27 +131,47 @@ def declared(path, layer: Optional[int] = None) -> List[Declared]:
     """
     path = os.fspath(path)
     onnx = _import_onnx(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no file {path!r}")
     with warnings.catch_warnings():  # whatever onnx or protobuf would say stays out of the terminal
         warnings.simplefilter("ignore")
-        model = _model(onnx, path)
-        graph = model.graph
-        nodes = [n for n in graph.node if n.op_type == "LSTM" and n.domain in _STANDARD]
-        if not nodes:
-            raise ValueError(_no_lstm(path, model))
+        graph, nodes = _lstm_nodes(onnx, path)
         k = 0 if layer is None else layer
         if not 0 <= k < len(nodes):
             raise WhichCellError(f"{path} has no LSTM node {k}; its LSTM nodes are "
                                  + ", ".join(f"{j} ({_name(n)})" for j, n in enumerate(nodes)), "layer")
-        node = nodes[k]
-        return [_declared(onnx, path, graph, node, f"{path} LSTM node {k} ({_name(node)})")]
+        return _declared(onnx, path, graph, nodes[k], _where(path, k, nodes[k]), stack=False)
 
 
 def declared_layers(path) -> List[List[Declared]]:
-    """Every LSTM node of the ONNX model ``path``, in graph order, as :func:`declared` gives each."""
-    declared(path, 0)
-    raise ValueError(f"{path}: --layer all does not read ONNX models yet")
+    """Every LSTM node of the ONNX model ``path``, in graph order, as :func:`declared` gives each, once each
+    node after the first is shown to read the Y of the node before it, both directions' h_t concatenated at
+    each step (forward first), through ops that only move numbers (:func:`_check_fed`), and every node to
+    start from zero h and c."""
+    path = os.fspath(path)
+    onnx = _import_onnx(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph, nodes = _lstm_nodes(onnx, path)
+        layers = [_declared(onnx, path, graph, node, _where(path, k, node), stack=True)
+                  for k, node in enumerate(nodes)]
+        stored = _Stored(onnx, path, graph, path)
+        for k in range(1, len(nodes)):
+            _check_fed(stored, nodes, k, len(layers[k - 1]), layers[k - 1][0].state["weight_hh"].shape[1])
+        return layers
+
+
+def _lstm_nodes(onnx, path: str):
+    """The model's graph and its LSTM nodes, in graph order (at least one)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no file {path!r}")
+    model = _model(onnx, path)
+    nodes = [n for n in model.graph.node if n.op_type == "LSTM" and n.domain in _STANDARD]
+    if not nodes:
+        raise ValueError(_no_lstm(path, model))
+    return model.graph, nodes
+
+
+def _where(path: str, k: int, node) -> str:
+    return f"{path} LSTM node {k} ({_name(node)})"
 
 
 def embedding(path, key: str) -> np.ndarray:
@@ -294,17 +335,22 @@ def _nested_lstm(nodes):
 
 # -- one node ----------------------------------------------------------------------------------------
 
-def _declared(onnx, path: str, graph, node, where: str) -> Declared:
+_RUNS = {"forward": ("forward",), "reverse": ("reverse",), "bidirectional": ("forward", "reverse")}
+"""The cells an LSTM node's ``direction`` runs, in the order of the num_directions axis of W, R, B and P."""
+
+
+def _declared(onnx, path: str, graph, node, where: str, stack: bool) -> List[Declared]:
+    """One cell per direction the node runs; ``stack``: for :func:`declared_layers`, where no layer can
+    be given a starting state."""
     from lstmtrace.variant import Variant
 
     attrs = _attributes(node, where)
     direction = attrs.get("direction", b"forward").decode("utf-8", "replace")
-    if direction != "forward":
-        if direction in ("reverse", "bidirectional"):
-            raise ValueError(f"{where} runs direction='{direction}': --direction is not supported yet, "
-                             "lstmtrace reads forward LSTMs only")
+    if direction not in _RUNS:
         raise ValueError(f"{where} has direction={direction!r}; ONNX's LSTM runs forward, reverse or "
                          "bidirectional")
+    runs = _RUNS[direction]
+    D = len(runs)
     for name in ("layout", "input_forget"):  # layout only says how X and Y are laid out: either is fine
         if attrs.get(name, 0) not in (0, 1):
             raise ValueError(f"{where} has {name}={attrs[name]}; ONNX's LSTM defines 0 or 1")
@@ -316,25 +362,63 @@ def _declared(onnx, path: str, graph, node, where: str) -> Declared:
         raise ValueError(f"{path} is truncated or corrupt: {where[len(path) + 1:]} has no input {missing}")
     stored = _Stored(onnx, path, graph, where)
     tensors = {role: stored(role, inputs[k]) for role, k in (("W", 1), ("R", 2), ("B", 3), ("P", 7)) if inputs[k]}
-    H = _hidden_size(attrs, tensors, where)
+    H = _hidden_size(attrs, tensors, where, direction, D)
     E = tensors["W"].dims[2] if len(tensors["W"].dims) == 3 else 0
-    expected = {"W": ((1, 4 * H, E), "(1, 4H, E)"), "R": ((1, 4 * H, H), "(1, 4H, H)"), "B": ((1, 8 * H), "(1, 8H)"),
-                "P": ((1, 3 * H), "(1, 3H)")}
+    expected = {"W": ((D, 4 * H, E), "(D, 4H, E)"), "R": ((D, 4 * H, H), "(D, 4H, H)"),
+                "B": ((D, 8 * H), "(D, 8H)"), "P": ((D, 3 * H), "(D, 3H)")}
     for role, tensor in tensors.items():
         shape, spelled = expected[role]
         if tuple(tensor.dims) != shape or E < 1:
-            raise ValueError(f"{where}: {role} has shape {_shape(tensor.dims)}; a forward LSTM of hidden size "
-                             f"H = {H} has {spelled}" + (f" = {_shape(shape)}" if E >= 1 else ""))
-    arrays = {role: stored.array(role, tensor)[0] for role, tensor in tensors.items()}  # one direction
+            raise ValueError(f"{where}: {role} has shape {_shape(tensor.dims)}; a {direction} LSTM of hidden size "
+                             f"H = {H} has {spelled.replace('D', str(D), 1)}"
+                             + (f" = {_shape(shape)}" if E >= 1 else ""))
+    _check_start(stored, inputs, stack)
+    arrays = {role: stored.array(role, tensor) for role, tensor in tensors.items()}  # D × …
     coupled = attrs.get("input_forget", 0) == 1
-    settings = _activations(attrs, where)
-    if "clip" in attrs:
-        settings["clip"] = _float32(attrs["clip"])
-    try:
-        variant = Variant(peephole="P" in arrays, coupled=coupled, **settings)
-    except OptionError as e:  # a value of the file's, not of an option: name the node
-        raise ValueError(f"{where}: {e}") from None
-    return Declared(variant, _state(arrays, H, coupled), where)
+    clip = {"clip": _float32(attrs["clip"])} if "clip" in attrs else {}
+    cells = []
+    for d, (run, settings) in enumerate(zip(runs, _activations(attrs, where, direction))):
+        try:
+            variant = Variant(peephole="P" in arrays, coupled=coupled, **settings, **clip)
+        except OptionError as e:  # a value of the file's, not of an option: name the node
+            raise ValueError(f"{where}: {e}") from None
+        cells.append(Declared(variant, _state({role: a[d] for role, a in arrays.items()}, H, coupled), where, run))
+    return cells
+
+
+_STARTS = (("sequence_lens", 4), ("initial_h", 5), ("initial_c", 6))
+"""The node's inputs that say where and how long its cells run."""
+
+
+def _check_start(stored: "_Stored", inputs: List[str], stack: bool) -> None:
+    """Refuse a node whose cells do not start as lstmtrace's do: from zero h and c (or, for one layer, from the
+    state the model is given when it runs, which ``--h``/``--c`` give lstmtrace), over all T steps."""
+    for role, k in _STARTS:
+        name = inputs[k]
+        if not name:
+            continue
+        said = f"{stored.where}: its input {role} ('{name}')"
+        if role == "sequence_lens":
+            raise ValueError(f"{said} gives each sequence its own length, and lstmtrace runs every step of the "
+                             "sequence it is given: export the model without sequence_lens")
+        if stored.zero(name):
+            continue
+        given = stored.given(name)
+        if given is not None and not stack:
+            continue  # the state the model is given when it runs: --h/--c (h0, c0) give it to lstmtrace
+        if given is not None:
+            raise ValueError(f"{said} is given when the model runs (graph input '{given}'), and --layer all "
+                             "starts every layer from zero h and c: trace one layer at a time with --layer K and "
+                             "--h/--c")
+        node = stored.producers.get(name)
+        if node is None and name not in stored.initializers:
+            raise ValueError(f"{stored.path} is truncated or corrupt: {said[len(stored.path) + 1:]} is made by no "
+                             "node and stored nowhere in the file")
+        if node is None or node.op_type in ("Constant", "Identity"):
+            raise ValueError(f"{said} is stored in the file and not zero, and lstmtrace starts from zero h and c "
+                             "(or --h/--c), not from a state the file holds")
+        raise ValueError(f"{said} is computed when the model runs, by node '{_name(node)}' ({_text(node.op_type)}), "
+                         "and lstmtrace cannot show that it is zero, the state lstmtrace starts from")
 
 
 def _attributes(node, where: str) -> Dict[str, object]:
@@ -351,49 +435,58 @@ def _attributes(node, where: str) -> Dict[str, object]:
     return found
 
 
-def _hidden_size(attrs, tensors, where: str) -> int:
+def _hidden_size(attrs, tensors, where: str, direction: str, D: int) -> int:
     """H: the hidden_size attribute, or R's last dimension when there is none."""
     R = tensors["R"].dims
     H = attrs.get("hidden_size", R[2] if len(R) == 3 else 0)
     if H < 1:
         raise ValueError(f"{where} has hidden_size {H}" if "hidden_size" in attrs else
-                         f"{where}: R has shape {_shape(R)}; a forward LSTM has (1, 4H, H)")
+                         f"{where}: R has shape {_shape(R)}; a {direction} LSTM has ({D}, 4H, H)")
     return H
 
 
-def _activations(attrs, where: str) -> Dict[str, str]:
-    """The three activations as Variant fields, alpha and beta consumed in order as onnxruntime does."""
-    names = [s.decode("utf-8", "replace") for s in attrs.get("activations", [b"Sigmoid", b"Tanh", b"Tanh"])]
-    if len(names) != 3:
-        raise ValueError(f"{where} has {len(names)} activations ({', '.join(names) or 'none'}); a forward LSTM "
-                         "has 3: f (the gates), g (the candidate), h (the cell)")
+def _activations(attrs, where: str, direction: str) -> List[Dict[str, str]]:
+    """The activations of each direction the node runs as Variant fields (three each: f, g, h, forward's
+    first), alpha and beta consumed in order over the whole list as onnxruntime does."""
+    D = len(_RUNS[direction])
+    names = [s.decode("utf-8", "replace") for s in attrs.get("activations", [b"Sigmoid", b"Tanh", b"Tanh"] * D)]
+    if len(names) != 3 * D:
+        raise ValueError(f"{where} has {len(names)} activations ({', '.join(names) or 'none'}); a {direction} LSTM "
+                         f"has {3 * D}: f (the gates), g (the candidate), h (the cell)"
+                         + (", for the forward direction, then for the reverse one" if D == 2 else ""))
     alphas, betas = iter(attrs.get("activation_alpha", [])), iter(attrs.get("activation_beta", []))
-    settings = {}
-    for name, (letter, field, whose) in zip(names, SLOTS):
-        key = name.lower()
-        if key not in _SAME and key not in _TAKES and key != "softplus":
-            raise ValueError(f"{where}: its activation {letter} ({whose}) is '{name}', which ONNX's LSTM does not "
-                             f"define (it defines {', '.join(_KNOWN)})")
-        takes = _TAKES.get(key, (False, False))
-        default = _DEFAULTS.get(key, (None, None))
-        alpha = _float32(next(alphas, default[0])) if takes[0] else None
-        beta = _float32(next(betas, default[1])) if takes[1] else None
-        if key in _SAME:
-            settings[field] = _SAME[key]
-        elif key == "hardsigmoid" and alpha > 0 and np.isfinite(alpha) and np.isfinite(beta):
-            settings[field] = f"hard_sigmoid:{alpha!r},{beta!r}"
-        elif key == "affine" and alpha == 1.0 and beta == 0.0:
-            settings[field] = "linear"
-        elif key == "affine" and (alpha is None or beta is None):
-            raise ValueError(f"{where}: its activation {letter} ({whose}) is Affine without activation_alpha and "
-                             "activation_beta, which onnxruntime reads as 0 and the Affine operator as 1 and 0: "
-                             "lstmtrace cannot tell which the model means")
-        else:
-            given = ", ".join(f"{n}={v:g}" for n, v in (("alpha", alpha), ("beta", beta)) if v is not None)
-            raise ValueError(f"{where}: its activation {letter} ({whose}) is {name}({given}), which lstmtrace "
-                             "cannot compute (it computes Sigmoid, Tanh, Relu, Softsign, HardSigmoid with alpha > 0 "
-                             "and Affine(alpha=1, beta=0), the identity)")
+    settings = [{} for _ in range(D)]
+    for j, name in enumerate(names):
+        (letter, field, whose), d = SLOTS[j % 3], j // 3
+        slot = f"{letter} ({whose})" + (f" of the {_RUNS[direction][d]} direction" if D == 2 else "")
+        settings[d][field] = _activation(name, slot, alphas, betas, where)
     return settings
+
+
+def _activation(name: str, slot: str, alphas, betas, where: str) -> str:
+    """One ONNX activation as lstmtrace spells it, taking its alpha and beta from ``alphas``, ``betas``."""
+    key = name.lower()
+    if key not in _SAME and key not in _TAKES and key != "softplus":
+        raise ValueError(f"{where}: its activation {slot} is '{name}', which ONNX's LSTM does not "
+                         f"define (it defines {', '.join(_KNOWN)})")
+    takes = _TAKES.get(key, (False, False))
+    default = _DEFAULTS.get(key, (None, None))
+    alpha = _float32(next(alphas, default[0])) if takes[0] else None
+    beta = _float32(next(betas, default[1])) if takes[1] else None
+    if key in _SAME:
+        return _SAME[key]
+    if key == "hardsigmoid" and alpha > 0 and np.isfinite(alpha) and np.isfinite(beta):
+        return f"hard_sigmoid:{alpha!r},{beta!r}"
+    if key == "affine" and alpha == 1.0 and beta == 0.0:
+        return "linear"
+    if key == "affine" and (alpha is None or beta is None):
+        raise ValueError(f"{where}: its activation {slot} is Affine without activation_alpha and "
+                         "activation_beta, which onnxruntime reads as 0 and the Affine operator as 1 and 0: "
+                         "lstmtrace cannot tell which the model means")
+    given = ", ".join(f"{n}={v:g}" for n, v in (("alpha", alpha), ("beta", beta)) if v is not None)
+    raise ValueError(f"{where}: its activation {slot} is {name}({given}), which lstmtrace "
+                     "cannot compute (it computes Sigmoid, Tanh, Relu, Softsign, HardSigmoid with alpha > 0 "
+                     "and Affine(alpha=1, beta=0), the identity)")
 
 
 def _float32(value) -> Optional[float]:
@@ -501,3 +594,224 @@ class _Stored:
                              f"{self.where[len(self.path) + 1:]} holds {array.size} numbers for shape "
                              f"{_shape(tensor.dims)}")
         return array.astype(np.float64)
+
+    def zero(self, name: str, seen: Optional[set] = None) -> bool:
+        """Whether the tensor ``name`` is all zeros whatever the model is given: stored zeros, or a
+        ConstantOfShape of 0, through ops that only select, copy or move numbers (torch.onnx.export
+        writes an Expand of a stored zero, or a Slice of a ConstantOfShape, for an LSTM not given h0)."""
+        seen = set() if seen is None else seen
+        if name in seen:
+            return False
+        seen.add(name)
+        if name in self.initializers:
+            return self._zeros(self.initializers[name])
+        node = self.producers.get(name)
+        if node is None or not _standard(node):
+            return False
+        if node.op_type in ("Constant", "ConstantOfShape"):
+            value = next((a.t for a in node.attribute if a.name == "value" and a.type == 4), None)
+            if value is None:  # ConstantOfShape's default is a float32 0; a Constant without one is damaged
+                return node.op_type == "ConstantOfShape"
+            return self._zeros(value)
+        data = _KEEPS_ZEROS.get(node.op_type)
+        inputs = list(node.input) if data == "all" else list(node.input[:1]) if data else []
+        return bool(inputs) and all(n and self.zero(_text(n), seen) for n in inputs)
+
+    def _zeros(self, tensor) -> bool:
+        """Whether a stored tensor holds only zeros (a damaged float one is one sentence, as for weights)."""
+        if tensor.data_type in _FLOATS:
+            return not self.array(f"'{_text(tensor.name)}'", tensor).any()
+        try:
+            return not self.onnx.numpy_helper.to_array(tensor, base_dir=self.base_dir).any()
+        except Exception:  # damaged, or of a type numpy cannot hold: not shown to be zero
+            return False
+
+    def given(self, name: str) -> Optional[str]:
+        """The graph input that the tensor ``name`` is, or is computed from, if any."""
+        if name in self.inputs:
+            return name
+        node = self.producers.get(name)
+        return None if node is None else self._given(node)
+
+    def ints(self, name: str) -> Optional[List[int]]:
+        """The integers a stored tensor (a Reshape's shape, a Squeeze's axes) holds, or None when it is not
+        stored in the file."""
+        try:
+            tensor = self(f"'{name}'", name)
+        except ValueError:
+            return None
+        if tensor.data_type not in (6, 7):  # INT32, INT64
+            return None
+        try:
+            return [int(v) for v in self.onnx.numpy_helper.to_array(tensor, base_dir=self.base_dir).ravel()]
+        except Exception:  # a damaged tensor: not a shape lstmtrace can follow
+            return None
+
+
+_KEEPS_ZEROS = {"Identity": "data", "Slice": "data", "Expand": "data", "Reshape": "data", "Squeeze": "data",
+                "Unsqueeze": "data", "Transpose": "data", "Flatten": "data", "Tile": "data", "Cast": "data",
+                "Gather": "data", "Dropout": "data", "Concat": "all"}
+"""Ops whose output is all zeros when their data input (input 0), or every input ("all"), is."""
+
+
+# -- one node feeding the next -----------------------------------------------------------------------
+
+_MOVES = ("Identity", "Dropout", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten")
+"""The ops :func:`_check_fed` follows between two LSTM nodes: each only moves the numbers of its input 0."""
+
+_AXIS_NAMES = {"T": "time", "B": "batch", "D": "direction", "H": "unit"}
+
+
+class _Unshown(Exception):
+    """An op between two LSTM nodes whose effect on the layout lstmtrace cannot follow (the reason)."""
+
+
+def _check_fed(stored: "_Stored", nodes, k: int, directions: int, H: int) -> None:
+    """Refuse, in one line, LSTM node ``k`` unless its X is node k−1's Y, moved only by :data:`_MOVES` ops into
+    (time, batch, the h of each direction concatenated, forward first): what ``--layer all`` feeds it.
+
+    The ops are followed backwards from X to the Y, then run forwards on Y's axes, each axis a tuple of the
+    named sizes it holds in row-major order (T, B, D directions, H units; D left out when it is 1)."""
+    path, before, node = stored.path, nodes[k - 1], nodes[k]
+    said = f"{path}: LSTM node {k} ({_name(node)})"
+    other = f"LSTM node {k - 1} ({_name(before)})"
+    moves, name, seen = [], _text(node.input[0]), set()
+    while not (stored.producers.get(name) is before and name == _text(before.output[0])):
+        producer = stored.producers.get(name)
+        if name in seen or (producer is None and name not in stored.inputs and name not in stored.initializers):
+            raise ValueError(f"{path} is truncated or corrupt: the X of LSTM node {k} ({_name(node)}) is "
+                             + ("computed from itself" if name in seen else f"'{name}', made by no node"))
+        if producer is None:
+            source = f"the graph input '{name}'" if name in stored.inputs else f"'{name}', stored in the file"
+            raise ValueError(f"{said} reads {source}, not the Y of {other}: --layer all feeds each layer the h of "
+                             "the layer before")
+        seen.add(name)
+        if producer is before or (producer.op_type == "LSTM" and _standard(producer)):
+            j = next(j for j, n in enumerate(nodes) if n is producer)
+            output = ["Y", "Y_h", "Y_c"][list(producer.output).index(name)] if name in producer.output else "?"
+            raise ValueError(f"{said} reads the {output} of LSTM node {j} ({_name(producer)}), not the Y of {other}: "
+                             "--layer all feeds each layer every h_t of the layer before")
+        if producer.op_type not in _MOVES or not _standard(producer) or not producer.input:
+            raise ValueError(f"{said} reads node '{_name(producer)}' ({_text(producer.op_type)}) between it and "
+                             f"{other}, which computes on the h_t: --layer all feeds each layer the h of the "
+                             f"layer before as it is ({', '.join(_MOVES)} only move it)")
+        moves.append(producer)
+        name = _text(producer.input[0])
+    layout = lambda n: next((a.i for a in n.attribute if a.name == "layout" and a.type == 2), 0)
+    D = ("D",) if directions == 2 else ()
+    axes = [("B",), ("T",), D, ("H",)] if layout(before) else [("T",), D, ("B",), ("H",)]  # ONNX's Y
+    wanted = [("B",), ("T",)] if layout(node) else [("T",), ("B",)]
+    wanted.append(("D", "H") if directions == 2 else ("H",))
+    for move in reversed(moves):
+        try:
+            axes = _moved(stored, move, axes, {"T": None, "B": None, "D": directions, "H": H})
+        except _Unshown as e:
+            raise ValueError(f"{said} reads the Y of {other} through node '{_name(move)}' ({move.op_type}), {e}: "
+                             "lstmtrace cannot show that it hands on each step's h as the next layer reads it"
+                             ) from None
+    if axes != wanted:
+        raise ValueError(f"{said} reads the Y of {other} laid out as {_axes_text(axes)}, not "
+                         f"{_axes_text(wanted)}" + (" (each step's forward h, then its reverse h)" if directions == 2
+                                                   else "") + f", through {_ops_text(moves)}")
+
+
+def _axes_text(axes) -> str:
+    return "(" + ", ".join("·".join(_AXIS_NAMES[a] for a in axis) or "1" for axis in axes) + ")"
+
+
+def _ops_text(moves) -> str:
+    return ", ".join(f"'{_name(m)}' ({m.op_type})" for m in reversed(moves)) if moves else "no op"
+
+
+def _moved(stored: "_Stored", node, axes: List[tuple], sizes: Dict[str, Optional[int]]) -> List[tuple]:
+    """The axes of ``node``'s output, given those of its input 0 (see :func:`_check_fed`)."""
+    op, rank = node.op_type, len(axes)
+    attrs = {a.name: a for a in node.attribute}
+    if op == "Identity":
+        return axes
+    if op == "Dropout":
+        if len(node.input) > 2 and node.input[2] and not stored.zero(_text(node.input[2])):
+            raise _Unshown("which may run in training mode")
+        return axes
+    if op == "Transpose":
+        perm = list(attrs["perm"].ints) if "perm" in attrs else list(range(rank))[::-1]
+        if sorted(perm) != list(range(rank)):
+            raise _Unshown(f"whose perm {perm} does not permute {rank} axes")
+        return [axes[p] for p in perm]
+    if op == "Flatten":
+        axis = attrs["axis"].i if "axis" in attrs else 1
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis <= rank:
+            raise _Unshown(f"whose axis {axis} is out of range")
+        return [sum(axes[:axis], ()), sum(axes[axis:], ())]
+    if op in ("Squeeze", "Unsqueeze"):
+        given = _ints_of(stored, node, "axes", 1)
+        if given is None:
+            raise _Unshown("whose axes are not stored in the file")
+        if op == "Squeeze":
+            picked = {a + rank if a < 0 else a for a in given}
+            if not picked <= set(range(rank)) or any(axes[a] for a in picked):
+                raise _Unshown(f"which squeezes axes {given} of {_axes_text(axes)}")
+            return [axis for a, axis in enumerate(axes) if a not in picked]
+        out = rank + len(given)
+        picked = sorted(a + out if a < 0 else a for a in given)
+        if not set(picked) <= set(range(out)) or len(set(picked)) != len(picked):
+            raise _Unshown(f"whose axes {given} do not fit {out} axes")
+        moved = list(axes)
+        for a in picked:
+            moved.insert(a, ())
+        return moved
+    if op == "Reshape":
+        shape = stored.ints(_text(node.input[1])) if len(node.input) > 1 and node.input[1] else None
+        if shape is None:
+            raise _Unshown("whose shape is not stored in the file")
+        return _reshaped(axes, shape, "allowzero" in attrs and attrs["allowzero"].i == 1, sizes)
+    raise _Unshown("which lstmtrace does not follow")
+
+
+def _ints_of(stored: "_Stored", node, attribute: str, k: int) -> Optional[List[int]]:
+    """A list of ints given as attribute ``attribute`` (before opset 13) or stored input ``k`` (since)."""
+    for a in node.attribute:
+        if a.name == attribute:
+            return list(a.ints)
+    return stored.ints(_text(node.input[k])) if len(node.input) > k and node.input[k] else None
+
+
+def _reshaped(axes: List[tuple], shape: List[int], allowzero: bool, sizes: Dict[str, int]) -> List[tuple]:
+    """The axes of a Reshape of ``axes`` to ``shape`` (0: that input axis's size, −1: the rest), each output
+    axis taking the next sizes in row-major order; an unknown size (T, B) only matches itself."""
+    size = lambda atoms: (tuple(sorted(a for a in atoms if sizes[a] is None)),
+                          int(np.prod([sizes[a] for a in atoms if sizes[a] is not None], dtype=np.int64)))
+    if allowzero and 0 in shape:
+        raise _Unshown(f"whose shape {shape} has a 0 that allowzero makes an empty axis")
+    if shape.count(-1) > 1 or any(n < -1 for n in shape) or any(n == 0 and j >= len(axes) for j, n in enumerate(shape)):
+        raise _Unshown(f"whose shape {shape} is not one ONNX's Reshape defines for {len(axes)} axes")
+    targets = [size(axes[j]) if n == 0 else ((), n) if n > 0 else None for j, n in enumerate(shape)]
+    atoms = [a for axis in axes for a in axis]
+    if None in targets:
+        unknown, number = size(atoms)
+        for symbols, n in (t for t in targets if t is not None):
+            rest = list(unknown)
+            for s in symbols:
+                if s not in rest:
+                    raise _Unshown(f"whose shape {shape} does not fit {_axes_text(axes)}")
+                rest.remove(s)
+            if n == 0 or number % n:
+                raise _Unshown(f"whose shape {shape} does not fit {_axes_text(axes)}")
+            unknown, number = tuple(rest), number // n
+        targets[targets.index(None)] = (unknown, number)
+    out, at = [], 0
+    for target in targets:
+        taken = []
+        while size(taken) != target:
+            if at == len(atoms):
+                raise _Unshown(f"whose shape {shape} does not fit {_axes_text(axes)}")
+            taken.append(atoms[at])
+            at += 1
+            symbols, n = size(taken)
+            if not set(symbols) <= set(target[0]) or target[1] % n:
+                raise _Unshown(f"whose shape {shape} mixes the axes of {_axes_text(axes)}")
+        out.append(tuple(taken))
+    if at != len(atoms):
+        raise _Unshown(f"whose shape {shape} does not fit {_axes_text(axes)}")
+    return out

@@ -395,16 +395,6 @@ def _lstm_in_a_loop(tmp_path):
          "lstmtrace does not read"]
 
 
-def _bidirectional(tmp_path):
-    return FIXTURES / "onnx_bidirectional.onnx", \
-        ["LSTM node 0 (bilstm) runs direction='bidirectional': --direction is not supported yet"]
-
-
-def _reverse(tmp_path):
-    return one_lstm(tmp_path / "reverse.onnx", direction="reverse"), \
-        ["LSTM node 0 (lstm) runs direction='reverse': --direction is not supported yet"]
-
-
 def _leaky_relu(tmp_path):
     return one_lstm(tmp_path / "leaky.onnx", activations=["LeakyRelu", "Tanh", "Tanh"]), \
         ["LSTM node 0 (lstm): its activation f (the gates') is LeakyRelu(alpha=0.01), which lstmtrace cannot compute"]
@@ -531,7 +521,7 @@ def _ends_before_its_graph(tmp_path):
 
 
 REFUSALS = {f.__name__[1:]: f for f in (
-    _no_lstm, _gru, _rnn, _lstm_in_a_loop, _bidirectional, _reverse, _leaky_relu, _affine, _affine_without_alpha,
+    _no_lstm, _gru, _rnn, _lstm_in_a_loop, _leaky_relu, _affine, _affine_without_alpha,
     _softplus, _hard_sigmoid_falling, _clip_not_positive, _made_up_activation, _unknown_attribute, _w_a_graph_input, _w_computed_at_run_time,
     _w_folded_constants, _integer_weights, _wrong_hidden_size, _not_onnx, _a_zip, _empty, _cut_short,
     _cut_after_the_graph, _ends_before_its_graph)}
