@@ -127,7 +127,7 @@ def test_a_bidirectional_node_from_the_state_it_is_given(onnx):
         trace = lstmtrace.run(params, d["xs"], d["h0"][k], d["c0"][k], direction=cell.direction)
         close(trace.block("hidden", "h"), d[f"{cell.direction}.h"], cell.direction)
         close(final_c(trace, cell.direction), d[f"{cell.direction}.c_final"], cell.direction)
-    with pytest.raises(OptionError, match=r"LSTM node 0 \(bilstm\) is bidirectional: choose forward or reverse"):
+    with pytest.raises(OptionError, match=r"onnx_bidirectional.onnx layer 0 is bidirectional: choose forward or reverse"):
         lstmtrace.Parameters.load(path)
 
 
