@@ -152,7 +152,6 @@ def main():
                      lambda: stack.to_csv(os.path.join(tmp, "s.csv")),
                      lambda: [cell.to_csv(os.path.join(tmp, f"c{k}.csv")) for k, cell in enumerate(stack.traces.values())],
                      None, max(3, repeats // 3))
-        del stack
 
         trace = lstmtrace.run(p, xs)
         plain = pd.DataFrame({c: np.zeros(len(trace.frame)) if c in ("gate", "quantity")

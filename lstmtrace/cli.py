@@ -607,14 +607,15 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
     \b
     Three steps written inline; a summary table, then each step:
         lstmtrace run --xs '1,0;0,1;1,1' --hidden-size 2
-    A trained PyTorch layer over a file of inputs, to a spreadsheet:
-        lstmtrace run --weights model.pt --prefix encoder.lstm --layer 1 \\
-            --xs inputs.csv -o trace.csv
+    A trained PyTorch model's first layer over a file of inputs, to a spreadsheet:
+        lstmtrace run --weights model.pt --prefix encoder.lstm --xs inputs.csv \\
+            -o trace.csv
     A Keras model's first LSTM layer, explaining steps 3 to 5 only:
         lstmtrace run --weights model.weights.h5 --xs inputs.npy --steps 3-5
+    Every layer of a (bidirectional) model, from token ids through its embedding:
+        lstmtrace run --weights model.pt --prefix lstm --layer all \\
+            --tokens 3,1,4 --embedding embedding.weight -o stack.csv
     """
-    import lstmtrace
-
     fmt = _format_for(fmt, output, TRACE_FORMATS)
     if xs is None:
         raise click.UsageError("give the sequence: --xs FILE|ROWS, or --tokens IDS with --embedding KEY")

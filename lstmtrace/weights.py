@@ -210,7 +210,7 @@ def read_stack(path, prefix: Optional[str] = None, layout: Optional[str] = None,
     for k in range(1, len(stack)):
         handed = sum(_output_size(cell) for cell in stack[k - 1])
         E = next(iter(stack[k][0].gates.values())).W.shape[1]
-        if E != handed:
+        if handed != E:
             raise ValueError(f"{path}: layer {k} takes inputs of size {E}, and layer {k - 1} hands on h of size "
                              f"{handed}" + (" (both directions)" if len(stack[k - 1]) > 1 else "") +
                              ": the layers do not feed one another directly, so --layer all cannot chain them")
