@@ -100,3 +100,9 @@ def central_difference(array, index, evaluate, eps=1e-6):
     down = evaluate()
     array[index] = saved
     return (up - down) / (2 * eps)
+
+
+@pytest.fixture
+def onnx():
+    """The onnx package; the test skips where it is not installed (it is the onnx extra)."""
+    return pytest.importorskip("onnx")

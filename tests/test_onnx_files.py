@@ -43,11 +43,6 @@ MISREADINGS = {  # fixture: a plausible misreading of its node
 }
 
 
-@pytest.fixture
-def onnx():
-    return pytest.importorskip("onnx")
-
-
 def close(got, want, what=""):
     atol = RTOL * max(1.0, float(np.max(np.abs(want))))
     np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=what)

@@ -17,10 +17,10 @@ import pytest
 import lstmtrace
 from lstmtrace import Variant
 from lstmtrace.errors import OptionError
+from test_onnx_files import close, fixture  # to onnxruntime's float32; the fixture files' arrays
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 E, H, T = 3, 4, 6
-RTOL = 1e-5  # onnxruntime ran float32: times max(1, the largest |value|)
 TORCH_EXPORT = FIXTURES / "onnx_torch_bilstm_2layer.onnx"
 HELPER_STACK = FIXTURES / "onnx_reverse_bidirectional.onnx"
 HELPER_VARIANTS = {  # (layer, direction): the variant the node declares for that direction
@@ -32,20 +32,6 @@ HELPER_VARIANTS = {  # (layer, direction): the variant the node declares for tha
                             candidate_activation="relu"),
 }
 
-
-@pytest.fixture
-def onnx():
-    return pytest.importorskip("onnx")
-
-
-def close(got, want, what=""):
-    atol = RTOL * max(1.0, float(np.max(np.abs(want))))
-    np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=what)
-
-
-def fixture(case):
-    with np.load(FIXTURES / f"onnx_{case}.npz") as npz:
-        return {key: npz[key] for key in npz.files}
 
 
 def final_c(trace, direction):
