@@ -33,7 +33,6 @@ HELPER_VARIANTS = {  # (layer, direction): the variant the node declares for tha
 }
 
 
-
 def final_c(trace, direction):
     """The c a direction ends with: the last step's for forward, step 1's for reverse (it ran x_1 last)."""
     return trace.block("cell", "c")[-1 if direction == "forward" else 0]
