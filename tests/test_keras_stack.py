@@ -5,6 +5,7 @@ own h_t and c_t (float64); a model whose LSTM layers do not feed one another dir
 The fixtures and Keras' numbers come from tests/fixtures/make_keras_model_fixtures.py: these tests need h5py,
 never Keras.  Every cell's steps are in the model's time order: step t is the one that read x_t.
 """
+import io
 import json
 import pathlib
 import shutil
@@ -98,6 +99,21 @@ def test_every_cell_of_the_stack_is_keras_own_h_and_c(bidi, path):
     assert [(k, stack.directions(k)) for k in stack.layers] == [(0, ["forward", "reverse"]), (1, ["reverse"])]
     for (k, direction), key in CELLS.items():
         _same(stack.cell(k, direction), bidi[f"h{key}"], bidi[f"c{key}"], f"layer {k} {direction}")
+
+
+@pytest.mark.parametrize("path", [BIDI, BIDI_H5], ids=["keras", "h5"])
+def test_the_command_line_traces_the_whole_model_from_token_ids(tmp_path, bidi, path):
+    from conftest import assert_ok, invoke
+
+    ids = ",".join(str(t) for t in bidi["tokens"])
+    assert_ok(invoke("run", "--weights", path, "--layer", "all", "--tokens", ids, "--embedding", "embedding",
+                     "-o", tmp_path / "stack.csv"))
+    stack = lstmtrace.read_trace(tmp_path / "stack.csv")
+    for (k, direction), key in CELLS.items():
+        _same(stack.cell(k, direction), bidi[f"h{key}"], bidi[f"c{key}"], f"layer {k} {direction}")
+    one = assert_ok(invoke("run", "--weights", path, "--layer", "0", "--direction", "reverse", "--tokens", ids,
+                           "--embedding", "embedding", "--format", "csv")).stdout
+    _same(lstmtrace.read_trace(io.StringIO(one)), bidi["h0_reverse"], bidi["c0_reverse"], "layer 0 reverse alone")
 
 
 @pytest.mark.parametrize("path", [BIDI, BIDI_H5], ids=["keras", "h5"])
