@@ -140,12 +140,14 @@ def main():
         # made by hand; and its CSV (pandas, with the layer and direction columns) against the cells' own
         layers = [[lstmtrace.Parameters.random(128, 128, seed=k)] for k in range(3)]
 
-        def by_hand():
-            inputs = xs
+        def by_hand():  # each layer's trace kept, as a stack keeps them (freeing them would be faster)
+            traces, inputs = [], xs
             for (cell,) in layers:
-                inputs = lstmtrace.run(cell, inputs).block("hidden", "h")
+                traces.append(lstmtrace.run(cell, inputs))
+                inputs = traces[-1].block("hidden", "h")
+            return traces
 
-        side_by_side(f"stack of 3 layers, T = {T}, H = E = 128: run_stack / three runs by hand",
+        side_by_side(f"stack of 3 layers, T = {T}, H = E = 128: run_stack / three runs by hand, kept",
                      lambda: lstmtrace.run_stack(layers, xs), by_hand, 1.05, max(3, repeats // 3))
         stack = lstmtrace.run_stack(layers, xs)
         side_by_side(f"  … its CSV ({len(stack):,} rows): Stack.to_csv / each cell's Trace.to_csv",
