@@ -75,13 +75,18 @@ def render_html(trace) -> str:
     """
     e = html.escape
     if hasattr(trace, "traces"):  # a Stack: each cell under its heading
-        cells = [f"<h4>{e(f'layer {k} · {direction}')}</h4>\n" + render_html(cell)[len(STYLE) + 1:]
-                 for (k, direction), cell in trace.traces.items()]
+        cells = [f"<h4>{e(f'layer {k} · {direction}')}</h4>\n{_cell(cell)}" for (k, direction), cell in trace.traces.items()]
         return "\n".join([STYLE, f"<div class=\"lstmtrace-stack\">\n<p>{e(repr(trace))}</p>", *cells, "</div>"]) + "\n"
+    return f"{STYLE}\n{_cell(trace)}"
+
+
+def _cell(trace) -> str:
+    """One trace's tables and notes, in its ``<div>``."""
+    e = html.escape
     units = max(trace.input_size, trace.hidden_size)
     shown, steps = min(units, MAX_UNITS), min(trace.steps, MAX_STEPS)
     more = units > shown
-    parts = [STYLE, f"<div class=\"lstmtrace\">\n<p>{e(repr(trace))}</p>"]
+    parts = [f"<div class=\"lstmtrace\">\n<p>{e(repr(trace))}</p>"]
     if trace.cell is not LSTM:
         parts.append(f"<p class=\"variant\">{e(naming(trace.variant))}</p>")
     if trace.direction == "reverse":

@@ -26,8 +26,8 @@ import pandas as pd
 
 from lstmtrace.cell import ACTIVATIONS, LSTM, PIPELINE, Cell, layout
 
-__all__ = ["COLUMNS", "GATE_DTYPE", "GRAD_STAGES", "NonFiniteError", "QUANTITY_DTYPE", "STAGES",
-           "check_finite", "frame", "keys", "size", "stage_of", "stage_sizes", "stages"]
+__all__ = ["COLUMNS", "DIRECTION_DTYPE", "GATE_DTYPE", "GRAD_STAGES", "NonFiniteError", "QUANTITY_DTYPE", "STAGES",
+           "check_finite", "frame", "keys", "led", "size", "stage_of", "stage_sizes", "stages"]
 
 COLUMNS = ("step", "gate", "quantity", "unit", "value")
 
@@ -57,6 +57,25 @@ GATE_DTYPE = pd.CategoricalDtype([g for g, _ in PIPELINE], ordered=True)
 QUANTITY_DTYPE = pd.CategoricalDtype(list(dict.fromkeys(
     [q for _, q in STAGES + GRAD_STAGES] + _VARIANT_QUANTITIES + [f"grad:{q}" for q in _VARIANT_QUANTITIES])),
     ordered=True)
+
+
+DIRECTION_DTYPE = pd.CategoricalDtype(["forward", "reverse"], ordered=True)
+"""The ``direction`` column of a trace of several cells (:class:`lstmtrace.Stack`)."""
+
+
+def led(table: pd.DataFrame, layer: int, direction: str) -> pd.DataFrame:
+    """``table`` (one cell's rows) with the two columns a stack's rows start with: ``layer`` (int32) and
+    ``direction``, the same in every row; the table's own columns are shared, not copied.
+
+    >>> led(pd.DataFrame({"step": [1]}), 0, "reverse")
+       layer direction  step
+    0      0   reverse     1
+    """
+    table = table.copy(deep=False)
+    table.insert(0, "direction", pd.Categorical.from_codes(
+        np.full(len(table), DIRECTION_DTYPE.categories.get_loc(direction), dtype=np.int8), dtype=DIRECTION_DTYPE))
+    table.insert(0, "layer", np.full(len(table), layer, dtype=np.int32))
+    return table
 
 
 @functools.lru_cache(maxsize=None)

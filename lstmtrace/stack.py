@@ -26,13 +26,10 @@ import numpy as np
 import pandas as pd
 
 from lstmtrace.params import Parameters
+from lstmtrace.rows import DIRECTION_DTYPE, led
 from lstmtrace.trace import Trace, run
 
 __all__ = ["DIRECTION_DTYPE", "Pass", "Stack", "load_layers", "run_stack"]
-
-DIRECTION_DTYPE = pd.CategoricalDtype(["forward", "reverse"], ordered=True)
-"""The ``direction`` column of a stack's frame."""
-
 
 class Pass(NamedTuple):
     """One cell of a stack: its weights, which way it runs, and in which order its h_t reach the next layer.
@@ -143,17 +140,9 @@ class Stack:
 
     @functools.cached_property
     def frame(self) -> pd.DataFrame:
-        """Every cell's rows with their ``layer`` and ``direction`` (read-only: a new frame each time
-        the stack is made, built when first asked for)."""
-        parts = []
-        for (k, direction), trace in self.traces.items():
-            part = trace.frame.copy(deep=False)
-            part.insert(0, "direction", pd.Categorical.from_codes(
-                np.full(len(part), DIRECTION_DTYPE.categories.get_loc(direction), dtype=np.int8),
-                dtype=DIRECTION_DTYPE))
-            part.insert(0, "layer", np.full(len(part), k, dtype=np.int32))
-            parts.append(part)
-        return pd.concat(parts, ignore_index=True)
+        """Every cell's rows, led by their ``layer`` and ``direction`` (built when first asked for)."""
+        return pd.concat([led(trace.frame, k, direction) for (k, direction), trace in self.traces.items()],
+                         ignore_index=True)
 
     # -- exports, as a Trace's ------------------------------------------------------------
 

@@ -277,17 +277,14 @@ def run(params: Parameters, xs, h0: Optional[Sequence[float]] = None,
         raise ValueError(f"xs[{t}, {e}] is {xs[t, e]}; lstmtrace needs finite numbers")
     if direction not in ("forward", "reverse"):
         raise ValueError(f"direction must be 'forward' or 'reverse', not {direction!r}")
-    if direction == "forward":
-        return _trace(params, xs, h0, c0, progress)
-    ran = _trace(params, xs[::-1], h0, c0, progress)  # in the order it ran: x_T first
-    E, H, T = ran.input_size, ran.hidden_size, ran.steps
-    trace = make_trace(ran.rows()[::-1].reshape(-1), params, E, H, T)  # each step at the time of its x
-    trace.direction = "reverse"
+    trace = _trace(params, xs, h0, c0, progress, reverse=direction == "reverse")
+    trace.direction = direction
     return trace
 
 
-def _trace(params, xs, h, c, progress=None) -> Trace:
-    """Every step over the rows of ``xs``, written straight into one preallocated value array."""
+def _trace(params, xs, h, c, progress=None, reverse: bool = False) -> Trace:
+    """Every step over the rows of ``xs``, written straight into one preallocated value array; with
+    ``reverse``, from the last row to the first, each step's values still in the row of its x."""
     params = params.snapshot()  # what the trace is computed from, even if params change meanwhile
     (T, E), H = xs.shape, params.hidden_size
     R = H if params.cell.proj_size is None else params.cell.proj_size  # h's units: H, or the projection's
@@ -299,7 +296,7 @@ def _trace(params, xs, h, c, progress=None) -> Trace:
     h_at, c_at = where.slices["hidden", "h"], where.slices["cell", "c"]
     scratch = Values(np.empty(where.width), E, H, cell=params.cell)  # one step's views, reused step after step
     with np.errstate(over="ignore", invalid="ignore"):  # every value is checked for overflow below
-        for t in range(T):  # the recurrence: step t needs step t-1's h and c
+        for t in range(T - 1, -1, -1) if reverse else range(T):  # the recurrence: each step needs the last's h, c
             step_into(scratch, params, xs[t], h, c)
             values[t] = scratch.row
             h, c = values[t, h_at], values[t, c_at]

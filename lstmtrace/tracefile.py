@@ -21,7 +21,7 @@ import pandas as pd
 from lstmtrace import rows
 from lstmtrace.damage import check_not_empty, first_line, not_utf8
 from lstmtrace.cell import LSTM
-from lstmtrace.rows import COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, stage_sizes
+from lstmtrace.rows import COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, led, stage_sizes
 
 __all__ = ["LEAD", "Read", "Recorded", "csv_lines", "read", "read_cells", "read_parquet", "records_json", "stack_frame",
            "write_csv", "write_csv_arrow", "write_csv_pandas", "write_parquet", "write_stack_csv"]
@@ -113,28 +113,20 @@ def write_stack_csv(stack, f: IO[str], layout: str = "long") -> None:
     if layout == "wide":  # one set of unit columns for every cell: blank past each cell's widest vector
         columns = max((table.columns for table in tables.values()), key=len)
         tables = {key: table.reindex(columns=columns) for key, table in tables.items()}
+    write = write_csv if layout == "long" else write_csv_pandas
     for n, ((k, direction), trace) in enumerate(stack.traces.items()):
-        table = tables[k, direction].copy(deep=False)
-        table.insert(0, "direction", pd.Categorical.from_codes(
-            np.full(len(table), 0 if direction == "forward" else 1, dtype=np.int8), categories=["forward", "reverse"]))
-        table.insert(0, "layer", np.full(len(table), k, dtype=np.int32))
-        write = write_csv if layout == "long" else write_csv_pandas
-        write(table, f, Recorded(trace.variant), header=n == 0)  # the direction column says which way it runs
+        # the direction column says which way a cell runs: its step-0 rows record only its variant
+        write(led(tables[k, direction], k, direction), f, Recorded(trace.variant), header=n == 0)
 
 
-def stack_frame(stack, layout: str = "long") -> pd.DataFrame:
-    """Every cell of a :class:`lstmtrace.Stack` as its file holds it: the ``layer`` and ``direction``
-    columns, then each cell's step-0 rows (its variant) and its trace, long or wide; gate and quantity
-    as text."""
+def stack_frame(stack) -> pd.DataFrame:
+    """Every cell of a :class:`lstmtrace.Stack` as its Parquet and JSON files hold it: each cell's
+    step-0 rows (its variant) and its rows, led by ``layer`` and ``direction``; gate and quantity as text."""
     parts = []
     for (k, direction), trace in stack.traces.items():
-        table = trace.frame if layout == "long" else trace.wide()
-        recorded = Recorded(trace.variant)  # the direction column says which way it runs
-        for part in ((variant_frame(recorded, table.columns),) if recorded.to_rows() else ()) + (table,):
-            part = part.astype({"gate": str, "quantity": str})
-            part.insert(0, "direction", direction)
-            part.insert(0, "layer", np.int32(k))
-            parts.append(part)
+        recorded = Recorded(trace.variant)
+        for part in ((variant_frame(recorded),) if recorded.to_rows() else ()) + (trace.frame,):
+            parts.append(led(part.astype({"gate": str, "quantity": str}), k, direction))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -164,11 +156,9 @@ def write_csv_pandas(frame: pd.DataFrame, f: IO[str], variant=None, header: bool
 def _settings(variant, frame: pd.DataFrame) -> pd.DataFrame:
     """The step-0 rows recording ``variant``, with the columns of ``frame`` (a stack's cell leads with
     layer and direction, the same in every row)."""
-    lead = [c for c in LEAD if c in frame.columns]
-    recorded = variant_frame(variant, frame.columns[len(lead):])
-    for column in reversed(lead):
-        recorded.insert(0, column, frame[column].iloc[0])
-    return recorded
+    if tuple(frame.columns[:2]) != LEAD:
+        return variant_frame(variant, frame.columns)
+    return led(variant_frame(variant, frame.columns[2:]), int(frame["layer"].iloc[0]), frame["direction"].iloc[0])
 
 
 def write_csv_arrow(frame: pd.DataFrame, f: IO[str], variant=None, header: bool = True) -> None:

@@ -195,8 +195,8 @@ def read_stack(path, prefix: Optional[str] = None, layout: Optional[str] = None,
     """Every LSTM layer of ``path``, in the order they run, each with every direction it runs
     (as :func:`read_layer` with ``direction=None``): what ``--layer all`` traces.
 
-    The layers must fit together: each one's input size is the size of the h the layer before
-    hands on (both directions' h, concatenated, after a bidirectional layer).
+    That their sizes fit together (each layer's input size is the size of the h the layer before
+    hands on) is :func:`lstmtrace.run_stack`'s to check.
     """
     path = os.fspath(path)
     module = _declaring(path)
@@ -207,21 +207,7 @@ def read_stack(path, prefix: Optional[str] = None, layout: Optional[str] = None,
     else:
         with _reading_once():
             stack = [read_layer(path, k, prefix, layout, variant) for k in _layer_numbers(path, prefix, layout)]
-    for k in range(1, len(stack)):
-        handed = sum(_output_size(cell) for cell in stack[k - 1])
-        E = next(iter(stack[k][0].gates.values())).W.shape[1]
-        if handed != E:
-            raise ValueError(f"{path}: layer {k} takes inputs of size {E}, and layer {k - 1} hands on h of size "
-                             f"{handed}" + (" (both directions)" if len(stack[k - 1]) > 1 else "") +
-                             ": the layers do not feed one another directly, so --layer all cannot chain them")
     return stack
-
-
-def _output_size(cell: Read) -> int:
-    """How many numbers a cell's h has: the projection's P, else H."""
-    if "W_hr" in cell.gates:
-        return cell.gates["W_hr"].shape[0]
-    return next(iter(cell.gates.values())).U.shape[0]
 
 
 def _check_declared_options(path: str, prefix, layout) -> None:

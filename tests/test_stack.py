@@ -217,3 +217,11 @@ def test_expand_writes_out_the_unit_in_every_cell_that_has_it(saved):
     text = assert_ok(invoke("show", saved[0], "--expand", "2", "--steps", "1")).stdout
     assert text.count("Unit 2, term by term") == 2  # layer 0's two cells have H = 3; layer 1's has H = 2
     assert_error(invoke("show", saved[0], "--expand", "3"), "'--expand'", "the largest of the cells")
+
+
+def test_an_overflow_in_a_reverse_cell_names_the_step_of_its_x():
+    """It runs x_3 first, and the overflow comes at x_2: the error says step 2, the step the trace would show."""
+    params = Parameters.identity(1, 1).set("forget", "W", 1e10)
+    with pytest.raises(lstmtrace.NonFiniteError) as e:
+        run(params, [[1.0], [1e300], [1.0]], direction="reverse")
+    assert (e.value.step, e.value.gate, e.value.quantity) == (2, "forget", "Wx")
