@@ -71,14 +71,14 @@ class Activation(NamedTuple):
     key: str = ""  # how a Variant spells it: "sigmoid", "hard_sigmoid:0.2,0.5", …
 
 
-SIGMOID = Activation("σ", sigmoid, sigmoid_backward, "{y}(1 − {y})", 0.0, 1.0, "sigmoid")
-TANH = Activation("tanh", np.tanh, tanh_backward, "(1 − {y}²)", -1.0, 1.0, "tanh")
+SIGMOID = Activation("σ", sigmoid, sigmoid_backward, "{y}(1 - {y})", 0.0, 1.0, "sigmoid")
+TANH = Activation("tanh", np.tanh, tanh_backward, "(1 - {y}²)", -1.0, 1.0, "tanh")
 # At a kink, the derivative PyTorch's autograd uses: relu′(0) = 0, hardsigmoid′ = 0 at its corners.
 RELU = Activation("relu", lambda z: np.maximum(z, 0.0), lambda dy, y, z: dy * (z > 0), "[{y} > 0]",
                   0.0, np.inf, "relu")
 LINEAR = Activation("linear", lambda z: z + 0.0, lambda dy, y, z: dy * 1.0, "1", -np.inf, np.inf, "linear")
 SOFTSIGN = Activation("softsign", lambda z: z / (1.0 + np.abs(z)), lambda dy, y, z: dy * (1.0 - np.abs(y)) ** 2,
-                      "(1 − |{y}|)²", -1.0, 1.0, "softsign")
+                      "(1 - |{y}|)²", -1.0, 1.0, "softsign")
 # Keras 3 (and PyTorch): relu6(z + 3) / 6, written so; its derivative is 1/6 strictly inside (−3, 3)
 HARD_SIGMOID = Activation("hard_sigmoid", lambda z: np.clip(z + 3.0, 0.0, 6.0) / 6.0,
                           lambda dy, y, z: dy * ((z > -3.0) & (z < 3.0)) / 6.0, "[0 < {y} < 1]/6", 0.0, 1.0,

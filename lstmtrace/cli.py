@@ -140,7 +140,10 @@ def _output_options(formats, expand=True):
             return f
         f = click.option("--expand", type=click.IntRange(min=0), metavar="UNIT", default=None,
                          help="Also write out one unit's computation term by term, e.g. "
-                              "W_f[u,:]·x = 1×(-0.1) + 0×0.3 + … = -0.1.")(f)
+                              "W_f[u,:]·x = 1*(-0.1) + 0*0.3 + … = -0.1.")(f)
+        f = click.option("--brief", is_flag=True,
+                         help="Text and Markdown without the notes and the glossary: the equations, the "
+                              "tables and the result, for readers who know them.")(f)
         return f
     return decorate
 
@@ -222,7 +225,7 @@ def _warn_if_too_long(lines, output):
                    err=True)
 
 
-def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=None):
+def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=None, brief=False):
     """Render ``trace`` and write it to ``output`` (whole or not at all), or to stdout."""
     from lstmtrace import formats
     from lstmtrace.spec import parse_steps
@@ -238,13 +241,17 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
     if expand is not None and expand >= H:
         raise click.BadParameter(f"unit {expand} is not in 0..{H - 1} (hidden size H = {H}"
                                  f"{', the largest of the cells' if len(cells) > 1 else ''})", param_hint="'--expand'")
-    if steps is not None:
+    if brief and fmt not in ("text", "markdown"):
+        raise click.BadParameter(f"leaves notes out of text and Markdown, and the format is {fmt}",
+                                 param_hint="'--brief'")
+    if steps is not None and steps.strip().lower() != "all":
         try:
             steps = parse_steps(steps, trace.steps)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="'--steps'") from None
     title = " ".join(filter(None, [title, click.get_current_context().meta.get("lstmtrace.title")]))
-    options = dict(precision=precision, expand=expand, title=title, steps=steps, layout=layout or "long")
+    options = dict(precision=precision, expand=expand, title=title, layout=layout or "long", brief=brief,
+                   steps="all" if isinstance(steps, str) else steps)
     if fmt == "csv":
         _warn_if_too_long(csv_lines(trace, layout or "long"), output)
     if output in (None, "-"):
@@ -548,7 +555,7 @@ def cli():
 @_backward_options
 @_csv_layout_option
 @_output_options(TRACE_FORMATS)
-def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, precision, expand):
+def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, precision, expand, brief):
     """Trace one LSTM step and explain every number in it.
 
     \b
@@ -583,7 +590,7 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size, weights), "--x")
     title = " ".join(filter(None, [title, weights.describe(), params.variant_note(), _describe_loss(gradients)]))
     trace = _with_gradients(_traced(lstmtrace.step, params, x, h, c), gradients)
-    _emit(trace, fmt, output, precision, expand, title, layout=csv_layout)
+    _emit(trace, fmt, output, precision, expand, title, layout=csv_layout, brief=brief)
 
 
 @cli.command()
@@ -597,11 +604,13 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
 @_token_options
 @_backward_options
 @click.option("--steps", default=None, metavar="RANGE",
-              help="Explain only these steps in full after the summary, e.g. 3-5 or 1,4-6 "
-                   "[default: every step]. CSV and JSON always hold every step.")
+              help="Explain these steps in full after the summary, e.g. 3-5 or 1,4-6, or all "
+                   "[default: every step of a run of up to 20; of a longer one, the first, the last and "
+                   "those where something happens, each with why]. CSV and JSON always hold every step.")
 @_csv_layout_option
 @_output_options(TRACE_FORMATS)
-def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, output, precision, expand):
+def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, output, precision, expand,
+        brief):
     """Trace a sequence, carrying h and c from each step to the next.
 
     \b
@@ -623,7 +632,7 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
     sequence = _sequence(xs)
     trace, note = _run_cells(weights, sequence, h, c, hidden_size, gradients)
     title = " ".join(filter(None, [weights.describe(), note, _describe_loss(gradients)]))
-    _emit(trace, fmt, output, precision, expand, title, steps, layout=csv_layout)
+    _emit(trace, fmt, output, precision, expand, title, steps, layout=csv_layout, brief=brief)
 
 
 def _run_cells(weights, sequence, h, c, hidden_size, gradients=None, bar=True):
@@ -712,9 +721,10 @@ def params(show_file, input_size, hidden_size, weights, output):
 @cli.command()
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False))
 @click.option("--steps", default=None, metavar="RANGE",
-              help="Explain only these steps in full after the summary, e.g. 3-5 [default: every step].")
+              help="Explain these steps in full after the summary, e.g. 3-5, or all [default: every step "
+                   "of up to 20; of more, the steps worth reading, each with why].")
 @_output_options(("text", "markdown"))
-def show(trace, steps, fmt, output, precision, expand):
+def show(trace, steps, fmt, output, precision, expand, brief):
     """Explain a saved CSV trace, as `lstmtrace step` and `lstmtrace run` do.
 
     \b
@@ -730,7 +740,7 @@ def show(trace, steps, fmt, output, precision, expand):
         loaded = read_trace(trace)
     except (OSError, ValueError) as e:
         raise click.BadParameter(str(e), param_hint="'TRACE'") from None
-    _emit(loaded, fmt, output, precision, expand, steps=steps)
+    _emit(loaded, fmt, output, precision, expand, steps=steps, brief=brief)
 
 
 @cli.command()

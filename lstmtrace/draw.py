@@ -86,7 +86,8 @@ def _gate_formula(spec, cell) -> str:
         return f"{spec.symbol} = 1 ({spec.title.lower()} taken away)"
     if spec.rule == "complement":
         return f"{spec.symbol} = 1 − {_partner(spec, cell).symbol} (coupled)"
-    return formula(spec, cell).replace("h_prev", "h")
+    # the picture draws unit-by-unit products as ⊙ junctions, so its equations write ⊙ too
+    return formula(spec, cell).replace("h_prev", "h").replace("*", "⊙")
 
 
 def _variant_words(trace) -> str:

@@ -18,7 +18,7 @@ neither numpy nor pandas, so the command line can build its options from it chea
 ('markdown', None)
 """
 import os
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Union
 
 __all__ = ["Format", "FORMATS", "format_for", "render", "save"]
 
@@ -49,13 +49,13 @@ def format_for(path, names: Sequence[str] = tuple(FORMATS)) -> Optional[str]:
 
 
 def render(trace, fmt: str, *, precision: int = 6, expand: Optional[int] = None, title: Optional[str] = None,
-           steps: Optional[Sequence[int]] = None, layout: str = "long") -> str:
+           steps: Union[Sequence[int], str, None] = None, layout: str = "long", brief: bool = False) -> str:
     """``trace`` as the text of format ``fmt`` (any but the binary ones)."""
     if fmt in ("text", "markdown"):
         from lstmtrace.text import render as explain
 
         return explain(trace, precision=precision, expand=expand, markdown=fmt == "markdown", title=title,
-                       steps=steps)
+                       steps=steps, brief=brief)
     if fmt == "csv":
         return trace.to_csv(layout=layout)
     if fmt == "json":
@@ -74,7 +74,7 @@ def render(trace, fmt: str, *, precision: int = 6, expand: Optional[int] = None,
 def save(trace, path, fmt: Optional[str] = None, **options) -> None:
     """Write ``trace`` to ``path`` in ``fmt`` (default: from the suffix), whole or not at all.
 
-    ``options`` are :func:`render`'s (precision, expand, title, steps, layout).
+    ``options`` are :func:`render`'s (precision, expand, title, steps, layout, brief).
     """
     from lstmtrace.atomic import atomic_open
 

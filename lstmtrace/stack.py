@@ -182,18 +182,18 @@ class Stack:
         return records_json(stack_frame(self))
 
     def to_text(self, precision: int = 6, expand: Optional[int] = None, title: Optional[str] = None,
-                steps: Optional[Sequence[int]] = None) -> str:
+                steps: Union[Sequence[int], str, None] = None, brief: bool = False) -> str:
         """The explanation of every cell, layer by layer (see :meth:`lstmtrace.Trace.to_text`)."""
         from lstmtrace.text import render
 
-        return render(self, precision=precision, expand=expand, markdown=False, title=title, steps=steps)
+        return render(self, precision=precision, expand=expand, markdown=False, title=title, steps=steps, brief=brief)
 
     def to_markdown(self, precision: int = 6, expand: Optional[int] = None, title: Optional[str] = None,
-                    steps: Optional[Sequence[int]] = None) -> str:
+                    steps: Union[Sequence[int], str, None] = None, brief: bool = False) -> str:
         """The same explanation with Markdown headings and tables."""
         from lstmtrace.text import render
 
-        return render(self, precision=precision, expand=expand, markdown=True, title=title, steps=steps)
+        return render(self, precision=precision, expand=expand, markdown=True, title=title, steps=steps, brief=brief)
 
     def _repr_html_(self) -> str:
         from lstmtrace.html import render_html

@@ -9,14 +9,14 @@ as the equations it computes.
 
 .. [1] Greff et al., "LSTM: A Search Space Odyssey" (2017), https://arxiv.org/abs/1503.04069
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from tabulate import tabulate
 
 from lstmtrace.cell import GATES, LSTM, Cell, cell_activation_name
 
-__all__ = ["SATURATION", "render", "saturated"]
+__all__ = ["SATURATION", "chosen", "number", "render", "saturated"]
 
 SATURATION = 0.01
 """An activation within this distance of its bounds (0 and 1 for σ, ±1 for tanh) is saturated."""
@@ -40,9 +40,9 @@ def saturated(gate: str, act: np.ndarray, cell: Cell = LSTM) -> np.ndarray:
 def formula(spec, cell: Cell = LSTM) -> str:
     """A gate's equation as the text prints it, from its :class:`~lstmtrace.cell.GateSpec`.
 
-    ``f = σ(W_f·x + U_f·h_prev + b_f)``; with a peephole ``f = σ(W_f·x + U_f·h_prev + P_f⊙c_prev + b_f)``;
+    ``f = σ(W_f·x + U_f·h_prev + b_f)``; with a peephole ``f = σ(W_f·x + U_f·h_prev + P_f*c_prev + b_f)``;
     with a clip ``f = σ(clip(W_f·x + U_f·h_prev + b_f, ±3))``; a gate taken away ``i = 1 (no input
-    gate: NIG)``; a coupled forget gate ``f = 1 − i (coupled input and forget gates: CIFG)``.
+    gate: NIG)``; a coupled forget gate ``f = 1 - i (coupled input and forget gates: CIFG)``.
 
     >>> formula(LSTM.gate("candidate"))
     'c̃ = tanh(W_g·x + U_g·h_prev + b_g)'
@@ -50,9 +50,9 @@ def formula(spec, cell: Cell = LSTM) -> str:
     if spec.rule == "one":
         return f"{spec.symbol} = 1 (no {spec.name} gate: N{spec.name[0].upper()}G)"
     if spec.rule == "complement":
-        return f"{spec.symbol} = 1 − {cell.gate(spec.complements).symbol} (coupled input and forget gates: CIFG)"
+        return f"{spec.symbol} = 1 - {cell.gate(spec.complements).symbol} (coupled input and forget gates: CIFG)"
     k = spec.index
-    peephole = f" + P_{k}⊙{spec.peeps}" if spec.peeps else ""
+    peephole = f" + P_{k}*{spec.peeps}" if spec.peeps else ""
     inner = f"W_{k}·x + U_{k}·h_prev{peephole} + b_{k}"
     if cell.clip is not None:
         inner = f"clip({inner}, ±{cell.clip:g})"
@@ -60,15 +60,15 @@ def formula(spec, cell: Cell = LSTM) -> str:
 
 
 def hidden_formula(cell: Cell = LSTM) -> str:
-    """The hidden state's equation: ``h = o⊙tanh(c)``, or with a projection ``m = o⊙tanh(c);  h = W_hr·m``.
+    """The hidden state's equation: ``h = o*tanh(c)``, or with a projection ``m = o*tanh(c);  h = W_hr·m``.
 
     >>> hidden_formula()
-    'h = o⊙tanh(c)'
+    'h = o*tanh(c)'
     """
     o, act_c = cell.gate("output").symbol, f"{cell.cell_activation.name}(c)"
     if cell.proj_size is None:
-        return f"h = {o}⊙{act_c}"
-    return f"m = {o}⊙{act_c};    h = W_hr·m"
+        return f"h = {o}*{act_c}"
+    return f"m = {o}*{act_c};    h = W_hr·m"
 
 
 GREFF = {("candidate", "linear"): "no input activation: NIAF", ("cell", "linear"): "no output activation: NOAF"}
@@ -110,11 +110,11 @@ def _gate_changes(spec, cell: Cell) -> List[str]:
         return [f"no {', '.join(f'{w}_{spec.index}' for w in gone)}: the gate is {what}"]
     what = _activation_change(spec.name, spec.activation, default.activation)
     if spec.peeps == "c_prev":
-        what.append(f"a peephole P_{spec.index}⊙c_prev on the old cell state")
+        what.append(f"a peephole P_{spec.index}*c_prev on the old cell state")
     elif spec.peeps == "c":
-        what.append(f"a peephole P_{spec.index}⊙c on the new cell state, so {spec.symbol} is computed after c")
+        what.append(f"a peephole P_{spec.index}*c on the new cell state, so {spec.symbol} is computed after c")
     if cell.clip is not None:
-        what.append(f"preact clipped to [−{cell.clip:g}, {cell.clip:g}]")
+        what.append(f"preact clipped to [-{cell.clip:g}, {cell.clip:g}]")
     return what
 
 
@@ -138,7 +138,7 @@ SIGMOID_NOTE = (
     "A gate is a soft switch, not a 0-or-1 one."
 )
 TANH_NOTE = (
-    "tanh(preact) lies strictly between −1 and 1: it is 0 where preact = 0, "
+    "tanh(preact) lies strictly between -1 and 1: it is 0 where preact = 0, "
     "and comes within 0.01 of ±1 only beyond |preact| ≈ 2.6."
 )
 NOTES = {"σ": SIGMOID_NOTE, "tanh": TANH_NOTE}
@@ -168,49 +168,134 @@ SHARE = {  # how each σ gate's value is used: (verb, what), for the "more than 
 }
 
 
-class _Doc:
-    """Collects headings, tables and notes, in text or Markdown."""
+def number(v: float, precision: int = 6) -> str:
+    """A number as the text prints it, so that it shows how precise it is: exact when the float is
+    exactly that short a decimal (-0.1, 0.5, 0), else rounded to ``precision`` significant digits with
+    the trailing zeros kept (0.108100 is 0.10810031… rounded, not 0.1081).
 
-    def __init__(self, markdown: bool, precision: int):
-        self.markdown, self.precision, self.parts = markdown, precision, []
+    >>> number(-0.1), number(0.10810031), number(0.0), number(1 / 3, 3)
+    ('-0.1', '0.108100', '0', '0.333')
+    """
+    if v == 0:
+        return "0"
+    if not np.isfinite(v):
+        return str(v)
+    mantissa = repr(float(v)).lstrip("-").split("e")[0].replace(".", "").lstrip("0")
+    if len(mantissa) <= precision:  # the float is exactly this decimal
+        return f"{v:.{precision}g}"
+    text = f"{v:#.{precision}g}"
+    return text[:-1] if text.endswith(".") else text
+
+
+def plain(text: str) -> str:
+    """One minus sign and one multiplication sign: ``−`` becomes ``-`` and ``⊙`` becomes ``*``, so that
+    every number and formula pastes into Python as it reads."""
+    return text.replace("−", "-").replace("⊙", "*")
+
+
+def _aligned(cells: List[str]) -> List[str]:
+    """Numbers padded so that their decimal points line up (an integer's point is where it ends)."""
+    split = [(c.split(".", 1) + [""])[:2] if c else ["", ""] for c in cells]
+    left = max(len(a) for a, _ in split)
+    right = max(len(b) + (1 if "." in c else 0) for (_, b), c in zip(split, cells))
+    return [(a.rjust(left) + ("." + b if "." in c else "")).ljust(left + right) if c else ""
+            for (a, b), c in zip(split, cells)]
+
+
+GLOSSARY = {
+    "unit": "unit: one position of the vectors. Each unit u has its own row u of W and U, its own gate "
+            "values, c[u] and h[u].",
+    "·": "W·x: the matrix W times the vector x (numpy's W @ x): unit u's row of W, dotted with x.",
+    "preact": "preact: what a gate adds up before its activation, W·x + U·h_prev + b.",
+    "act": "act: the gate's value, its activation applied to preact unit by unit.",
+    "σ": "σ: the sigmoid, σ(z) = 1 / (1 + e^-z); it lies between 0 and 1, and σ(0) = 0.5.",
+    "tanh": "tanh: tanh(z) = (e^z - e^-z) / (e^z + e^-z); it lies between -1 and 1, and tanh(0) = 0.",
+    "saturated": "saturated: an activation within 0.01 of its bounds (0 or 1 for σ, -1 or 1 for tanh), "
+                 "where it barely moves however its input changes.",
+    "c̃": "c̃: the candidate, the new values the step may write into the cell (PyTorch's g; "
+          "colah's and d2l's C̃_t).",
+    "*": "*: multiply unit by unit, as numpy's * does (colah writes *, d2l writes ⊙).",
+}
+"""What each term means, said once: the first time an output uses it (``--brief`` leaves it out)."""
+
+NOTATION = ("Notation: c_prev, c, h_prev and h are the diagrams' C_{t-1}, C_t, h_{t-1} and h_t (colah's "
+            "\"Understanding LSTM Networks\", d2l's LSTM chapter); c̃ is C̃_t, and the candidate's W_g, U_g and "
+            "b_g are colah's W_C and b_C. The diagrams' W_f·[h_{t-1}, x_t] is W_f·x + U_f·h_prev: their W_f "
+            "is lstmtrace's U_f and W_f side by side, times h_prev and x stacked.")
+
+
+class _Doc:
+    """Collects headings, tables and notes, in text or Markdown; ``brief`` leaves notes and glossary out."""
+
+    def __init__(self, markdown: bool, precision: int, brief: bool = False):
+        self.markdown, self.precision, self.brief, self.parts = markdown, precision, brief, []
+        self.seen: set = set()  # the glossary's terms said so far
 
     def num(self, v: float) -> str:
-        return f"{v:.{self.precision}g}"
+        return number(v, self.precision)
 
     def heading(self, text: str, level: int = 2) -> None:
+        text = plain(text)
         if self.markdown:
             self.parts.append("#" * (level + 1) + " " + text)
         else:
             self.parts.append(text + "\n" + ("=" if level == 1 else "-") * len(text))
 
     def formula(self, text: str) -> None:
+        text = plain(text)
         self.parts.append(f"`{text}`" if self.markdown else text)
+
+    def _cells(self, column) -> Tuple[List[str], bool]:
+        """A column's cells as text, and whether it is numbers (aligned on their decimal points)."""
+        values = list(column)
+        numeric = all(v is None or isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                      for v in values)
+        if not numeric:
+            return ["" if v is None else plain(str(v)) for v in values], False
+        cells = ["" if v is None else str(v) if isinstance(v, (int, np.integer)) else self.num(float(v))
+                 for v in values]
+        return _aligned(cells), True
+
+    def table_rows(self, headers: List[str], rows: list) -> None:
+        """A table of ``rows``; numbers are written with :func:`number` and lined up on their points."""
+        columns = [self._cells(col) for col in zip(*rows)] if rows else [([], True) for _ in headers]
+        cells = [list(row) for row in zip(*(c for c, _ in columns))] if rows else []
+        self.parts.append(tabulate(cells, headers=[plain(h) for h in headers],
+                                   tablefmt="github" if self.markdown else "simple", disable_numparse=True,
+                                   colalign=["right" if numeric else "left" for _, numeric in columns],
+                                   preserve_whitespace=True))
 
     def table(self, columns: dict) -> None:
         """``{header: vector}``; vectors shorter than the longest leave blanks."""
         n = max(len(v) for v in columns.values())
         rows = [[u] + [v[u] if u < len(v) else None for v in columns.values()] for u in range(n)]
-        self.parts.append(tabulate(rows, headers=["unit", *columns], tablefmt="github" if self.markdown
-                                   else "simple", floatfmt=f".{self.precision}g", missingval=""))
-
-    def table_rows(self, headers: List[str], rows: list) -> None:
-        self.parts.append(tabulate(rows, headers=headers, tablefmt="github" if self.markdown else "simple",
-                                   floatfmt=f".{self.precision}g"))
+        self.table_rows(["unit", *columns], rows)
 
     def note(self, text: str) -> None:
-        self.parts.append(text if self.markdown else _wrap(text, "  "))
+        """A note on what the numbers mean (left out when brief)."""
+        if not self.brief:
+            self.parts.append(plain(text) if self.markdown else _wrap(plain(text), "  "))
 
     def lines(self, lines: List[str]) -> None:
-        self.parts.append("\n".join(("    " if self.markdown else "  ") + s for s in lines))
+        self.parts.append("\n".join(("    " if self.markdown else "  ") + plain(s) for s in lines))
+
+    def terms(self, *names: str) -> None:
+        """The glossary's line for each of ``names`` not yet said in this output (none when brief)."""
+        new = [name for name in names if name in GLOSSARY and name not in self.seen]
+        self.seen.update(new)
+        if new and not self.brief:
+            said = [GLOSSARY[name] for name in new]
+            self.parts.append("\n".join(f"- {line}" for line in said) if self.markdown else
+                              "\n".join(_wrap(line, "  · ", hang="    ") for line in said))
 
     def text(self) -> str:
         return "\n\n".join(self.parts) + "\n"
 
 
-def _wrap(text: str, indent: str, width: int = 88) -> str:
+def _wrap(text: str, indent: str, width: int = 88, hang: Optional[str] = None) -> str:
     import textwrap
 
-    return textwrap.fill(text, width=width, initial_indent=indent, subsequent_indent=indent)
+    return textwrap.fill(text, width=width, initial_indent=indent, subsequent_indent=hang or indent)
 
 
 def _units(mask: np.ndarray, most: int = 12) -> str:
@@ -249,13 +334,13 @@ SEEN = {"c_prev": ("given", "c_prev"), "c": ("cell", "c")}
 
 
 def _rule_note(spec, cell: Cell) -> str:
-    """What a gate without an activation of its own is: taken away (1), or coupled (1 − i)."""
+    """What a gate without an activation of its own is: taken away (1), or coupled (1 - i)."""
     if spec.rule == "one":
         verb, what = SHARE[spec.name][0], _what(cell, spec.name)
         return (f"The {spec.name} gate is taken away: {spec.symbol} = 1, as if it were always fully open, "
                 f"so the step {verb} all {what}; nothing is learnt here.")
     i = cell.gate("input").symbol
-    return (f"Coupled: {spec.symbol} = 1 − {i}, so in every unit the share of c_prev kept ({spec.symbol}) "
+    return (f"Coupled: {spec.symbol} = 1 - {i}, so in every unit the share of c_prev kept ({spec.symbol}) "
             f"and the share of c̃ written ({i}) add up to 1; {spec.symbol} has no weights of its own.")
 
 
@@ -264,12 +349,76 @@ def _peephole_note(spec) -> str:
     k, y, seen = spec.index, spec.symbol, spec.peeps
     added = f"preact = {' + '.join(_sum_of(spec))}"
     if seen == "c":
-        return (f"Pc = P_{k}⊙c is the peephole: {y} looks at the new cell state c, so it is computed "
+        return (f"Pc = P_{k}*c is the peephole: {y} looks at the new cell state c, so it is computed "
                 f"after c (this section follows the cell state's); {added}.")
-    return f"Pc = P_{k}⊙c_prev is the peephole: {y} looks at the old cell state c_prev too; {added}."
+    return f"Pc = P_{k}*c_prev is the peephole: {y} looks at the old cell state c_prev too; {added}."
 
 
-def _gate_section(doc: _Doc, v: dict, gate: str, cell: Cell = LSTM) -> None:
+class _Step:
+    """One step as its sections read it: the trace, the step number t, its values v and its cell."""
+
+    def __init__(self, trace, t: int):
+        self.trace, self.t, self.v, self.cell, self.params = trace, t, trace.values(t), trace.cell, trace.params
+        # the step that starts from the given state: step 1, or step T for a cell that runs in reverse
+        self.first = t == (1 if trace.direction == "forward" else trace.steps)
+
+
+def _identity_sum(s: _Step, spec) -> bool:
+    """Whether the gate's W·x is x, its U·h_prev is h_prev and its bias is 0 (identity weights, zero bias)."""
+    v, g = s.v, spec.name
+    if spec.rule != "computed" or spec.peeps or s.cell.clip is not None or len(v["given", "x"]) != len(v[g, "Wx"]):
+        return False
+    return bool((v[g, "Wx"] == v["given", "x"]).all() and (v[g, "Uh"] == v["given", "h_prev"]).all()
+                and not v[g, "bias"].any())
+
+
+def _identity_note(s: _Step, spec) -> str:
+    """The learner's own formula, confirmed: with identity weights and zero bias, preact = x + h_prev."""
+    k, y, name = spec.index, spec.symbol, spec.activation.name
+    p = s.params
+    why = ""
+    if p is not None:
+        W, U = p[spec.name].W, p[spec.name].U
+        if np.array_equal(W, np.eye(*W.shape)) and np.array_equal(U, np.eye(*U.shape)):
+            why = f"W_{k} and U_{k} are identity matrices and b_{k} = 0, so "
+    why = why or f"Here W_{k}·x = x, U_{k}·h_prev = h_prev and b_{k} = 0, so "
+    code = {"σ": "1 / (1 + np.exp(-(h_prev + x)))", "tanh": "np.tanh(h_prev + x)"}.get(name)
+    return (f"{why}preact is simply x + h_prev, unit by unit, and {y} = {name}(x + h_prev)"
+            + (f": exactly what {code} computes." if code else "."))
+
+
+def _twin(s: _Step, spec) -> Optional[str]:
+    """The earlier gate whose weights (or, from a file, whose W·x, U·h_prev and bias) are this gate's."""
+    for other in s.cell.gates:
+        if other.name == spec.name:
+            return None
+        if other.rule != "computed" or spec.rule != "computed" or bool(other.peeps) != bool(spec.peeps):
+            continue
+        if s.params is not None:
+            a, b = s.params[other.name], s.params[spec.name]
+            same = all(np.array_equal(getattr(a, w), getattr(b, w)) for w, _ in spec.weights)
+        else:
+            same = all(np.array_equal(s.v[other.name, q], s.v[spec.name, q]) for q in _sum_of(spec))
+        if same:
+            return other.name
+    return None
+
+
+def _twin_note(s: _Step, spec, twin: str) -> str:
+    other = s.cell.gate(twin)
+    given = ("has the same weights (W, U and b) as the" if s.params is not None
+             else "shows the same W·x, U·h_prev and bias as the")
+    same = (f"so its table is the same as the {twin} gate's: {spec.symbol} = {other.symbol} here"
+            if spec.activation.name == other.activation.name else
+            f"so the same preact, but {spec.activation.name} where the {twin} gate has {other.activation.name}")
+    formula_too = (f" ({spec.symbol} = {spec.activation.name}(x + h_prev))" if _identity_sum(s, spec) else "")
+    return (f"The {spec.name} {'gate ' if spec.name != 'candidate' else ''}{given} {twin} gate, "
+            f"{same}{formula_too}. Every gate was given the same weights in this example; a trained LSTM "
+            "learns different ones for each gate.")
+
+
+def _gate_section(doc: _Doc, s: _Step, gate: str) -> None:
+    v, cell = s.v, s.cell
     spec = cell.gate(gate)
     title, symbol = spec.title, spec.symbol
     act = v[gate, "act"]
@@ -282,6 +431,9 @@ def _gate_section(doc: _Doc, v: dict, gate: str, cell: Cell = LSTM) -> None:
     if marked.any():
         middle = (low + high) / 2
         columns["note"] = np.where(marked, np.where(act > middle, f"saturated ≈ {high:g}", f"saturated ≈ {low:g}"), "")
+    bounded = np.isfinite(low) and np.isfinite(high)  # an activation without two bounds does not saturate
+    doc.terms(*(["·", "preact", "act", activation.name] if spec.rule == "computed" else []),
+              *(["c̃"] if gate == "candidate" else []), *(["saturated"] if bounded and spec.rule != "one" else []))
     doc.table(columns)
     if spec.rule != "computed":
         doc.note(_rule_note(spec, cell))
@@ -289,14 +441,19 @@ def _gate_section(doc: _Doc, v: dict, gate: str, cell: Cell = LSTM) -> None:
             return
     if spec.peeps:
         doc.note(_peephole_note(spec))
+    twin = _twin(s, spec)
+    if twin is not None:
+        doc.note(_twin_note(s, spec, twin))
+    elif _identity_sum(s, spec):
+        doc.note(_identity_note(s, spec))
     computed = [g for g in cell.gates if g.rule == "computed"]
     if next((g.name for g in computed if g.activation.name == activation.name), None) == gate:
         doc.note(_range_note(activation))
     if "clipped" in spec.quantities and (v[gate, "clipped"] != v[gate, "preact"]).any():
-        doc.note(f"clip bounds preact to [−{cell.clip:g}, {cell.clip:g}] before {activation.name}: "
+        doc.note(f"clip bounds preact to [-{cell.clip:g}, {cell.clip:g}] before {activation.name}: "
                  f"{_units(v[gate, 'clipped'] != v[gate, 'preact'])} reached the bound.")
-    if not (np.isfinite(low) and np.isfinite(high)):
-        pass  # an activation without two bounds does not saturate
+    if not bounded:
+        pass
     elif marked.any():
         doc.note(f"Saturated (within 0.01 of {low:g} or {high:g}): {_units(marked)}.")
     elif "preact" not in spec.quantities:
@@ -308,37 +465,88 @@ def _gate_section(doc: _Doc, v: dict, gate: str, cell: Cell = LSTM) -> None:
     else:
         doc.note(f"No unit is saturated: |preact| is at most {doc.num(np.abs(v[gate, 'preact']).max())} "
                  f"here, so every {symbol} is between {low + SATURATION:g} and {high - SATURATION:g}.")
+    if gate == "forget" and not v["given", "c_prev"].any():
+        doc.note(f"c_prev is 0 in every unit, so {symbol} has nothing to act on at this step: "
+                 f"{symbol}*c_prev is 0 whatever {symbol} is. It matters from the next step on, when c_prev is "
+                 "this step's c.")
+        return
     if gate in SHARE and gate in shares(cell):
         _share_note(doc, act, gate, symbol, cell)
+    if gate == "forget" and (v["given", "c_prev"] == 0).any():
+        doc.note(f"c_prev is 0 in {_units(v['given', 'c_prev'] == 0)}: there {symbol} has nothing to act on.")
 
 
-def _given_section(doc: _Doc, v: dict, stage: str, cell: Cell) -> None:
+def _given_section(doc: _Doc, s: _Step, stage: str) -> None:
+    v, cell = s.v, s.cell
     doc.heading("Given")
+    doc.terms("unit")
     doc.table({"x": v["given", "x"], "h_prev": v["given", "h_prev"], "c_prev": v["given", "c_prev"]})
+    h, c_prev = v["given", "h_prev"], v["given", "c_prev"]
+    bound = _h_bound(cell)
+    if bound is not None and (np.abs(h) > bound).any():
+        doc.note(f"|h_prev| > {bound:g} in {_units(np.abs(h) > bound)}: no step of this cell gives such an h, "
+                 f"since h = o*{cell_activation_name(cell.cell_activation)} lies between -{bound:g} and "
+                 f"{bound:g}. It was given by hand: fine for an experiment, but no sequence hands it on.")
+    if s.first and cell.proj_size is None and cell.cell_activation.forward(np.zeros(1))[0] == 0:
+        lone = (c_prev == 0) & (h != 0)
+        if lone.any():
+            doc.note(f"h_prev is not 0 but c_prev is, in {_units(lone)}: no LSTM step hands on that pair (its "
+                     f"h = o*{cell_activation_name(cell.cell_activation)} is 0 where c is 0), so h_prev and "
+                     "c_prev were given independently. c_prev = 0 is an assumption (lstmtrace's default when "
+                     "no --c is given); in a sequence both come from the step before.")
 
 
-def _cell_section(doc: _Doc, v: dict, stage: str, cell: Cell) -> None:
+def _h_bound(cell: Cell) -> Optional[float]:
+    """The largest |h| a step of this cell can give (o in [0, 1] times act(c)), or None when unbounded."""
+    act = cell.cell_activation
+    if cell.proj_size is not None or not (np.isfinite(act.low) and np.isfinite(act.high)):
+        return None
+    return max(abs(act.low), abs(act.high))
+
+
+def _cell_section(doc: _Doc, s: _Step, stage: str) -> None:
+    v, cell = s.v, s.cell
+    f, i = cell.gate("forget").symbol, cell.gate("input").symbol
     doc.heading("Cell state")
-    doc.formula("c = f⊙c_prev + i⊙c̃    (⊙: multiply unit by unit)")
+    doc.formula(f"c = {f}*c_prev + {i}*c̃")
+    doc.terms("*", "c̃")
     # headers are the trace's own names (and plain ASCII: a combining ~ would misalign tables)
     doc.table({"forget": v["forget", "act"], "c_prev": v["given", "c_prev"],
                "forget*c_prev": v["cell", "forget*c_prev"], "input": v["input", "act"],
                "candidate": v["candidate", "act"], "input*candidate": v["cell", "input*candidate"],
                "c": v["cell", "c"]})
-    doc.note("The forget gate scales the old memory c_prev, the input gate scales the candidate "
-             "c̃, and the two add up to the new cell state c.")
+    doc.note(f"The forget gate scales the old memory c_prev, the input gate scales the candidate "
+             f"c̃, and the two add up to the new cell state c (the columns forget*c_prev and input*candidate "
+             f"are {f}*c_prev and {i}*c̃).")
+    if not v["given", "c_prev"].any():
+        doc.note(f"With c_prev = 0, c = {i}*c̃: the new cell state is only what the input gate writes.")
+    g = v["candidate", "act"]
+    if not g.any():
+        doc.note(f"c̃ is 0 in every unit, so nothing is written: c = {f}*c_prev.")
+    else:
+        parts = [f"adds to c where c̃ > 0 ({_units(g > 0)})" if (g > 0).any() else "",
+                 f"takes away from it where c̃ < 0 ({_units(g < 0)})" if (g < 0).any() else ""]
+        doc.note(f"The sign of c̃ decides what is written: {i}*c̃ " + " and ".join(filter(None, parts))
+                 + f". {i}, between 0 and 1, only scales it.")
 
 
-def _hidden_section(doc: _Doc, v: dict, stage: str, cell: Cell) -> None:
+def _hidden_section(doc: _Doc, s: _Step, stage: str) -> None:
+    v, cell = s.v, s.cell
     act_c = cell_activation_name(cell.cell_activation)
-    quantities = dict(cell.after)["hidden"]  # act(c), [o⊙act(c),] h
+    quantities = dict(cell.after)["hidden"]  # act(c), [o*act(c),] h
     into = "the new hidden state h" if cell.proj_size is None else "m"
     doc.heading("Hidden state")
     doc.formula(hidden_formula(cell))
+    doc.terms("*", cell.cell_activation.name)
     doc.table({"output": v["output", "act"], "c": v["cell", "c"], **{q: v["hidden", q] for q in quantities}})
     if cell.cell_activation.name == "tanh":
-        doc.note(f"tanh keeps the sign of c and squeezes it into (−1, 1); the output gate o "
+        doc.note(f"tanh keeps the sign of c and squeezes it into (-1, 1); the output gate o "
                  f"decides how much of it becomes {into}.")
+        big = np.abs(v["cell", "c"]) > 1
+        if big.any():
+            doc.note(f"|c| > 1 in {_units(big)}: the cell state has grown past where tanh is nearly straight "
+                     "(tanh(1) = 0.76, tanh(2) = 0.96, tanh(3) = 0.995), so tanh(c) is squeezed towards ±1 "
+                     "and h grows less than c does.")
     else:
         doc.note(f"{_range_note(cell.cell_activation, 'c')} The output gate o decides how much of "
                  f"{act_c} becomes {into}.")
@@ -348,13 +556,50 @@ def _hidden_section(doc: _Doc, v: dict, stage: str, cell: Cell) -> None:
                  f"units into the P = {len(v['hidden', 'h'])} units of h, which the next step takes as h_prev.")
 
 
+def _rounding_note(s: _Step, precision: int) -> str:
+    """How the numbers are rounded, shown on one of this step's own (one whose rounding keeps a trailing 0
+    when there is one)."""
+    said = (f"A number with fewer than {precision} significant digits is exact; the others are rounded to "
+            f"{precision}, trailing zeros kept")
+    values = [s.v[g.name, "act"] for g in s.cell.gates] + [s.v["cell", "c"], s.v["hidden", "h"]]
+    rounded = [v for v in np.concatenate(values) if number(v, precision) != number(v, 17)]
+    if rounded:
+        v = next((v for v in rounded if number(v, precision).endswith("0")), rounded[0])
+        more = number(v, precision + 3) if "e" not in number(v, precision + 3) else number(v, 17)
+        said += f" ({number(v, precision)} is {more}… rounded)"
+    return said + ". The CSV (-o step.csv) holds every digit."
+
+
+def _result(doc: _Doc, s: _Step) -> None:
+    """The step's vectors as numpy prints them, ready to paste: each gate's value, c and h."""
+    v, cell = s.v, s.cell
+    names = {"candidate": "g"}
+    lines = []
+    every = doc.precision >= 17  # every digit: the shortest repr that reads back the same
+    with np.printoptions(precision=doc.precision, suppress=False, floatmode="unique" if every else "maxprec",
+                         linewidth=10_000, threshold=1_000, sign="-"):
+        for spec in cell.gates:
+            name = names.get(spec.name, spec.symbol)
+            comment = "  # c̃, the candidate" if spec.name == "candidate" else ""
+            lines.append(f"{name} = np.{np.array_repr(v[spec.name, 'act'])}{comment}")
+        lines.append(f"c = np.{np.array_repr(v['cell', 'c'])}")
+        if cell.proj_size is not None:
+            lines.append(f"m = np.{np.array_repr(v['hidden', dict(cell.after)['hidden'][1]])}")
+        lines.append(f"h = np.{np.array_repr(v['hidden', 'h'])}")
+    doc.heading("Result")
+    doc.lines(lines)
+    doc.note(("As numpy prints them, with every digit" if every else
+              f"As numpy prints them with np.set_printoptions(precision={doc.precision}) ({doc.precision} decimals; "
+              "--precision 17 shows every digit)") + ", ready to paste after import numpy as np.")
+
+
 SECTIONS = {"given": _given_section, "cell": _cell_section, "hidden": _hidden_section}
 """The sections of the stages that are no gate; each gate's is :func:`_gate_section`."""
 
 
 def _dot(num, paren, row: np.ndarray, vector: np.ndarray) -> str:
-    """``1×(-0.1) + 0×0.3 + …``, shortened past 16 terms."""
-    terms = [f"{num(w)}×{paren(a)}" for w, a in zip(row, vector)]
+    """``1*(-0.1) + 0*0.3 + …``, shortened past 16 terms."""
+    terms = [f"{num(w)}*{paren(a)}" for w, a in zip(row, vector)]
     if len(terms) > 16:
         terms = terms[:8] + [f"… {len(terms) - 10} more terms …"] + terms[-2:]
     return " + ".join(terms)
@@ -371,7 +616,7 @@ def _expand_gate(doc: _Doc, trace, v: dict, u: int, spec) -> List[str]:
         return lines + [f"  {symbol} = {num(act)}    (no {gate} gate: the constant 1)"]
     if spec.rule == "complement":
         i = cell.gate("input")
-        return lines + [f"  {symbol} = 1 − {i.symbol} = 1 − {paren(v[i.name, 'act'][u])} = {num(act)}"]
+        return lines + [f"  {symbol} = 1 - {i.symbol} = 1 - {paren(v[i.name, 'act'][u])} = {num(act)}"]
     if p is not None:  # the weights the trace was made from (a trace owns them)
         for M, vec, name, q in ((p[gate].W, v["given", "x"], "x", "Wx"), (p[gate].U, v["given", "h_prev"],
                                                                          "h_prev", "Uh")):
@@ -379,8 +624,8 @@ def _expand_gate(doc: _Doc, trace, v: dict, u: int, spec) -> List[str]:
                          f"= {num(v[gate, q][u])}")
     if spec.peeps:
         seen = v[SEEN[spec.peeps]][u]
-        weight = f"{num(p[gate].P[u])} × {paren(seen)}" if p is not None else f"P_{k}[{u}] × {paren(seen)}"
-        lines.append(f"  Pc = P_{k}[{u}] × {spec.peeps} = {weight} = {num(v[gate, 'Pc'][u])}")
+        weight = f"{num(p[gate].P[u])} * {paren(seen)}" if p is not None else f"P_{k}[{u}] * {paren(seen)}"
+        lines.append(f"  Pc = P_{k}[{u}] * {spec.peeps} = {weight} = {num(v[gate, 'Pc'][u])}")
     terms = _sum_of(spec)
     pre = v[gate, "preact"][u]
     lines.append(f"  preact = {' + '.join('b' if q == 'bias' else q for q in terms)} = "
@@ -404,8 +649,8 @@ def _expand_cell(doc: _Doc, trace, v: dict, u: int) -> List[str]:
                                                    ("forget*c_prev", "input*candidate", "c"))
     return [
         "cell:",
-        f"  forget*c_prev = f × c_prev = {num(f)} × {paren(c_prev)} = {num(fc)}",
-        f"  input*candidate = i × c̃ = {num(i)} × {paren(g)} = {num(ig)}",
+        f"  forget*c_prev = f * c_prev = {num(f)} * {paren(c_prev)} = {num(fc)}",
+        f"  input*candidate = i * c̃ = {num(i)} * {paren(g)} = {num(ig)}",
         f"  c = forget*c_prev + input*candidate = {num(fc)} + {paren(ig)} = {num(c)}",
     ]
 
@@ -419,10 +664,10 @@ def _expand_hidden(doc: _Doc, trace, v: dict, u: int) -> List[str]:
     act_c = v["hidden", act_c_name][u]
     lines = ["hidden:", f"  {act_c_name} = {cell.cell_activation.name}({num(c)}) = {num(act_c)}"]
     if cell.proj_size is None:
-        return lines + [f"  h = o × {act_c_name} = {num(o)} × {paren(act_c)} = {num(v['hidden', 'h'][u])}"]
+        return lines + [f"  h = o * {act_c_name} = {num(o)} * {paren(act_c)} = {num(v['hidden', 'h'][u])}"]
     m_name = quantities[1]
     m = v["hidden", m_name]
-    lines.append(f"  {m_name} = o × {act_c_name} = {num(o)} × {paren(act_c)} = {num(m[u])}")
+    lines.append(f"  {m_name} = o * {act_c_name} = {num(o)} * {paren(act_c)} = {num(m[u])}")
     h = v["hidden", "h"]
     if u >= len(h):
         return lines + [f"  (h has P = {len(h)} units, so no unit {u}: column {u} of W_hr carries this "
@@ -476,13 +721,32 @@ def _summary(doc: _Doc, trace) -> None:
     columns["saturated units"] = [", ".join(f"{g} {counts[g][t]}" for g in GATES if counts[g][t])
                                   or "none" for t in range(trace.steps)]
     rows = [[t + 1, *(col[t] for col in columns.values())] for t in range(trace.steps)]
-    vectors = [k + 1 for k, name in enumerate(columns) if name in ("x", "c", "h")]  # as written, not parsed
-    doc.parts.append(tabulate(rows, headers=["step", *columns], tablefmt="github" if doc.markdown
-                              else "simple", floatfmt=f".{doc.precision}g", disable_numparse=vectors))
+    doc.table_rows(["step", *columns], rows)
     carried = ("Each step's h and c become the next step's h_prev and c_prev." if trace.direction == "forward" else
                "The cell runs in reverse: each step's h and c become the step before's h_prev and c_prev.")
     doc.note(f"{carried} A gate's mean is over its units; a unit is saturated when its activation is within "
              "0.01 of its bound.")
+    _memory_note(doc, trace)
+
+
+def _memory_note(doc: _Doc, trace, most: int = 3) -> None:
+    """Which units hold memory longest: the share of c that the forget gates of the later steps keep."""
+    spec, T = trace.cell.gate("forget"), trace.steps
+    if spec.rule == "one":
+        doc.note("The forget gate is taken away (f = 1), so every unit keeps all of its cell state from step to "
+                 "step: only what the input gate writes changes it.")
+        return
+    f = trace.block("forget", "act")  # steps × units
+    later = f[:-1] if trace.direction == "reverse" else f[1:]  # the steps after the first one run
+    kept = np.prod(later, axis=0)  # of c after the first step run, the share still in c after the last
+    order = np.argsort(-kept, kind="stable")[:most]
+    first, last = (1, T) if trace.direction == "forward" else (T, 1)
+    shown = ", ".join(f"unit {u} keeps {number(kept[u], 3)}" for u in order)
+    if len(kept) == 1:
+        shown = f"unit 0 keeps {number(kept[0], 3)} of it"
+    doc.note(f"Memory: of what c held after step {first}, the forget gates of the {T - 1} later step"
+             f"{'s' if T > 2 else ''} keep the product of their f, unit by unit, until step {last}. "
+             f"{'The units that hold memory longest: ' if len(kept) > 1 else ''}{shown}" + (f" (of {len(kept)} units)" if len(kept) > most else "") + ".")
 
 
 def _projection(cell: Cell) -> str:
@@ -496,7 +760,7 @@ def _short(doc: _Doc, vector: np.ndarray, most: int = 3) -> str:
 
 
 def naming(variant) -> str:
-    """The sentence that names a variant: ``Variant cifg: peepholes, coupled … (f = 1 − i).``
+    """The sentence that names a variant: ``Variant cifg: peepholes, coupled … (f = 1 - i).``
 
     >>> from lstmtrace import Variant
     >>> naming(Variant.preset("nig"))
@@ -515,13 +779,49 @@ def _variant_notes(doc: _Doc, trace) -> None:
         doc.note(trace.variant.finding)
 
 
+LONG = 20
+"""A run of more than this many steps is explained in full only at the steps worth reading (:func:`chosen`)."""
+
+
+def chosen(trace) -> Dict[int, List[str]]:
+    """The steps of a long run worth reading in full, each with why: the first and the last, the largest
+    change in c, and each gate's first step where a unit becomes saturated and where one comes out of it.
+
+    >>> from lstmtrace import Parameters, run
+    >>> chosen(run(Parameters.identity(1, 1), [[1.0]] * 30))[3]
+    ['the largest change in c: unit 0 goes from 1.144 to 1.739']
+    """
+    T, cell = trace.steps, trace.cell
+    reasons: Dict[int, List[str]] = {1: ["the first step"]}
+    c, c_prev = trace.block("cell", "c"), trace.block("given", "c_prev")
+    change = np.abs(c - c_prev)  # steps × units
+    t, u = np.unravel_index(int(np.argmax(change)), change.shape)
+    if change[t, u] > 0:
+        reasons.setdefault(int(t) + 1, []).append(
+            f"the largest change in c: unit {u} goes from {number(c_prev[t, u], 4)} to {number(c[t, u], 4)}")
+    for spec in cell.gates:
+        marked = saturated(spec.name, trace.block(spec.name, "act"), cell)  # steps × units
+        before = np.vstack([np.zeros_like(marked[:1]), marked[:-1]])
+        for event, mask in (("becomes saturated", marked & ~before), ("comes out of saturation", ~marked & before)):
+            steps = np.flatnonzero(mask.any(axis=1))
+            if len(steps):
+                k = int(steps[0])
+                reasons.setdefault(k + 1, []).append(f"the {spec.name} gate's {_units(mask[k], 4)} first "
+                                                     f"{event.replace('becomes', 'become' if mask[k].sum() > 1 else 'becomes').replace('comes', 'come' if mask[k].sum() > 1 else 'comes')}")
+    reasons.setdefault(T, []).append("the last step")
+    return dict(sorted(reasons.items()))
+
+
 def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bool = False,
-           title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
+           title: Optional[str] = None, steps: Union[Sequence[int], str, None] = None, brief: bool = False) -> str:
     """The explanation of ``trace``, in pipeline order; ``title`` opens it.
 
     A trace of several steps starts with a table of one row per step, then explains
-    each step in ``steps`` (every step when not given).  A variant's opens with what
-    it changes, equation by equation, and what Greff et al. found about it.
+    each step in ``steps`` in full: by default every step of a run of at most 20 steps,
+    and of a longer one the steps :func:`chosen` picks, each with why; ``"all"`` for
+    every step.  A variant's opens with what it changes, equation by equation, and what
+    Greff et al. found about it.  Notes and the glossary explain what the numbers mean
+    the first time they matter; ``brief=True`` leaves them out.
 
     >>> from lstmtrace import Parameters, step
     >>> print(render(step(Parameters.zeros(1, 1), [2.0])).splitlines()[0])
@@ -530,16 +830,30 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     if precision < 1:
         raise ValueError(f"precision must be at least 1, not {precision}")
     if hasattr(trace, "traces"):  # a Stack: each cell in turn
-        return _render_stack(trace, precision, expand, markdown, title, steps)
+        return _render_stack(trace, precision, expand, markdown, title, steps, brief)
+    doc = _Doc(markdown, precision, brief)
+    _explain(doc, trace, expand, title, steps)
+    return doc.text()
+
+
+def _explain(doc: _Doc, trace, expand: Optional[int], title: Optional[str],
+             steps: Union[Sequence[int], str, None]) -> None:
+    """One cell's explanation, into ``doc`` (a stack's cells share one, so the glossary is said once)."""
     H = trace.hidden_size
     if expand is not None and not 0 <= expand < H:
         raise ValueError(f"unit {expand} is not in 0..{H - 1} (hidden size H = {H})")
-    detail = range(1, trace.steps + 1) if steps is None else list(steps)
+    why: Dict[int, List[str]] = {}
+    if steps == "all" or (steps is None and trace.steps <= LONG):
+        detail = list(range(1, trace.steps + 1))
+    elif steps is None:
+        why = chosen(trace)
+        detail = list(why)
+    else:
+        detail = list(steps)
     outside = [t for t in detail if not 1 <= t <= trace.steps]
     if outside:
         raise ValueError(f"step {outside[0]} is not in 1..{trace.steps}")
-    doc = _Doc(markdown, precision)
-    cell = trace.cell
+    cell, markdown, precision = trace.cell, doc.markdown, doc.precision
     if title:
         doc.note(title)
     if trace.direction == "reverse":
@@ -550,20 +864,30 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
         _summary(doc, trace)
         if trace.has_gradients:
             _norms(doc, trace)
-        if steps is not None:
+        if why:
+            doc.parts.append(("The steps worth reading in full" if not markdown else "**The steps worth reading "
+                              "in full**") + f" ({len(why)} of {trace.steps}; --steps all explains every step):")
+            doc.lines([f"step {t}: {'; '.join(reasons)}" for t, reasons in why.items()])
+        elif steps is not None and len(detail) < trace.steps:
             doc.note(f"The detail below is of step{'s' if len(detail) > 1 else ''} "
                      f"{', '.join(map(str, detail))} of {trace.steps}.")
     for t in detail:
-        v = trace.values(t)
+        s = _Step(trace, t)
         doc.heading(f"LSTM step t = {t} · input size E = {trace.input_size} · hidden size H = {H}"
                     f"{_projection(cell)}", 1)
+        if t in why:
+            doc.parts.append(f"Chosen because: {'; '.join(why[t])}.")
+        if not doc.brief and "notation" not in doc.seen:
+            doc.seen.add("notation")
+            doc.note(NOTATION)
+            doc.note(_rounding_note(s, precision))
         for stage, _ in cell.pipeline:
-            SECTIONS.get(stage, _gate_section)(doc, v, stage, cell)
+            SECTIONS.get(stage, _gate_section)(doc, s, stage)
         if expand is not None:
-            _expand(doc, trace, v, expand)
+            _expand(doc, trace, s.v, expand)
+        _result(doc, s)
         if trace.has_gradients:
             _backward_section(doc, trace, t)
-    return doc.text()
 
 
 REVERSE_NOTE = ("This cell runs in reverse, as the second half of a bidirectional layer (or a Keras LSTM with "
@@ -573,9 +897,9 @@ REVERSE_NOTE = ("This cell runs in reverse, as the second half of a bidirectiona
 
 
 def _render_stack(stack, precision: int, expand: Optional[int], markdown: bool, title: Optional[str],
-                  steps: Optional[Sequence[int]]) -> str:
+                  steps: Union[Sequence[int], str, None], brief: bool) -> str:
     """A stack's explanation: which cells it holds and how they feed one another, then each cell's."""
-    doc = _Doc(markdown, precision)
+    doc = _Doc(markdown, precision, brief)
     if title:
         doc.note(title)
     cells = stack.traces
@@ -594,7 +918,7 @@ def _render_stack(stack, precision: int, expand: Optional[int], markdown: bool, 
     handed = [f"layer {k}'s reverse cell" for (k, d), order in stack.passes_on.items() if order == "run"]
     if handed:
         doc.note(f"{', '.join(handed).capitalize()} hands on its h in the order it ran (Keras' go_backwards=True "
-                 "without Bidirectional): the next layer's x_1 is its step-T h, x_2 its step-(T−1) h, and so on.")
+                 "without Bidirectional): the next layer's x_1 is its step-T h, x_2 its step-(T-1) h, and so on.")
     if expand is not None and all(expand >= t.hidden_size for t in cells.values()):
         raise ValueError(f"unit {expand} is not in any cell (hidden sizes "
                          f"{', '.join(str(t.hidden_size) for t in cells.values())})")
@@ -602,8 +926,8 @@ def _render_stack(stack, precision: int, expand: Optional[int], markdown: bool, 
         doc.heading(f"Layer {k} · {direction}", 1)
         params = trace.params
         note = params.variant_note() if params is not None else ""
-        doc.parts.append(render(trace, precision, expand if expand is not None and expand < trace.hidden_size
-                                else None, markdown, note or None, steps).rstrip("\n"))
+        _explain(doc, trace, expand if expand is not None and expand < trace.hidden_size else None, note or None,
+                 steps)
     return doc.text()
 
 
@@ -626,12 +950,12 @@ class _Back:
         self.trace, self.t, self.cell = trace, t, trace.cell
         self.g, self.v = trace.values(t, "grad"), trace.values(t)  # g[gate, q] is dL/d(gate.q)
         self.act_c = cell_activation_name(self.cell.cell_activation)
-        self.into = "h" if self.cell.proj_size is None else "m"  # what o⊙act(c) is
+        self.into = "h" if self.cell.proj_size is None else "m"  # what o*act(c) is
         self.later = "" if t == trace.steps else f" + what step {t + 1} hands back through its h_prev"
 
     def peeping(self, seen: str) -> str:
-        """`` + P_o⊙dL/dpreact_o``: what the gates that peep at ``seen`` hand back to it."""
-        return "".join(f" + P_{g.index}⊙dL/dpreact_{g.index}" for g in self.cell.gates if g.peeps == seen)
+        """`` + P_o*dL/dpreact_o``: what the gates that peep at ``seen`` hand back to it."""
+        return "".join(f" + P_{g.index}*dL/dpreact_{g.index}" for g in self.cell.gates if g.peeps == seen)
 
 
 def _back_hidden(doc: _Doc, b: _Back) -> None:
@@ -639,11 +963,11 @@ def _back_hidden(doc: _Doc, b: _Back) -> None:
     quantities = dict(b.cell.after)["hidden"]
     doc.heading("Hidden state")
     if b.cell.proj_size is None:
-        doc.formula(f"dL/dh = dL/dh from the loss{b.later};    dL/d{act_c} = dL/dh ⊙ o;    "
-                    f"dL/do = dL/dh ⊙ {act_c}")
+        doc.formula(f"dL/dh = dL/dh from the loss{b.later};    dL/d{act_c} = dL/dh * o;    "
+                    f"dL/do = dL/dh * {act_c}")
     else:
         doc.formula(f"dL/dh = dL/dh from the loss{b.later};    dL/dm = W_hrᵀ·dL/dh;    "
-                    f"dL/d{act_c} = dL/dm ⊙ o;    dL/do = dL/dm ⊙ {act_c};    dL/dW_hr = dL/dh ⊗ m")
+                    f"dL/d{act_c} = dL/dm * o;    dL/do = dL/dm * {act_c};    dL/dW_hr = dL/dh ⊗ m")
     doc.table({f"grad:{q}": g["hidden", q] for q in reversed(quantities)} | {"grad:output act": g["output", "act"]})
 
 
@@ -651,15 +975,15 @@ def _back_cell(doc: _Doc, b: _Back) -> None:
     g, v, act, act_c = b.g, b.v, b.cell.cell_activation, b.act_c
     doc.heading("Cell state")
     back_c = "" if b.t == b.trace.steps else f" + dL/dc_prev of step {b.t + 1}"
-    derivative = "(1 − tanh²(c))" if act.name == "tanh" else act.derivative.format(y=act_c)
-    doc.formula(f"dL/dc = dL/d{act_c} ⊙ {derivative}{b.peeping('c')}{back_c};    "
-                f"dL/dc_prev = dL/dc ⊙ f{b.peeping('c_prev')}")
+    derivative = "(1 - tanh²(c))" if act.name == "tanh" else act.derivative.format(y=act_c)
+    doc.formula(f"dL/dc = dL/d{act_c} * {derivative}{b.peeping('c')}{back_c};    "
+                f"dL/dc_prev = dL/dc * f{b.peeping('c_prev')}")
     doc.table({"grad:c": g["cell", "c"], "forget": v["forget", "act"], "grad:c_prev": g["given", "c_prev"]})
 
 
 D_ACT = {  # where each gate's value meets the stages after the gates
-    "output": "dL/do = dL/d{into} ⊙ {act_c}", "candidate": "dL/dc̃ = dL/dc ⊙ i",
-    "input": "dL/di = dL/dc ⊙ c̃", "forget": "dL/df = dL/dc ⊙ c_prev",
+    "output": "dL/do = dL/d{into} * {act_c}", "candidate": "dL/dc̃ = dL/dc * i",
+    "input": "dL/di = dL/dc * c̃", "forget": "dL/df = dL/dc * c_prev",
 }
 
 
@@ -668,21 +992,21 @@ def _back_gate(doc: _Doc, b: _Back, spec) -> None:
     gate, y = spec.name, spec.symbol
     d_act = D_ACT[gate].format(into=b.into, act_c=b.act_c)
     coupled = next((c for c in cell.gates if c.rule == "complement"), None)
-    if coupled is not None and gate == "input":  # f = 1 − i: i reaches c through f as well
-        d_act += f" − dL/d{coupled.symbol}"
+    if coupled is not None and gate == "input":  # f = 1 - i: i reaches c through f as well
+        d_act += f" - dL/d{coupled.symbol}"
     doc.heading(spec.title)
     columns = {"act": v[gate, "act"], "grad:act": g[gate, "act"]}
     if spec.rule == "one":
         doc.formula(f"{d_act};    {y} = 1 is a constant: the gradient stops here")
     elif spec.rule == "complement":
         i = cell.gate("input").symbol
-        doc.formula(f"{d_act};    {y} = 1 − {i}: dL/d{y} flows on into {i}, as −dL/d{y}")
+        doc.formula(f"{d_act};    {y} = 1 - {i}: dL/d{y} flows on into {i}, as -dL/d{y}")
     else:
         into = "preact" if cell.clip is None else "clipped"
-        d_preact = f"dL/d{into}_{spec.index} = dL/d{y} ⊙ {spec.activation.derivative.format(y=y)}"
+        d_preact = f"dL/d{into}_{spec.index} = dL/d{y} * {spec.activation.derivative.format(y=y)}"
         if cell.clip is not None:
             d_preact += f";    dL/dpreact = dL/dclipped where |preact| ≤ {cell.clip:g}, else 0"
-        peephole = f";    dL/dP_{spec.index} = dL/dpreact ⊙ {spec.peeps}" if spec.peeps else ""
+        peephole = f";    dL/dP_{spec.index} = dL/dpreact * {spec.peeps}" if spec.peeps else ""
         doc.formula(f"{d_act};    {d_preact};    {' = '.join(f'dL/d{q}' for q in _sum_of(spec))} = dL/dpreact"
                     f"{peephole}")
         columns.update({f"grad:{q}": g[gate, q] for q in ("clipped", "preact") if q in spec.quantities})
@@ -709,7 +1033,7 @@ def _back_weights(doc: _Doc, b: _Back) -> None:
     owners += [(stage, {weight: shape}) for stage, weight, shape in cell.stage_weights]
     names = list(dict.fromkeys(w for _, weights in owners for w in weights))
     formulas = {"W": "dL/dW = dL/dpreact ⊗ x", "U": "dL/dU = dL/dpreact ⊗ h_prev", "b": "dL/db = dL/dpreact",
-                "P": "dL/dP = dL/dpreact ⊙ the c it peeps at", "W_hr": "dL/dW_hr = dL/dh ⊗ m"}
+                "P": "dL/dP = dL/dpreact * the c it peeps at", "W_hr": "dL/dW_hr = dL/dh ⊗ m"}
     doc.heading("Weights")
     doc.formula(";    ".join(formulas[w] for w in names))
     norm = np.linalg.norm

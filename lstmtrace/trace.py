@@ -206,24 +206,26 @@ class Trace:
         return tracefile.records_json(self.frame, self._recorded)
 
     def to_text(self, precision: int = 6, expand: Optional[int] = None,
-                title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
+                title: Optional[str] = None, steps: Union[Sequence[int], str, None] = None, brief: bool = False) -> str:
         """The annotated, step-by-step explanation (what ``lstmtrace step`` prints).
 
         ``precision`` is the significant digits shown, ``expand`` a unit whose dot
-        products are written out term by term, ``title`` a line to open with, and
-        ``steps`` the steps explained in full (every one when not given) after the
-        one-row-per-step summary that a trace of several steps opens with.
+        products are written out term by term, ``title`` a line to open with,
+        ``steps`` the steps explained in full after the one-row-per-step summary that
+        a trace of several steps opens with (every one of a run of up to 20 steps, the
+        steps worth reading of a longer one; ``"all"`` for every one), and ``brief``
+        leaves out the notes and the glossary.
         """
         from lstmtrace.text import render
 
-        return render(self, precision=precision, expand=expand, markdown=False, title=title, steps=steps)
+        return render(self, precision=precision, expand=expand, markdown=False, title=title, steps=steps, brief=brief)
 
     def to_markdown(self, precision: int = 6, expand: Optional[int] = None,
-                    title: Optional[str] = None, steps: Optional[Sequence[int]] = None) -> str:
+                    title: Optional[str] = None, steps: Union[Sequence[int], str, None] = None, brief: bool = False) -> str:
         """The same explanation with Markdown headings and tables, for notes."""
         from lstmtrace.text import render
 
-        return render(self, precision=precision, expand=expand, markdown=True, title=title, steps=steps)
+        return render(self, precision=precision, expand=expand, markdown=True, title=title, steps=steps, brief=brief)
 
 
 def _vector(name: str, value, size: int, what: str) -> np.ndarray:

@@ -11,8 +11,8 @@ ONNX's LSTM operator [2]_ names the three activation slots and ``clip``::
     nfg     no forget gate: f = 1 (the original 1997 LSTM)   peephole=True, without=("forget",)
     nog     no output gate: o = 1                            peephole=True, without=("output",)
     niaf    no input activation: c̃ = W_g·x + U_g·h + b_g    peephole=True, candidate_activation="linear"
-    noaf    no output activation: h = o⊙c                    peephole=True, cell_activation="linear"
-    cifg    coupled input and forget gates: f = 1 − i        peephole=True, coupled=True
+    noaf    no output activation: h = o*c                    peephole=True, cell_activation="linear"
+    cifg    coupled input and forget gates: f = 1 - i        peephole=True, coupled=True
 
 Greff's full gate recurrence (FGR) is out of scope.  ``clip=C`` bounds each gate's
 pre-activation to [−C, C] before its activation, as onnxruntime does (c itself is not
@@ -143,7 +143,7 @@ class Variant:
         if self.peephole:
             words.append("peepholes")
         if self.coupled:
-            words.append("coupled input and forget gates (f = 1 − i)")
+            words.append("coupled input and forget gates (f = 1 - i)")
         words += [f"no {gate} gate" for gate in self.without]
         words += [f"{slot} activation {getattr(self, name)}" for slot, name in SLOTS.items()
                   if getattr(self, name) != Variant.__dataclass_fields__[name].default]

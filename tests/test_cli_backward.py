@@ -38,7 +38,7 @@ def test_text_has_the_backward_section_and_norms():
     assert "Backward pass, step t = 3: dL/d each quantity, from the loss back" in text
     assert "Backward pass, step t = 2" not in text
     single = assert_ok(invoke("step", "--backward")).stdout
-    assert "dL/dc = dL/dtanh(c) ⊙ (1 − tanh²(c));" in single
+    assert "dL/dc = dL/dtanh(c) * (1 - tanh²(c));" in single
     assert "Gradient norms" not in single
 
 

@@ -462,7 +462,7 @@ def test_precision_does_not_round_csv():
 def test_expand_writes_a_unit_out_in_every_detailed_step():
     out = run_text("--xs", XS, "--expand", 1)
     assert out.count("Unit 1, term by term") == 3
-    assert "W_f[1,:]·x = 0×0 + 1×1 = 1" in out  # step 2, x = (0, 1)
+    assert "W_f[1,:]·x = 0*0 + 1*1 = 1" in out  # step 2, x = (0, 1)
     assert run_text("--xs", XS, "--expand", 0, "--steps", "3").count("Unit 0, term by term") == 1
 
 

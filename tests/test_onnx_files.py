@@ -261,7 +261,7 @@ def test_cli_runs_an_onnx_model_and_says_the_file_chose_the_variant(onnx, xs_csv
     path = FIXTURES / "onnx_peephole_coupled_clip.onnx"
     common = ("run", "--weights", path, "--xs", xs_csv, "--h", numbers(d["h0"]), "--c", numbers(d["c0"]))
     text = " ".join(assert_ok(invoke(*common)).stdout.split())
-    assert ("The file says its cell is peepholes, coupled input and forget gates (f = 1 − i), clip 0.8." in text)
+    assert ("The file says its cell is peepholes, coupled input and forget gates (f = 1 - i), clip 0.8." in text)
     frame = pd.read_csv(io.StringIO(assert_ok(invoke(*common, "--format", "csv")).stdout))
     h = frame[(frame.gate == "hidden") & (frame.quantity == "h")].pivot(index="step", columns="unit", values="value")
     close(h.to_numpy(), d["h"])
@@ -333,13 +333,13 @@ def test_embedding_refusals(onnx, tmp_path):
 @pytest.mark.parametrize("options, flag, asked", [
     (("--variant", "np"), "'--variant'", "ask for lstmtrace's default LSTM"),
     (("--clip", "0.5"), "'--clip'", "ask for clip 0.5"),
-    (("--peephole", "--coupled"), "'--peephole'", "ask for peepholes, coupled input and forget gates (f = 1 − i)"),
+    (("--peephole", "--coupled"), "'--peephole'", "ask for peepholes, coupled input and forget gates (f = 1 - i)"),
 ])
 def test_cli_variant_options_that_contradict_the_file_name_both(onnx, xs_csv, options, flag, asked):
     path = FIXTURES / "onnx_peephole_coupled_clip.onnx"
     assert_error(invoke("run", "--weights", path, "--xs", xs_csv, *options), flag,
                  f"{path} LSTM node 0 (lstm_cifg) says its cell is peepholes, coupled input and forget gates "
-                 "(f = 1 − i), clip 0.8", asked)
+                 "(f = 1 - i), clip 0.8", asked)
 
 
 def test_cli_variant_options_that_agree_with_the_file_are_fine(onnx, xs_csv):
