@@ -109,6 +109,11 @@ def _functions(cell) -> Tuple[Dict[str, str], List[str]]:
     return names, definitions
 
 
+def _said(key: str, functions: Dict[str, str]) -> str:
+    """An activation as a comment writes it: σ (colah's), tanh, or the script's function."""
+    return {"sigmoid": "σ", "np.tanh": "tanh"}.get(functions[key], functions[key])
+
+
 # -- numbers as Python literals --------------------------------------------------------------
 
 def _vector(values) -> str:
@@ -138,19 +143,18 @@ def _step_lines(cell, functions: Dict[str, str]) -> List[str]:
                   + ", ".join(f"U_{k} @ h_prev" for k in letters)]
 
     def gate_lines(spec) -> List[str]:
-        k, out = spec.index, []
-        what = _GATE_WORDS[spec.name]
-        out.append("")
-        colah = _COLAH[spec.name]
-        weight = "C" if spec.name == "candidate" else k
-        out.append(f"# {what.capitalize()}: {colah} = {spec.activation.name}(W_{weight}·[h_{{t-1}}, x_t] + "
-                   f"b_{weight}), and W_{weight}·[h_{{t-1}}, x_t] is W_{k} @ x + U_{k} @ h_prev here")
+        k, what = spec.index, _GATE_WORDS[spec.name]
+        weight = "C" if spec.name == "candidate" else k  # colah's W_C is W_g
+        act = _said(spec.activation.key, functions)
+        seen = {"c_prev": "c_prev", "c": "c"}.get(spec.peeps)
+        peep = f" + P_{k} * {seen}" if seen else ""
+        colah = "" if seen else f"{act}(W_{weight}·[h_{{t-1}}, x_t] + b_{weight}) = "
+        out = ["", f"# {what.capitalize()}: {_COLAH[spec.name]} = {colah}{act}(W_{k} @ x + U_{k} @ h_prev + b_{k}{peep})"]
         terms = f"Wx_{k} + Uh_{k} + b_{k}"
-        if spec.peeps:
-            where = "c_prev" if spec.peeps == "c_prev" else "c"
-            note = "c_prev, the cell state before the step" if where == "c_prev" else \
+        if seen:
+            note = "c_prev, the cell state before the step" if seen == "c_prev" else \
                 "the new c (so this gate comes after it)"
-            out.append(f"Pc_{k} = P_{k} * {where}  # peephole: P_{k} looks at {note}, unit by unit")
+            out.append(f"Pc_{k} = P_{k} * {seen}  # peephole: P_{k} looks at {note}, unit by unit")
             terms += f" + Pc_{k}"
         out.append(f"preact_{k} = {terms}")
         source = f"preact_{k}"
@@ -181,7 +185,8 @@ def _step_lines(cell, functions: Dict[str, str]) -> List[str]:
     for spec in late:
         lines += gate_lines(spec)
     act_c, act = _act_c(cell), functions[cell.cell_activation.key]
-    lines += ["", f"# The hidden state: h_t = o_t * {act.replace('np.', '')}(C_t)",
+    said = f"o_t * {_said(cell.cell_activation.key, functions)}(C_t)"
+    lines += ["", f"# The hidden state: h_t = {said if cell.proj_size is None else f'W_hr @ ({said})'}",
               f"{act_c} = {act}(c)"]
     if cell.proj_size is None:
         lines.append(f"h = o * {act_c}")
@@ -234,7 +239,7 @@ def to_python(trace, title: Optional[str] = None) -> str:
     >>> with contextlib.redirect_stdout(io.StringIO()) as out:
     ...     exec(script, {})
     >>> out.getvalue().splitlines()[-1]
-    'h = [0.1436042812503271]'
+    'h = [0.17426971865610508]'
     """
     _check(trace)
     params, cell = trace.params, trace.cell
@@ -251,7 +256,7 @@ def to_python(trace, title: Optional[str] = None) -> str:
     if title:
         about += ["", *title.replace('"""', "'''").splitlines()]
     about += ["",
-              "Run it with:  python this_file.py",
+              "Save it as step.py and run it:  python step.py",
               "",
               "It sets the inputs and the weights to the traced values, every digit (each number reads back",
               "as the same float), and computes the step one equation per line, with the float operations of",
@@ -292,9 +297,10 @@ def to_python(trace, title: Optional[str] = None) -> str:
             out.append(f"P_{k} = {_vector(gate.P)}  # peephole weights: one per unit, times the cell state")
     for spec in cell.gates:
         if not spec.weights:
-            out.append(f"# ({_GATE_WORDS[spec.name]} has no weights: {cell.weightless(spec.name)[0]})")
+            out.append(f"# ({_GATE_WORDS[spec.name]} has no weights: "
+                       f"{cell.weightless(spec.name)[0].replace(chr(0x2212), '-')})")
     if cell.proj_size is not None:
-        out.append(f"W_hr = {_matrix(params.W_hr)}  # the projection (P×H): h = W_hr @ (o * tanh(c))")
+        out.append(f"W_hr = {_matrix(params.W_hr)}  # the projection (P×H): h = W_hr @ (o * {_act_c(cell)})")
     out.append("")
 
     letters = [cell.gate(name).index for name in cell.weighted]
@@ -311,6 +317,7 @@ def to_python(trace, title: Optional[str] = None) -> str:
 
     for definition in definitions:
         out += ["", definition]
+    out.append("")
 
     body = _step_lines(cell, functions)
     prints = [f'print("{variable(g, q, cell)} =", {variable(g, q, cell)}.tolist())' for g, q in _printed(cell)]
