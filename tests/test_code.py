@@ -316,3 +316,18 @@ def test_the_library_says_what_it_cannot_write():
     with pytest.raises(OptionError, match="backward") as e:
         lstmtrace.backward(trace).to_python()
     assert e.value.option == "backward"
+
+
+def test_the_readmes_excerpt_and_output_are_the_seed_scripts(tmp_path):
+    """The README pastes part of the seed question's script (a ```py block) and of what it prints: both real."""
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The step as code"):readme.index("## Python")]
+    excerpt = section.split("```py\n")[1].split("```")[0]
+    printed = section.split("```text\n")[1].split("```")[0]
+    script = assert_ok(invoke("step", "--format", "python")).stdout
+    assert excerpt in script
+    path = tmp_path / "step.py"
+    path.write_text(script, encoding="utf-8")
+    output = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=True).stdout
+    for line in printed.splitlines():
+        assert line == "…" or line in output.splitlines(), line
