@@ -256,7 +256,7 @@ def to_python(trace, title: Optional[str] = None) -> str:
     if title:
         about += ["", *title.replace('"""', "'''").splitlines()]
     about += ["",
-              "Save it as step.py and run it:  python step.py",
+              f"Save it as {'run' if sequence else 'step'}.py and run it:  python {'run' if sequence else 'step'}.py",
               "",
               "It sets the inputs and the weights to the traced values, every digit (each number reads back",
               "as the same float), and computes the step one equation per line, with the float operations of",
