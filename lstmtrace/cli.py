@@ -228,6 +228,7 @@ def _warn_if_too_long(lines, output):
 def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=None, brief=False):
     """Render ``trace`` and write it to ``output`` (whole or not at all), or to stdout."""
     from lstmtrace import formats
+    from lstmtrace.errors import OptionError
     from lstmtrace.spec import parse_steps
     from lstmtrace.tracefile import csv_lines
 
@@ -254,13 +255,15 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
                    steps="all" if isinstance(steps, str) else steps)
     if fmt == "csv":
         _warn_if_too_long(csv_lines(trace, layout or "long"), output)
-    if output in (None, "-"):
-        return _write(formats.render(trace, fmt, **options), output)
     try:
+        if output in (None, "-"):
+            return _write(formats.render(trace, fmt, **options), output)
         with _writing(output):
             formats.save(trace, output, fmt, **options)
     except ImportError as e:  # Parquet without pyarrow
         raise click.BadParameter(str(e), param_hint="'--format'") from None
+    except OptionError as e:  # a format that cannot hold this trace: --format python of a stack, say
+        raise click.BadParameter(" ".join(str(e).split()), param_hint=f"'--{e.option}'") from None
 
 
 _FROM_TOKENS = "(--tokens)"  # what --xs holds when the sequence was looked up from token ids

@@ -9,6 +9,7 @@ csv       ``.csv``   every value, every digit (long, or wide with ``layout="wide
 json      ``.json``  every value as a row object, every digit
 parquet   ``.parquet`` every value, for pandas, DuckDB or Spark (needs pyarrow)
 html      ``.html``  the tables a notebook shows (the first steps and units)
+python    ``.py``    the step as a standalone numpy script that recomputes every value, bit for bit
 ========= ========== =================================================================
 
 A new format is one row here and one writer in :func:`render`.  This module imports
@@ -39,6 +40,7 @@ FORMATS = {f.name: f for f in (
     Format("json", ".json", binary=False, diff=True),
     Format("parquet", ".parquet", binary=True, diff=False),
     Format("html", ".html", binary=False, diff=False),
+    Format("python", ".py", binary=False, diff=False),
 )}
 
 
@@ -68,6 +70,10 @@ def render(trace, fmt: str, *, precision: int = 6, expand: Optional[int] = None,
         head = f"<title>{html.escape(title or repr(trace))}</title>"
         return f'<!DOCTYPE html>\n<html><head><meta charset="utf-8">{head}</head>\n<body>\n' \
                f"{render_html(trace)}\n</body></html>\n"
+    if fmt == "python":
+        from lstmtrace.code import to_python
+
+        return to_python(trace, title=title)
     raise ValueError(f"unknown text format {fmt!r}; the formats are {', '.join(FORMATS)}")
 
 

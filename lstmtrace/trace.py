@@ -227,6 +227,21 @@ class Trace:
 
         return render(self, precision=precision, expand=expand, markdown=True, title=title, steps=steps, brief=brief)
 
+    def to_python(self, title: Optional[str] = None) -> str:
+        """A standalone numpy script that recomputes this trace one equation per line and prints every
+        value, bit for bit (what ``--format python`` writes; see :mod:`lstmtrace.code`).
+
+        An OptionError for a trace of a backward pass, one read from a file (it holds no
+        weights) or weights of more than 100,000 numbers.
+
+        >>> script = step(Parameters.identity(1, 1), [0.5]).to_python()
+        >>> [line for line in script.splitlines() if line.startswith("c = ")]
+        ['c = f_c_prev + i_g']
+        """
+        from lstmtrace.code import to_python
+
+        return to_python(self, title=title)
+
 
 def _vector(name: str, value, size: int, what: str) -> np.ndarray:
     array = np.array(value, dtype=np.float64)
