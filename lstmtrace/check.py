@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import re
 import types
+import unicodedata
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -69,7 +70,7 @@ MISTAKES = (
             "your forget gate is lstmtrace's input gate and your input gate its forget gate (their weights "
             "exchanged)"),
     Mistake("sigma_centred_at_1", "σ(1) taken for ½",
-            "a σ centred at 1 instead of 0: σ(preact − 1), which is ½ where preact = 1"),
+            "a σ centred at 1 instead of 0: σ(preact - 1), which is ½ where preact = 1"),
 )
 """Every mistake :func:`check` tries, in the order it names them."""
 
@@ -173,7 +174,7 @@ class _NotTried(Exception):
 
 
 def _shift(activation: Activation) -> Activation:
-    return activation._replace(name="σ(z − 1)", forward=lambda z: sigmoid(z - 1.0))
+    return activation._replace(name="σ(z - 1)", forward=lambda z: sigmoid(z - 1.0))
 
 
 _SWAP = {"sigmoid": TANH, "tanh": SIGMOID}
@@ -415,15 +416,15 @@ class Check:
             parts.append(tabulate(rows, headers=headers, tablefmt="github" if markdown else "simple",
                                   disable_numparse=True, colalign=("right",) * (len(headers) - 3)
                                   + ("right", "right", "left")))
-            parts.append(self._diagnose(item))
+            parts.append(self._diagnose(item, markdown))
         parts.append(("**Verdict:** " if markdown else "Verdict: ") + self.verdict)
         return "\n\n".join(parts) + "\n"
 
-    def _diagnose(self, item: _Item) -> str:
+    def _diagnose(self, item: _Item, markdown: bool = False) -> str:
         n, wrong = item.agree.size, int((~item.agree).sum())
         name = f"{item.gate}.{item.quantity}"
         if not wrong:
-            return (f"All {n} agree with lstmtrace to the digits you gave (a value written with d decimals agrees "
+            return (f"{f'All {n} agree' if n > 1 else 'It agrees'} with lstmtrace to the digits you gave (a value written with d decimals agrees "
                     "when it is within half a unit of its last digit).")
         k, u = (int(a) for a in np.argwhere(~item.agree)[0])
         lines = [f"{wrong} of {n} {'differs' if wrong == 1 else 'differ'}; the first is unit {u}" + (f" of step {item.steps[k]}" if
@@ -438,7 +439,8 @@ class Check:
             lines.append(f"No common mistake that lstmtrace knows reproduces them. How lstmtrace computes {name} "
                          f"at unit {u}" + (f" of step {item.steps[k]}" if self.trace.steps > 1 else "")
                          + ", line by line, to compare with your working:")
-            lines += _working(self.trace, item.gate, item.quantity, item.steps[k], u)
+            working = _working(self.trace, item.gate, item.quantity, item.steps[k], u)
+            lines += ["", "```", *working, "```", ""] if markdown else working
         if self.not_tried:
             reasons: Dict[str, List[str]] = {}
             for key, why in self.not_tried.items():
@@ -472,7 +474,7 @@ def _working(trace, gate: str, quantity: str, step: int, unit: int) -> List[str]
         lines = [(f"{gate}.{q}", _MEANING.get(q, f"{spec.activation.name}(preact)" if q == "act" else q),
                   v[gate, q][unit]) for q in quantities]
         if spec.rule != "computed" and quantity == "act":
-            lines = [(f"{gate}.act", cell.weightless(gate)[0], v[gate, "act"][unit])]
+            lines = [(f"{gate}.act", cell.weightless(gate)[0].replace("−", "-"), v[gate, "act"][unit])]
     elif gate == "given":
         lines = [(f"given.{quantity}", "given", v["given", quantity][unit])]
     else:
@@ -481,17 +483,25 @@ def _working(trace, gate: str, quantity: str, step: int, unit: int) -> List[str]
             lines += [("forget.act", "f", v["forget", "act"][unit]), ("given.c_prev", "c_prev", v["given", "c_prev"][unit]),
                       ("input.act", "i", v["input", "act"][unit]), ("candidate.act", "c̃", v["candidate", "act"][unit])]
             meaning = {"forget*c_prev": "f * c_prev", "input*candidate": "i * c̃", "c": "f * c_prev + i * c̃"}
+        elif cell.proj_size is not None and quantity == "h":  # h's units are the projection's, not c's
+            return [f"  hidden.h  W_hr·(o * {cell.cell_activation.name}(c))  {v['hidden', 'h'][unit]:.10g}"]
         else:
             lines += [("output.act", "o", v["output", "act"][unit]), ("cell.c", "c", v["cell", "c"][unit])]
             act = cell.cell_activation.name
             meaning = {q: f"o * {act}(c)" if "*" in q else f"{act}(c)" for q in dict(cell.pipeline)[gate]}
-            meaning["h"] = "W_hr·(o * act(c))" if cell.proj_size is not None else f"o * {act}(c)"
+            meaning["h"] = f"o * {act}(c)"
         quantities = dict(cell.pipeline)[gate]
         lines += [(f"{gate}.{q}", meaning.get(q, q), v[gate, q][unit])
                   for q in quantities[:quantities.index(quantity) + 1]]
-    width = max(len(name) for name, _, _ in lines)
-    formula = max(len(f) for _, f, _ in lines)
-    return [f"  {name:<{width}}  {f:<{formula}}  {value:.10g}" for name, f, value in lines]
+    width = max(_width(name) for name, _, _ in lines)
+    formula = max(_width(f) for _, f, _ in lines)
+    return [f"  {name}{' ' * (width - _width(name))}  {f}{' ' * (formula - _width(f))}  {value: .10g}"
+            for name, f, value in lines]
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: the combining tilde of c̃ takes none."""
+    return sum(not unicodedata.combining(ch) for ch in text)
 
 
 def check(trace, checks: Sequence[Union[str, Tuple[str, object, Optional[int]]]]) -> Check:
