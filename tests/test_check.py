@@ -359,7 +359,7 @@ def test_each_mistakes_own_numbers_are_diagnosed_as_that_mistake(E, H, square, T
     truth = by_hand(p, xs, h0, c0)
     made = by_hand(p, xs, h0, c0, mistake, truth)[symbol]
     t = lstmtrace.run(p, xs, h0, c0)
-    np.testing.assert_allclose(t.check(symbol, ";".join(written(row, 12) for row in truth[symbol])).agrees, True)
+    assert t.check(symbol, ";".join(written(row, 12) for row in truth[symbol])).agrees  # the hand-written truth
     report = t.check(symbol, ";".join(written(row) for row in made))
     if not report.agrees:  # the mistake shows at 8 decimals: it must be among those named
         assert mistake in report.mistakes, (mistake, report.to_text())
@@ -453,3 +453,14 @@ def test_the_library_raises_option_errors_naming_check():
     stack = lstmtrace.run_stack([[Parameters.random(2, 2, seed=0)], [Parameters.random(2, 2, seed=1)]], [[1.0, 2.0]])
     with pytest.raises(OptionError, match="checks one cell"):
         lstmtrace.check.check(stack, ["f=1,2"])
+
+
+def test_a_reverse_cells_mistakes_run_from_its_last_step():
+    # the reverse cell reads x_2 first: leaving U·h_prev out, z = x at both steps, and c_2 is carried to step 1
+    c2 = sigma(2.0) * np.tanh(2.0)
+    c1 = sigma(1.0) * c2 + sigma(1.0) * np.tanh(1.0)
+    t = lstmtrace.run(Parameters.identity(1, 1), [[1.0], [2.0]], direction="reverse")
+    assert t.check("c", f"{c1:.8f};{c2:.8f}").mistakes == ("no_Uh",)
+    h2 = sigma(2.0) * np.tanh(c2)
+    z1 = 1.0 + h2
+    assert t.check("c", f"{sigma(z1) * c2 + sigma(z1) * np.tanh(z1):.8f};{c2:.8f}").agrees
