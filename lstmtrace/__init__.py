@@ -9,12 +9,13 @@ import importlib
 
 __version__ = "0.8.0"
 
-__all__ = ["GATES", "Gate", "NonFiniteError", "Parameters", "Pass", "Stack", "Trace", "TraceMismatch", "Variant",
+__all__ = ["Check", "GATES", "Gate", "NonFiniteError", "Parameters", "Pass", "Stack", "Trace", "TraceMismatch", "Variant",
            "backward", "diff", "load_layers", "read_trace", "run", "run_stack", "sigmoid", "step"]
 
 # The names load on first use, so that `lstmtrace --help` answers without
 # importing numpy or pandas (PEP 562).
 _HOME = {
+    "Check": "lstmtrace.check",
     "GATES": "lstmtrace.params",
     "Gate": "lstmtrace.params",
     "Parameters": "lstmtrace.params",

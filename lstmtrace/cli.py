@@ -532,6 +532,60 @@ def _csv_layout_option(f):
                              "with a column per unit, for spreadsheets (wide) [default: long].")(f)
 
 
+def _check_option(f):
+    """--check QUANTITY[@T]=VALUES: numbers computed by hand, checked against the trace (see lstmtrace.check)."""
+    return click.option(
+        "--check", "checks", multiple=True, metavar="QUANTITY[@T]=VALUES",
+        help="Check numbers you computed by hand, to the digits you wrote, and name the common mistake that "
+             "reproduces any that differ; repeatable. QUANTITY as the trace names it (forget.act, input.preact, "
+             "cell.c, hidden.tanh(c), …) or f, i, g, o, c, h; VALUES one per unit, comma-separated; for run, "
+             "one row per step from step 1 split by ';', or @T to start at step T. The output is then the "
+             "check report (text, markdown; csv or json: its per-unit table); exit status 0 when all agree, "
+             "1 when any differs.", callback=_parsed_checks)(f)
+
+
+def _parsed_checks(ctx, param, checks):
+    """Each --check's spelling, checked before any work is done (its quantity and values are checked
+    against the trace once it is made)."""
+    if checks:
+        from lstmtrace.check import parse_check
+        from lstmtrace.errors import OptionError
+
+        for spec in checks:
+            try:
+                parse_check(spec)
+            except OptionError as e:
+                raise click.BadParameter(" ".join(str(e).split()), ctx, param) from None
+    return checks
+
+
+def _emit_check(trace, checks, fmt, output, expand=None, steps=None, layout=None, brief=False):
+    """The report of --check, written as _emit writes a trace; the exit status is 0 when all agree, else 1."""
+    from lstmtrace.check import check
+    from lstmtrace.errors import OptionError
+
+    for name, value in (("--expand", expand), ("--steps", steps), ("--csv-layout", layout),
+                        ("--brief", brief or None)):
+        if value is not None:
+            raise click.BadParameter("is for the explanation of the trace; with --check the output is the "
+                                     "check report", param_hint=f"'{name}'")
+    if fmt not in ("text", "markdown", "csv", "json"):
+        raise click.BadParameter(f"--check writes text, markdown, csv or json (its per-unit table), not {fmt}",
+                                 param_hint="'--format'")
+    try:
+        report = check(trace, list(checks))
+    except OptionError as e:
+        raise click.BadParameter(" ".join(str(e).split()), param_hint="'--check'") from None
+    if fmt == "csv":
+        content = report.table.to_csv(index=False, lineterminator="\n")
+    elif fmt == "json":
+        content = report.table.to_json(orient="records", double_precision=15) + "\n"
+    else:
+        content = report.to_markdown() if fmt == "markdown" else report.to_text()
+    _write(content, output)
+    click.get_current_context().exit(0 if report.agrees else 1)
+
+
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lstmtrace")
 def cli():
@@ -556,9 +610,10 @@ def cli():
 @_state_options
 @_weight_options
 @_backward_options
+@_check_option
 @_csv_layout_option
 @_output_options(TRACE_FORMATS)
-def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, precision, expand, brief):
+def step(x, h, c, hidden_size, weights, gradients, checks, csv_layout, fmt, output, precision, expand, brief):
     """Trace one LSTM step and explain every number in it.
 
     \b
@@ -571,6 +626,8 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
             --set forget.W=identity --set forget.U=zeros
     One unit written out term by term:
         lstmtrace step --expand 2
+    Check the forget gate you computed by hand (exit status 1 if it differs):
+        lstmtrace step --check f=0.47502081,0.68997448,0.549834,0.4875026,0.66818777
     """
     import lstmtrace
 
@@ -593,6 +650,8 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size, weights), "--x")
     title = " ".join(filter(None, [title, weights.describe(), params.variant_note(), _describe_loss(gradients)]))
     trace = _with_gradients(_traced(lstmtrace.step, params, x, h, c), gradients)
+    if checks:
+        return _emit_check(trace, checks, fmt, output, expand, layout=csv_layout, brief=brief)
     _emit(trace, fmt, output, precision, expand, title, layout=csv_layout, brief=brief)
 
 
@@ -610,9 +669,10 @@ def step(x, h, c, hidden_size, weights, gradients, csv_layout, fmt, output, prec
               help="Explain these steps in full after the summary, e.g. 3-5 or 1,4-6, or all "
                    "[default: every step of a run of up to 20; of a longer one, the first, the last and "
                    "those where something happens, each with why]. CSV and JSON always hold every step.")
+@_check_option
 @_csv_layout_option
 @_output_options(TRACE_FORMATS)
-def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, output, precision, expand,
+def run(xs, h, c, hidden_size, weights, gradients, steps, checks, csv_layout, fmt, output, precision, expand,
         brief):
     """Trace a sequence, carrying h and c from each step to the next.
 
@@ -627,6 +687,8 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
     Every layer of a (bidirectional) model, from token ids through its embedding:
         lstmtrace run --weights model.pt --prefix lstm --layer all \\
             --tokens 3,1,4 --embedding embedding.weight -o stack.csv
+    Check c_1 and c_2 worked out by hand, and h at step 3 alone:
+        lstmtrace run --xs '1;1;1' --check 'c=0.5568;1.1444' --check h@3=0.7888
     """
     fmt = _format_for(fmt, output, TRACE_FORMATS)
     if xs is None:
@@ -634,6 +696,11 @@ def run(xs, h, c, hidden_size, weights, gradients, steps, csv_layout, fmt, outpu
     _check_output(output, [("--xs", xs), *_weights_inputs(weights=weights.weights)])
     sequence = _sequence(xs)
     trace, note = _run_cells(weights, sequence, h, c, hidden_size, gradients)
+    if checks:
+        if hasattr(trace, "traces"):
+            raise click.BadParameter(f"checks one cell, and {len(trace.traces)} are traced: pick one with "
+                                     "--layer K --direction forward|reverse", param_hint="'--check'")
+        return _emit_check(trace, checks, fmt, output, expand, steps, csv_layout, brief)
     title = " ".join(filter(None, [weights.describe(), note, _describe_loss(gradients)]))
     _emit(trace, fmt, output, precision, expand, title, steps, layout=csv_layout, brief=brief)
 

@@ -140,6 +140,27 @@ class Trace:
             raise IndexError(f"step {step} is not in 1..{self.steps}")
         return Values(self.rows(part)[step - 1], self.input_size, self.hidden_size, part, self.cell)
 
+    def check(self, quantity, values=None, step: Optional[int] = None):
+        """Check numbers computed by hand against this trace, unit by unit, to the digits given; when they
+        differ, name the common mistakes that reproduce them (:class:`lstmtrace.check.Check`).
+
+        ``quantity`` is as the trace names it (``"forget.act"``, ``"cell.c"``) or f, i, g, o, c, h;
+        ``values`` a row of numbers (a string ``"0.1,0.2"``, a list, an array), or one row per step
+        (``"0.1,0.2;0.3,0.4"``, a list of lists) from ``step`` (default 1).  Several at once: a dict
+        ``{quantity: values}``, or ``quantity`` as ``--check`` spells it, ``"f@2=0.1,0.2"``.
+
+        >>> t = step(Parameters.identity(2, 2), [1.0, -1.0])
+        >>> t.check("f", [0.731059, 0.268941]).agrees, t.check({"i": "0.73,0.27", "c": "0.3,-0.1"}).agrees
+        (True, False)
+        """
+        from lstmtrace.check import check
+
+        if isinstance(quantity, dict):
+            return check(self, [(name, given, step) for name, given in quantity.items()])
+        if values is None:
+            return check(self, [quantity])
+        return check(self, [(quantity, values, step)])
+
     # -- exports -------------------------------------------------------------------
 
     def to_csv(self, path: Union[str, os.PathLike, None] = None, layout: str = "long") -> Optional[str]:
