@@ -15,7 +15,8 @@ from lstmtrace.cell import layout
 from lstmtrace.rows import size
 from lstmtrace.trace import Trace
 
-__all__ = ["TraceMismatch", "diff", "explain", "headline", "render"]
+__all__ = ["ROLES", "TraceMismatch", "diff", "explain", "explain_side_by_side", "headline", "render",
+           "side_by_side"]
 
 KEYS = ["step", "gate", "quantity"]
 
@@ -304,11 +305,14 @@ def _ranges(steps: List[int]) -> str:
 
 def render(summary: pd.DataFrame, units: Optional[pd.DataFrame], fmt: str, precision: int = 6) -> str:
     """A diff in one of the formats it is written in (``lstmtrace.formats.FORMATS`` with ``diff``):
-    the explanation as text or Markdown, or the table (per unit when ``units``) as CSV or JSON."""
+    the explanation as text or Markdown, or the table (per unit when ``units``) as CSV or JSON.  A
+    :func:`side_by_side` table is written the same way (``units`` None)."""
     from lstmtrace.tracefile import records_json
 
     table = units if units is not None else summary
     if fmt in ("text", "markdown"):
+        if "names" in summary.attrs:  # a side-by-side of several traces
+            return explain_side_by_side(summary, markdown=fmt == "markdown", precision=precision)
         return explain(summary, units, markdown=fmt == "markdown", precision=precision)
     if fmt == "csv":
         return table.to_csv(index=False, lineterminator="\n")
@@ -675,3 +679,95 @@ def _factor_only(story: "_Story"):
     return [(s, g, q) for s in steps for g, q in products
             if (s, g, q) not in story.differ and _factors(story.cell, g, q) is not None and
             any((s,) + f in story.differ for f in _factors(story.cell, g, q))]
+
+
+# -- more than two traces -----------------------------------------------------------------------------
+
+def side_by_side(traces, names: Optional[List[str]] = None, atol: float = 0.0, rtol: float = 0.0) -> pd.DataFrame:
+    """Several traces of the same inputs, one column each, on the units where any of them differs from the
+    first (within ``atol`` and ``rtol``, as in :func:`diff`): rows ``step``, ``gate``, ``quantity``, ``unit``,
+    in pipeline order.  ``names`` label the columns (default A, B, C, …).
+
+    >>> from lstmtrace import Parameters, step
+    >>> p = Parameters.zeros(3, 3)
+    >>> given = dict(x=[10, 0, 0], h_prev=[0, 0, 10], c_prev=[1, 1, 1])
+    >>> identity = p.copy().set("forget", "W", "identity").set("forget", "U", "identity")
+    >>> u_zeros = identity.copy().set("forget", "U", "zeros")
+    >>> table = side_by_side([step(p, **given), step(identity, **given), step(u_zeros, **given)],
+    ...                      names=["zeros", "identity", "u_zeros"])
+    >>> table[table["quantity"] == "act"].round(6)
+       step    gate quantity  unit  zeros  identity   u_zeros
+    4     1  forget      act     0    0.5  0.999955  0.999955
+    5     1  forget      act     2    0.5  0.999955  0.500000
+    """
+    traces = list(traces)
+    names = list(names) if names is not None else [chr(ord("A") + k) if k < 26 else f"T{k + 1}"
+                                                     for k in range(len(traces))]
+    if len(traces) < 2:
+        raise ValueError("give at least two traces to put side by side")
+    if len(names) != len(traces) or len(set(names)) != len(names):
+        raise ValueError(f"give {len(traces)} different names, one per trace")
+    if atol < 0 or rtol < 0:
+        raise ValueError("atol and rtol must be ≥ 0")
+    stacks = [n for n, t in zip(names, traces) if hasattr(t, "traces")]
+    if stacks:
+        raise TraceMismatch(f"{stacks[0]} is a trace of several cells (a stack): compare stacks two at a time")
+    first = traces[0]
+    for name, t in zip(names[1:], traces[1:]):
+        for what, x, y in (("input size E", first.input_size, t.input_size),
+                           ("hidden size H", first.hidden_size, t.hidden_size),
+                           ("number of steps", first.steps, t.steps)):
+            if x != y:
+                raise TraceMismatch(f"{name} has a different {what} ({y}) from {names[0]} ({x})")
+    on = ["step", "gate", "quantity", "unit"]
+    table = None
+    for name, t in zip(names, traces):
+        rows = t.frame.iloc[:t.steps * layout(t.input_size, t.hidden_size, cell=t.cell).width]
+        part = rows[on].astype({"gate": str, "quantity": str}).assign(**{name: rows["value"].to_numpy()})
+        table = part if table is None else table.merge(part, on=on, how="inner", sort=False)
+    values = table[names].to_numpy()
+    base = values[:, :1]
+    gap = np.abs(values - base)
+    differs = (gap > atol + rtol * np.maximum(np.abs(values), np.abs(base))).any(axis=1)
+    out = table[differs].reset_index(drop=True)
+    for k in ("gate", "quantity"):
+        out[k] = out[k].astype(first.frame[k].dtype)
+    out.attrs.update(names=names, atol=atol, rtol=rtol, steps=first.steps, compared=len(table),
+                     pairs=[(x, y, [c["name"] for c in diff(s, t, atol, rtol).attrs["causes"]])
+                            for x, y, s, t in zip(names, names[1:], traces, traces[1:])])
+    return out
+
+
+MOST_ROWS = 200
+"""How many rows the text of a side-by-side shows; CSV and JSON hold them all."""
+
+
+def explain_side_by_side(table: pd.DataFrame, markdown: bool = False, precision: int = 6) -> str:
+    """A side-by-side as text: what differs from each trace to the next, then the units, one column per trace."""
+    attrs = table.attrs
+    names, tolerance = attrs["names"], f"atol={attrs.get('atol', 0):g}, rtol={attrs.get('rtol', 0):g}"
+    if table.empty:
+        return f"The {len(names)} traces agree: all {attrs.get('compared', 0)} values are equal within {tolerance}.\n"
+    quantities = list(dict.fromkeys(zip(table["step"], table["gate"].astype(str), table["quantity"].astype(str))))
+    lines = [f"{len(names)} traces side by side: {len(quantities)} quantit{'ies' if len(quantities) > 1 else 'y'} "
+             f"({len(table)} units) differ in at least one of them (within {tolerance}); each column is one trace."]
+    bullet = "- " if markdown else "  "
+    steps = []
+    for x, y, causes in attrs.get("pairs", []):
+        steps.append(f"{bullet}{x} → {y}: " + (f"{_listed(causes, 8)} differ{'s' if len(causes) == 1 else ''}"
+                                               if causes else "the same values"))
+    parts = [" ".join(lines), "From each trace to the next, what differs at the start (the causes):\n" +
+             ("\n" if markdown else "") + "\n".join(steps)]
+    shown = table.iloc[:MOST_ROWS]
+    shown = shown.assign(quantity=shown["gate"].astype(str) + "." + shown["quantity"].astype(str))
+    columns = (["step"] if attrs.get("steps", 1) > 1 else []) + ["quantity", "unit", *names]
+    parts.append(tabulate(shown[columns], headers=columns, tablefmt="github" if markdown else "simple",
+                          showindex=False, floatfmt=f".{precision}g"))
+    if len(table) > MOST_ROWS:
+        parts.append(f"… and {len(table) - MOST_ROWS} more rows (--format csv writes them all).")
+    atol, rtol = attrs.get("atol", 0), attrs.get("rtol", 0)
+    parts.append(f"A unit is listed when some trace's value T differs from the first trace's F: "
+                 f"|T - F| > atol + rtol·max(|T|, |F|); "
+                 + ("here atol = rtol = 0, so any difference at all." if atol == 0 and rtol == 0 else
+                    f"here atol = {atol:g}, rtol = {rtol:g}."))
+    return "\n\n".join(parts) + "\n"
