@@ -844,7 +844,7 @@ def _side_by_side(paths, atol, rtol, units, fmt, output, precision):
     names = stems if len(set(stems)) == len(stems) else [f"{chr(ord('A') + k) if k < 26 else k + 1}:{stem}"
                                                          for k, stem in enumerate(stems)]
     loaded = []
-    for name, path in zip(names, paths):
+    for path in paths:
         try:
             loaded.append(read_trace(path, unknown="skip"))
         except (OSError, ValueError) as e:

@@ -528,11 +528,11 @@ class _Story:
             return []
         named = {(c["name"].split(".")[0], c["name"].split(".")[1]) for c in self.causes() if c["kind"] == "weight"}
         out = []
-        for (gate, param), (n, size, largest, wa, wb) in self.weights.items():
+        for (gate, param), (n, entries, largest, wa, wb) in self.weights.items():
             if (gate, param) in named:
                 continue
             name = _weight_name(self.cell, gate, param)
-            sentence = f"{gate}.{param} differs too ({name}: {n} of {size} entries, by up to {largest:.6g}) " \
+            sentence = f"{gate}.{param} differs too ({name}: {n} of {entries} entries, by up to {largest:.6g}) " \
                        "but changes no traced value"
             vector = {"W": "x", "U": "h_prev"}.get(param)
             if vector is not None and wa.ndim == 2:
@@ -766,8 +766,8 @@ def explain_side_by_side(table: pd.DataFrame, markdown: bool = False, precision:
     if len(table) > MOST_ROWS:
         parts.append(f"… and {len(table) - MOST_ROWS} more rows (--format csv writes them all).")
     atol, rtol = attrs.get("atol", 0), attrs.get("rtol", 0)
-    parts.append(f"A unit is listed when some trace's value T differs from the first trace's F: "
-                 f"|T - F| > atol + rtol·max(|T|, |F|); "
+    parts.append("A unit is listed when some trace's value T differs from the first trace's F: "
+                 "|T - F| > atol + rtol·max(|T|, |F|); "
                  + ("here atol = rtol = 0, so any difference at all." if atol == 0 and rtol == 0 else
                     f"here atol = {atol:g}, rtol = {rtol:g}."))
     return "\n\n".join(parts) + "\n"
