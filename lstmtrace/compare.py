@@ -425,11 +425,18 @@ class _Story:
         self.a, self.b, self.cell = a, b, a.cell
         self.many = a.steps > 1
         self.first_step = a.steps if getattr(a, "direction", "forward") == "reverse" else 1
-        gates, quantities = rows["gate"].astype(str).to_numpy(), rows["quantity"].astype(str).to_numpy()
-        steps, units = rows["step"].to_numpy(), rows["unit"].to_numpy()
         self.differ = {}  # (step, gate, quantity) -> the differing units, in order
-        for key in zip(steps.tolist(), gates.tolist(), quantities.tolist(), units.tolist()):
-            self.differ.setdefault(key[:3], []).append(key[3])
+        if len(rows):  # a quantity's units are contiguous: split where the key changes
+            gate_codes, quantity_codes = rows["gate"].cat.codes.to_numpy(), rows["quantity"].cat.codes.to_numpy()
+            steps = rows["step"].to_numpy()
+            starts = np.flatnonzero(np.r_[True, (np.diff(steps) != 0) | (np.diff(gate_codes) != 0) |
+                                          (np.diff(quantity_codes) != 0)])
+            gate_names = [str(g) for g in rows["gate"].cat.categories]
+            quantity_names = [str(q) for q in rows["quantity"].cat.categories]
+            for start, units in zip(starts.tolist(), np.split(rows["unit"].to_numpy(), starts[1:])):
+                key = (int(steps[start]), gate_names[gate_codes[start]], quantity_names[quantity_codes[start]])
+                self.differ[key] = units.tolist()
+            self._lengths = np.diff(np.r_[starts, len(rows)])
         pa, pb = a.params, b.params
         self.weights = self._weights(pa, pb) if pa is not None and pb is not None else None
         self.pa, self.pb = pa, pb
@@ -476,8 +483,10 @@ class _Story:
         return "reached" if upstream else "cause"
 
     def roles_of(self, rows: pd.DataFrame) -> np.ndarray:
-        keys = zip(rows["step"].tolist(), rows["gate"].astype(str).tolist(), rows["quantity"].astype(str).tolist())
-        return np.array([self.role[k] for k in keys], dtype=object)
+        """The role of each of the differing units this story was told from (``rows``, in their order)."""
+        if not len(rows):
+            return np.array([], dtype=object)
+        return np.repeat(np.array([self.role[k] for k in self.differ], dtype=object), self._lengths)
 
     # -- the story
 
