@@ -227,7 +227,7 @@ def _story_lines(summary: pd.DataFrame, many: bool, tolerance: str) -> List[str]
     causes = attrs["causes"]
     inputs = [c for c in causes if c["kind"] == "input"]
     made = [c for c in causes if c["kind"] != "input"]
-    first_step = int(summary["step"].min())
+    first_step = attrs.get("run_first", int(summary["step"].min()))  # the first step the cell ran that differs
     if made and not any(c["steps"][0] == first_step for c in inputs):
         lines.append("The given inputs (x, h_prev, c_prev) are the same" + (f" at step {first_step}" if many else "")
                      + ", so the difference starts in the cell itself, not in what it was given.")
@@ -246,7 +246,7 @@ def _story_lines(summary: pd.DataFrame, many: bool, tolerance: str) -> List[str]
     if "gradient" in set(summary["role"]):
         lines.append("The backward pass differs too (gradients are computed from the whole step).")
     lines += attrs.get("silent", [])
-    lines.append(f"{len(summary)} quantit{'ies' if len(summary) > 1 else 'y'} differ (within {tolerance}).")
+    lines.append(f"{len(summary)} quantit{'ies differ' if len(summary) > 1 else 'y differs'} (within {tolerance}).")
     return lines
 
 
@@ -659,7 +659,9 @@ class _Story:
         order = {stage: k for k, stage in enumerate(layout(1, 1, cell=self.cell).stages)}
         reached = sorted({(g, q) for (s, g, q), role in self.role.items() if role == "reached"},
                          key=lambda stage: order.get(stage, len(order)))
-        frame.attrs.update(reached=[f"{g}.{q}" for g, q in reached],causes=self.causes(), changes=self.changes(), stayed=stayed[:MOST_STAYED],
+        steps = [k[0] for k in self.differ]
+        run_first = (max(steps) if self.first_step != 1 else min(steps)) if steps else self.first_step
+        frame.attrs.update(reached=[f"{g}.{q}" for g, q in reached], run_first=run_first,causes=self.causes(), changes=self.changes(), stayed=stayed[:MOST_STAYED],
                            stayed_more=max(0, len(stayed) - MOST_STAYED), silent=self.silent(),
                            differing_units=sum(len(u) for k, u in self.differ.items() if not k[2].startswith("grad:")),
                            weights_known=self.weights is not None)
