@@ -260,3 +260,20 @@ def test_side_by_side_in_python():
         side_by_side([a, b, c], names=["x", "x", "y"])
     with pytest.raises(TraceMismatch, match="B has a different number of steps"):
         side_by_side([a, lstmtrace.run(Parameters.zeros(3, 3), np.ones((2, 3)))])
+
+
+def test_a_reverse_cell_carries_the_difference_to_earlier_steps():
+    p = Parameters.random(2, 3, seed=2)
+    xs = np.random.default_rng(4).normal(size=(4, 2))
+    changed = xs.copy()
+    changed[2, 1] += 1.0  # step 3, which a reverse cell runs second
+    summary = lstmtrace.diff(lstmtrace.run(p, xs, direction="reverse"),
+                             lstmtrace.run(p, changed, direction="reverse"))
+    lines = lstmtrace.compare.headline(summary)
+    assert "Cause: given.x differs at step 3 (different inputs)." in lines
+    assert ("Carried: h_prev and c_prev bring the difference forward into steps 1-2 (a consequence of earlier "
+            "steps, not a new cause).") in lines
+    weights = lstmtrace.diff(lstmtrace.run(p, xs, direction="reverse"),
+                             lstmtrace.run(p.copy().set("forget", "b", 1.0), xs, direction="reverse"))
+    assert ("The given inputs (x, h_prev, c_prev) are the same at step 4, so the difference starts in the cell "
+            "itself, not in what it was given.") in lstmtrace.compare.headline(weights)
