@@ -9,8 +9,9 @@ import importlib
 
 __version__ = "0.8.0"
 
-__all__ = ["Check", "GATES", "Gate", "NonFiniteError", "Parameters", "Pass", "Stack", "Trace", "TraceMismatch", "Variant",
-           "backward", "diff", "load_layers", "read_trace", "run", "run_stack", "sigmoid", "step"]
+__all__ = ["Check", "GATES", "Gate", "NonFiniteError", "Parameters", "Pass", "Stack", "Trace", "TraceMismatch",
+           "Variant", "backward", "diff", "load_layers", "read_trace", "run", "run_stack", "side_by_side", "sigmoid",
+           "step"]
 
 # The names load on first use, so that `lstmtrace --help` answers without
 # importing numpy or pandas (PEP 562).
@@ -26,6 +27,7 @@ _HOME = {
     "step": "lstmtrace.trace",
     "run": "lstmtrace.trace",
     "diff": "lstmtrace.compare",
+    "side_by_side": "lstmtrace.compare",
     "backward": "lstmtrace.gradients",
     "TraceMismatch": "lstmtrace.compare",
     "Variant": "lstmtrace.variant",

@@ -814,7 +814,7 @@ def show(trace, steps, fmt, output, precision, expand, brief):
 
 
 @cli.command()
-@click.argument("traces", nargs=-1, type=click.Path(exists=True, dir_okay=False), metavar="[A.csv B.csv]")
+@click.argument("traces", nargs=-1, type=click.Path(exists=True, dir_okay=False), metavar="[A.csv B.csv [C.csv …]]")
 @click.option("--x", "x", type=VECTOR, default=None, help="Without files: trace this x_t under both weight choices.")
 @click.option("--xs", default=None, metavar="FILE|ROWS",
               help="Without files: trace this sequence under both weight choices (as `run --xs`).")
@@ -838,14 +838,19 @@ def show(trace, steps, fmt, output, precision, expand, brief):
 @_output_options(DIFF_FORMATS, expand=False)
 def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set, b_set, a_variant, b_variant,
          atol, rtol, units, fmt, output, precision, variant_options):
-    """Compare two traces: where they part ways, by how much, and what it reaches.
+    """Compare two traces: what caused the difference, what it reaches, by how much.
 
-    Exit status as diff(1): 0 when they agree within the tolerance, 1 when they
-    differ, 2 on trouble (a file that is not a trace, traces of different sizes).
+    With three or more trace files, put them side by side: one column per trace
+    for every unit that differs in any of them.  Exit status as diff(1): 0 when
+    they agree within the tolerance, 1 when they differ, 2 on trouble (a file that
+    is not a trace, traces of different sizes).
 
     \b
     Two saved traces:
         lstmtrace diff zeros.csv identity.csv
+    A teacher's three experiments, side by side:
+        lstmtrace diff traces/notebook_1_zeros.csv traces/notebook_2_identity.csv \\
+            traces/notebook_3_u_zeros.csv
     The notebook's experiment in one command (trace A, then B):
         lstmtrace diff --x 10,0,0 --h 0,0,10 --c 1,1,1 --weights zeros \\
             --set forget.W=identity --a-set forget.U=identity --b-set forget.U=zeros
@@ -869,11 +874,13 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
                                        ("--a-weights", a_weights), ("--b-weights", b_weights),
                                        ("--a-variant", a_variant), ("--b-variant", b_variant))
                   if v is not None and len(v)]
-        if len(traces) != 2:
-            raise click.UsageError(f"give two traces to compare, not {len(traces)}")
+        if len(traces) < 2:
+            raise click.UsageError(f"give two traces to compare (or more to put side by side), not {len(traces)}")
         if inline:
             raise click.UsageError(f"{inline[0]} is for comparing without files; give files or options, "
                                    "not both")
+        if len(traces) > 2:
+            return _side_by_side(traces, atol, rtol, units, fmt, output, precision)
         loaded = []
         for name, path in zip("AB", traces):
             try:
@@ -902,6 +909,34 @@ def diff(traces, x, xs, h, c, hidden_size, weights, a_weights, b_weights, a_set,
         _warn_if_too_long(len(per_unit if units else summary) + 1, output)
     _write(render_diff(summary, per_unit, fmt, precision), output)
     click.get_current_context().exit(0 if summary.empty else 1)
+
+
+def _side_by_side(paths, atol, rtol, units, fmt, output, precision):
+    """`diff` of three or more trace files: one column per trace, named after its file."""
+    import pathlib
+
+    from lstmtrace.compare import TraceMismatch, render, side_by_side
+    from lstmtrace.trace import read_trace
+
+    if units:
+        raise click.UsageError("--units is for two traces; side by side, every differing unit is listed already")
+    stems = [pathlib.Path(p).stem for p in paths]
+    names = stems if len(set(stems)) == len(stems) else [f"{chr(ord('A') + k) if k < 26 else k + 1}:{stem}"
+                                                         for k, stem in enumerate(stems)]
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append(read_trace(path, unknown="skip"))
+        except (OSError, ValueError) as e:
+            raise click.BadParameter(" ".join(str(e).split()), param_hint=f"'{path}'") from None
+    try:
+        table = side_by_side(loaded, names=names, atol=atol, rtol=rtol)
+    except TraceMismatch as e:
+        raise click.ClickException(f"cannot compare: {e}") from None
+    if fmt == "csv":
+        _warn_if_too_long(len(table) + 1, output)
+    _write(render(table, None, fmt, precision), output)
+    click.get_current_context().exit(0 if table.empty else 1)
 
 
 def _trace_inline(x, xs, h, c, hidden_size, weights):

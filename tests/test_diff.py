@@ -39,8 +39,10 @@ def test_first_difference_and_what_it_reaches(notebook_pair):
     assert summary["max_abs"].iloc[0] == 10.0 and summary["max_rel"].iloc[0] == 1.0
     lines = headline(summary)
     assert lines[0] == ("Traces agree up to forget.Uh; first difference at step 1, forget.Uh, unit 2: "
-                        "10.0 vs 0.0.")
-    assert lines[1] == "It reaches forget.preact, forget.act, cell.forget*c_prev, cell.c, hidden.tanh(c), hidden.h."
+                        "10.0 → 0.0.")
+    assert "Cause: forget.U differs (U_f differs in 3 of 9 entries, by up to 1)." in lines
+    assert ("Reached (computed from what differs): forget.preact, forget.act, cell.forget*c_prev, cell.c, "
+            "hidden.tanh(c), hidden.h.") in lines
 
 
 def test_per_unit_rows_hold_both_values(notebook_pair):
@@ -60,7 +62,9 @@ def test_a_change_at_step_3_first_diverges_there(random_params):
     assert summary["step"].min() == 3 and summary["step"].max() == 6
     lines = headline(summary)
     assert lines[0].startswith("Traces agree up to step 3, given.x; first difference at step 3, given.x, unit 1")
-    assert "It carries on into steps 4-6, through h and c." in lines
+    assert "Cause: given.x differs at step 3 (different inputs)." in lines
+    assert ("Carried: h_prev and c_prev bring the difference forward into steps 4-6 (a consequence of earlier "
+            "steps, not a new cause).") in lines
 
 
 @pytest.mark.parametrize("atol, rtol, differs", [
@@ -124,7 +128,7 @@ def test_cli_exit_1_when_traces_differ(saved):
     result = invoke("diff", *saved)
     assert result.exit_code == 1 and result.stderr == ""
     assert result.stdout.startswith("Traces agree up to forget.Uh; first difference at step 1, forget.Uh, "
-                                    "unit 2: 10.0 vs 0.0.")
+                                    "unit 2: 10.0 → 0.0.")
     assert "forget.act" in result.stdout and "1/3" in result.stdout
 
 
@@ -141,7 +145,12 @@ def test_cli_tolerance_can_make_them_equal(saved):
 
 def test_cli_inline_spelling_equals_the_files(saved):
     inline = invoke("diff", *NOTEBOOK, "--a-set", "forget.U=identity", "--b-set", "forget.U=zeros")
-    assert inline.exit_code == 1 and inline.stdout == invoke("diff", *saved).stdout
+    files = invoke("diff", *saved)
+    # the same table; inline traces carry their weights, so the cause is told from U_f itself
+    table = lambda text: text.split("quantity ")[1].split("Why some units")[0]
+    assert inline.exit_code == 1 and table(inline.stdout) == table(files.stdout)
+    assert "Cause: forget.U differs (U_f differs in 3 of 9 entries, by up to 1)." in inline.stdout
+    assert "Cause: forget.U differs (U_f·h_prev differs while h_prev is the same)." in files.stdout
 
 
 def test_cli_inline_a_and_b_weights():
@@ -163,7 +172,7 @@ def test_cli_inline_sequence_reports_the_step():
 def test_cli_units_csv_has_full_precision(saved, notebook_pair):
     result = invoke("diff", *saved, "--units", "--format", "csv")
     rows = pd.read_csv(io.StringIO(result.stdout))
-    assert list(rows.columns) == ["step", "gate", "quantity", "unit", "a", "b", "abs_diff", "rel_diff"]
+    assert list(rows.columns) == ["step", "gate", "quantity", "unit", "a", "b", "abs_diff", "rel_diff", "role"]
     act = rows[rows["quantity"] == "act"].iloc[0]
     assert act["a"] == notebook_pair[0].value("forget", "act")[2]
 
@@ -175,7 +184,7 @@ def test_cli_markdown_and_output_file(saved, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["a.csv"], ["give two traces"]),
+    (["a.csv"], ["give two traces to compare (or more to put side by side), not 1"]),
     ([], ["give two trace files, or --x"]),
     (["--x", "1", "--xs", "1;2"], ["give two trace files, or --x"]),
     (["SAVED", "--x", "1"], ["--x is for comparing without files"]),

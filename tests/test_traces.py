@@ -90,10 +90,10 @@ def test_sequence_trace_carries_the_cell_forward():
 def test_committed_diffs_name_where_the_notebook_experiments_part():
     zeros_identity = (TRACES / "diff_zeros_vs_identity.txt").read_text()
     assert zeros_identity.startswith("Traces agree up to forget.Wx; first difference at step 1, forget.Wx, unit 0: "
-                                     "0.0 vs 10.0.")
+                                     "0.0 → 10.0.")
     identity_u_zeros = (TRACES / "diff_identity_vs_u_zeros.txt").read_text()
     assert identity_u_zeros.startswith("Traces agree up to forget.Uh; first difference at step 1, forget.Uh, "
-                                       "unit 2: 10.0 vs 0.0.")
+                                       "unit 2: 10.0 → 0.0.")
 
 
 @pytest.mark.parametrize("name", regenerate.VARIANTS)

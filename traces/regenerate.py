@@ -38,6 +38,9 @@ TRACES = {
     # ... and what zeroing U changes: h_prev stops reaching the forget gate.
     "diff_identity_vs_u_zeros": ["diff", str(HERE / "notebook_2_identity.csv"),
                                  str(HERE / "notebook_3_u_zeros.csv")],
+    # ... and the three experiments side by side, one column each, as a teacher lines them up.
+    "diff_notebook_side_by_side": ["diff", *(str(HERE / f"notebook_{name}.csv")
+                                             for name in ("1_zeros", "2_identity", "3_u_zeros"))],
 }
 # The seed question's step under each of Greff et al.'s variants (np, the default, is seed_question) ...
 VARIANTS = ("v", "nig", "nfg", "nog", "niaf", "noaf", "cifg")
