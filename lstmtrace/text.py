@@ -590,7 +590,9 @@ def _result(doc: _Doc, s: _Step) -> None:
     doc.lines(lines)
     doc.note(("As numpy prints them, with every digit" if every else
               f"As numpy prints them with np.set_printoptions(precision={doc.precision}) ({doc.precision} decimals; "
-              "--precision 17 shows every digit)") + ", ready to paste after import numpy as np.")
+              "--precision 17 shows every digit)") + ", ready to paste after import numpy as np. To check numbers "
+             "you computed by hand: --check f=v1,v2,… (or any other quantity); the step as a numpy script: "
+             "--format python.")
 
 
 SECTIONS = {"given": _given_section, "cell": _cell_section, "hidden": _hidden_section}

@@ -223,7 +223,7 @@ def _body(text: str) -> str:
     """The text without what writes numbers its own way: the rounding note (a value to more digits) and the
     Result block (numpy's print, tested in test_teaching_text)."""
     text = re.sub(r"\n  A number with fewer than.*?every digit\.\n", "\n", text, flags=re.S)
-    return re.sub(r"\nResult\n-+\n.*?import numpy as np\.\n", "\n", text, flags=re.S)
+    return re.sub(r"\nResult\n-+\n.*?--format python\.\n", "\n", text, flags=re.S)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
