@@ -289,3 +289,13 @@ def test_steps_all_on_the_command_line():
     assert len(re.findall(r"\nLSTM step t = ", every.stdout)) == 25
     bad = runner.invoke(cli, ["run", "--xs", xs, "--steps", "most"])
     assert bad.exit_code == 2 and "'--steps'" in bad.stderr and bad.stdout == ""
+
+
+def test_the_readmes_excerpts_of_the_seed_text_are_the_golden_texts():
+    readme = (TRACES.parent / "README.md").read_text(encoding="utf-8")
+    golden = (TRACES / "seed_question.txt").read_text(encoding="utf-8")
+    excerpts = [block for block in re.findall(r"```text\n(.*?)```", readme, flags=re.S)
+                if block.startswith(("Forget gate\n", "Result\n"))]
+    assert len(excerpts) == 2
+    for block in excerpts:
+        assert block in golden
