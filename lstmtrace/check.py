@@ -252,16 +252,11 @@ def _made(trace, key: str):
         if not {"forget", "input"} <= set(cell.weighted):
             gate = "forget" if "forget" not in cell.weighted else "input"
             raise _NotTried(f"the {gate} gate has no weights of its own in this cell")
-        order = list(cell.weighted)
-        f, i = order.index("forget"), order.index("input")
-        for name in ("W", "U", "b"):
-            array = getattr(w, name)
-            array[f * H:(f + 1) * H], array[i * H:(i + 1) * H] = array[i * H:(i + 1) * H].copy(), \
-                array[f * H:(f + 1) * H].copy()
-        if {"forget", "input"} <= set(cell.peepholes):
-            peeps = list(cell.peepholes)
-            f, i = peeps.index("forget"), peeps.index("input")
-            w.P[f * H:(f + 1) * H], w.P[i * H:(i + 1) * H] = w.P[i * H:(i + 1) * H].copy(), w.P[f * H:(f + 1) * H].copy()
+        for arrays, order in (((w.W, w.U, w.b), cell.weighted), ((w.P,), cell.peepholes)):
+            if {"forget", "input"} <= set(order):
+                f, i = (slice(k * H, (k + 1) * H) for k in (order.index("forget"), order.index("input")))
+                for array in arrays:  # the two gates' blocks exchanged
+                    array[f], array[i] = array[i].copy(), array[f].copy()
     elif key == "h_for_h_prev":
         h_instead = trace.block("hidden", "h")
     elif key == "c_for_c_prev":
@@ -460,8 +455,7 @@ def _shown(value: float, places: int) -> str:
     return f"{value:.{int(min(max(places, 0) + 2, 17))}f}"
 
 
-_MEANING = {"Wx": "W·x", "Uh": "U·h_prev", "bias": "b", "Pc": "P*c_prev", "preact": "W·x + U·h_prev + b",
-            "clipped": "preact bounded to [-clip, clip]"}
+_MEANING = {"Wx": "W·x", "Uh": "U·h_prev", "bias": "b", "Pc": "P*c_prev", "clipped": "preact bounded to [-clip, clip]"}
 
 
 def _working(trace, gate: str, quantity: str, step: int, unit: int) -> List[str]:
@@ -471,8 +465,12 @@ def _working(trace, gate: str, quantity: str, step: int, unit: int) -> List[str]
     if gate in [g.name for g in cell.gates]:
         spec = cell.gate(gate)
         quantities = spec.quantities[:spec.quantities.index(quantity) + 1]
-        lines = [(f"{gate}.{q}", _MEANING.get(q, f"{spec.activation.name}(preact)" if q == "act" else q),
-                  v[gate, q][unit]) for q in quantities]
+        meaning = dict(_MEANING, act=f"{spec.activation.name}(preact)")
+        if spec.peeps == "c":
+            meaning["Pc"] = "P*c"
+        terms = spec.quantities[:spec.quantities.index("preact")] if "preact" in spec.quantities else ()
+        meaning["preact"] = " + ".join(meaning[q] for q in terms)  # the gate's own terms, a peephole's too
+        lines = [(f"{gate}.{q}", meaning.get(q, q), v[gate, q][unit]) for q in quantities]
         if spec.rule != "computed" and quantity == "act":
             lines = [(f"{gate}.act", cell.weightless(gate)[0].replace("−", "-"), v[gate, "act"][unit])]
     elif gate == "given":
@@ -534,6 +532,7 @@ def check(trace, checks: Sequence[Union[str, Tuple[str, object, Optional[int]]]]
     diagnosis, not_tried, replayed = {}, {}, {}
     for item in items:
         found = []
+        where = layout(trace.input_size, trace.hidden_size, cell=trace.cell).slices[item.gate, item.quantity]
         if not item.agree.all():
             for mistake in MISTAKES:
                 if mistake.key not in replayed and mistake.key not in not_tried:
@@ -544,7 +543,6 @@ def check(trace, checks: Sequence[Union[str, Tuple[str, object, Optional[int]]]]
                         continue
                 if mistake.key in not_tried:
                     continue
-                where = layout(trace.input_size, trace.hidden_size, cell=trace.cell).slices[item.gate, item.quantity]
                 made = replayed[mistake.key][[t - 1 for t in item.steps], where]
                 with np.errstate(invalid="ignore"):
                     if (np.abs(made - item.given) <= _tolerance(item.places, item.given, made)).all():

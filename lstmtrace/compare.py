@@ -79,7 +79,7 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
     for k in ("gate", "quantity"):
         rows[k] = rows[k].astype(a.frame[k].dtype)
     gradients_only_in = [n for n, t in (("A", a), ("B", b)) if t.has_gradients and both == forward_rows]
-    story = _Story(a, b, rows, precision=6)
+    story = _Story(a, b, rows)
     rows["role"] = story.roles_of(rows)
     if units:
         return story.attach(_attrs(rows, a, b, atol, rtol, gradients_only_in, len(va), only))
@@ -250,13 +250,11 @@ def _story_lines(summary: pd.DataFrame, many: bool, tolerance: str) -> List[str]
     return lines
 
 
-def _number(value: float, precision: int) -> str:
-    return f"{value:.{precision}g}"
-
-
 def _details(summary: pd.DataFrame, markdown: bool, precision: int) -> List[str]:
     """The parts of a one-cell diff's text after the table: unit by unit, why units stayed put, and what
     the table's columns and the tolerances mean."""
+    from lstmtrace.text import number
+
     attrs, parts = summary.attrs, []
     bullet = "- " if markdown else "  "
     many = attrs.get("steps", 1) > 1
@@ -264,7 +262,7 @@ def _details(summary: pd.DataFrame, markdown: bool, precision: int) -> List[str]
     if changes:
         names = [f"{'step ' + str(s) + ', ' if many else ''}{g}.{q} unit {u}:" for s, g, q, u, *_ in changes]
         width = max(len(n) for n in names)
-        lines = [f"{bullet}{n:<{width}} {_number(va, precision)} → {_number(vb, precision)}"
+        lines = [f"{bullet}{n:<{width}} {number(va, precision)} → {number(vb, precision)}"
                  f"{', ' + note if note else ''}".rstrip()
                  for n, (_, _, _, _, va, vb, note) in zip(names, changes)]
         more = attrs.get("differing_units", len(changes)) - len(changes)
@@ -421,7 +419,7 @@ class _Story:
     that did not change stayed put.  The sentences and numbers go into the diff's ``attrs`` as plain
     lists, so that :func:`explain` can print them without the traces."""
 
-    def __init__(self, a: Trace, b: Trace, rows: pd.DataFrame, precision: int = 6):
+    def __init__(self, a: Trace, b: Trace, rows: pd.DataFrame):
         self.a, self.b, self.cell = a, b, a.cell
         self.many = a.steps > 1
         self.first_step = a.steps if getattr(a, "direction", "forward") == "reverse" else 1
@@ -447,23 +445,17 @@ class _Story:
     def _weights(self, pa, pb) -> dict:
         """{(gate, param): (entries that differ, entries, max |B - A|, A's array, B's array)} for the weights
         both traces carry with the same shape and that differ."""
+        pairs = [((gate, param), getattr(pa[gate], param, None), getattr(pb[gate], param, None))
+                 for gate in pa.gates if gate in pb.gates for param in ("W", "U", "b", "P")]
+        pairs.append((("hidden", "W_hr"), pa.W_hr, pb.W_hr))
         out = {}
-        for gate in pa.gates:
-            if gate not in pb.gates:
+        for key, wa, wb in pairs:
+            if wa is None or wb is None or np.shape(wa) != np.shape(wb):
                 continue
-            for param in ("W", "U", "b", "P"):
-                wa, wb = getattr(pa[gate], param, None), getattr(pb[gate], param, None)
-                if wa is None or wb is None or np.shape(wa) != np.shape(wb):
-                    continue
-                wa, wb = np.asarray(wa, dtype=float), np.asarray(wb, dtype=float)
-                changed = ~((wa == wb) | (np.isnan(wa) & np.isnan(wb)))
-                if changed.any():
-                    out[gate, param] = (int(changed.sum()), wa.size, float(np.abs(wb - wa)[changed].max()), wa, wb)
-        if pa.W_hr is not None and pb.W_hr is not None and pa.W_hr.shape == pb.W_hr.shape:
-            changed = pa.W_hr != pb.W_hr
+            wa, wb = np.asarray(wa, dtype=float), np.asarray(wb, dtype=float)
+            changed = ~((wa == wb) | (np.isnan(wa) & np.isnan(wb)))
             if changed.any():
-                out["hidden", "W_hr"] = (int(changed.sum()), pa.W_hr.size,
-                                         float(np.abs(pb.W_hr - pa.W_hr)[changed].max()), pa.W_hr, pb.W_hr)
+                out[key] = (int(changed.sum()), wa.size, float(np.abs(wb - wa)[changed].max()), wa, wb)
         return out
 
     def _role(self, step: int, gate: str, quantity: str) -> str:
@@ -476,10 +468,8 @@ class _Story:
             return "reached"
         sources, weight = found
         upstream = any((step, g, q) in self.differ for g, q in sources)
-        if weight is not None and self.weights is not None:
-            if (gate, weight) in self.weights:
-                return "cause"
-            return "reached" if upstream else "cause"
+        if weight is not None and self.weights is not None and (gate, weight) in self.weights:
+            return "cause"  # its own weight differs, whatever else does
         return "reached" if upstream else "cause"
 
     def roles_of(self, rows: pd.DataFrame) -> np.ndarray:
@@ -661,8 +651,8 @@ class _Story:
                          key=lambda stage: order.get(stage, len(order)))
         steps = [k[0] for k in self.differ]
         run_first = (max(steps) if self.first_step != 1 else min(steps)) if steps else self.first_step
-        frame.attrs.update(reached=[f"{g}.{q}" for g, q in reached], run_first=run_first,causes=self.causes(), changes=self.changes(), stayed=stayed[:MOST_STAYED],
-                           stayed_more=max(0, len(stayed) - MOST_STAYED), silent=self.silent(),
+        frame.attrs.update(reached=[f"{g}.{q}" for g, q in reached], run_first=run_first, causes=self.causes(),
+                           changes=self.changes(), stayed=stayed[:MOST_STAYED], stayed_more=max(0, len(stayed) - MOST_STAYED), silent=self.silent(),
                            differing_units=sum(len(u) for k, u in self.differ.items() if not k[2].startswith("grad:")),
                            weights_known=self.weights is not None)
         return frame

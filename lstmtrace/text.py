@@ -452,19 +452,8 @@ def _gate_section(doc: _Doc, s: _Step, gate: str) -> None:
     if "clipped" in spec.quantities and (v[gate, "clipped"] != v[gate, "preact"]).any():
         doc.note(f"clip bounds preact to [-{cell.clip:g}, {cell.clip:g}] before {activation.name}: "
                  f"{_units(v[gate, 'clipped'] != v[gate, 'preact'])} reached the bound.")
-    if not bounded:
-        pass
-    elif marked.any():
-        doc.note(f"Saturated (within 0.01 of {low:g} or {high:g}): {_units(marked)}.")
-    elif "preact" not in spec.quantities:
-        doc.note(f"No unit is saturated: every {symbol} is between {low + SATURATION:g} and "
-                 f"{high - SATURATION:g}.")
-    elif not v[gate, "preact"].any():
-        doc.note(f"No unit is saturated: every preact is 0 here, so every {symbol} is "
-                 f"{activation.forward(np.zeros(1))[0]:g}.")
-    else:
-        doc.note(f"No unit is saturated: |preact| is at most {doc.num(np.abs(v[gate, 'preact']).max())} "
-                 f"here, so every {symbol} is between {low + SATURATION:g} and {high - SATURATION:g}.")
+    if bounded:
+        doc.note(_saturation_note(doc, v, spec, marked))
     if gate == "forget" and not v["given", "c_prev"].any():
         doc.note(f"c_prev is 0 in every unit, so {symbol} has nothing to act on at this step: "
                  f"{symbol}*c_prev is 0 whatever {symbol} is. It matters from the next step on, when c_prev is "
@@ -474,6 +463,21 @@ def _gate_section(doc: _Doc, s: _Step, gate: str) -> None:
         _share_note(doc, act, gate, symbol, cell)
     if gate == "forget" and (v["given", "c_prev"] == 0).any():
         doc.note(f"c_prev is 0 in {_units(v['given', 'c_prev'] == 0)}: there {symbol} has nothing to act on.")
+
+
+def _saturation_note(doc: _Doc, v, spec, marked: np.ndarray) -> str:
+    """Which units of a bounded gate are saturated, or how far every one is from it."""
+    gate, symbol, activation = spec.name, spec.symbol, spec.activation
+    low, high = activation.low, activation.high
+    if marked.any():
+        return f"Saturated (within 0.01 of {low:g} or {high:g}): {_units(marked)}."
+    if "preact" not in spec.quantities:
+        return f"No unit is saturated: every {symbol} is between {low + SATURATION:g} and {high - SATURATION:g}."
+    if not v[gate, "preact"].any():
+        return (f"No unit is saturated: every preact is 0 here, so every {symbol} is "
+                f"{activation.forward(np.zeros(1))[0]:g}.")
+    return (f"No unit is saturated: |preact| is at most {doc.num(np.abs(v[gate, 'preact']).max())} "
+            f"here, so every {symbol} is between {low + SATURATION:g} and {high - SATURATION:g}.")
 
 
 def _given_section(doc: _Doc, s: _Step, stage: str) -> None:
@@ -497,11 +501,11 @@ def _given_section(doc: _Doc, s: _Step, stage: str) -> None:
 
 
 def _h_bound(cell: Cell) -> Optional[float]:
-    """The largest |h| a step of this cell can give (o in [0, 1] times act(c)), or None when unbounded."""
-    act = cell.cell_activation
-    if cell.proj_size is not None or not (np.isfinite(act.low) and np.isfinite(act.high)):
-        return None
-    return max(abs(act.low), abs(act.high))
+    """The largest |h| a step of this cell can give, |o|'s bound times act(c)'s, or None when unbounded."""
+    output, act = cell.gate("output"), cell.cell_activation
+    o = 1.0 if output.rule == "one" else max(abs(output.activation.low), abs(output.activation.high))
+    bound = o * max(abs(act.low), abs(act.high))
+    return None if cell.proj_size is not None or not np.isfinite(bound) else bound
 
 
 def _cell_section(doc: _Doc, s: _Step, stage: str) -> None:
@@ -801,15 +805,16 @@ def chosen(trace) -> Dict[int, List[str]]:
     if change[t, u] > 0:
         reasons.setdefault(int(t) + 1, []).append(
             f"the largest change in c: unit {u} goes from {number(c_prev[t, u], 4)} to {number(c[t, u], 4)}")
+    events = (("becomes saturated", "become saturated"), ("comes out of saturation", "come out of saturation"))
     for spec in cell.gates:
         marked = saturated(spec.name, trace.block(spec.name, "act"), cell)  # steps × units
         before = np.vstack([np.zeros_like(marked[:1]), marked[:-1]])
-        for event, mask in (("becomes saturated", marked & ~before), ("comes out of saturation", ~marked & before)):
+        for (one, several), mask in zip(events, (marked & ~before, ~marked & before)):
             steps = np.flatnonzero(mask.any(axis=1))
             if len(steps):
                 k = int(steps[0])
                 reasons.setdefault(k + 1, []).append(f"the {spec.name} gate's {_units(mask[k], 4)} first "
-                                                     f"{event.replace('becomes', 'become' if mask[k].sum() > 1 else 'becomes').replace('comes', 'come' if mask[k].sum() > 1 else 'comes')}")
+                                                     f"{several if mask[k].sum() > 1 else one}")
     reasons.setdefault(T, []).append("the last step")
     return dict(sorted(reasons.items()))
 
