@@ -10,6 +10,7 @@ json      ``.json``  every value as a row object, every digit
 parquet   ``.parquet`` every value, for pandas, DuckDB or Spark (needs pyarrow)
 html      ``.html``  the tables a notebook shows (the first steps and units)
 python    ``.py``    the step as a standalone numpy script that recomputes every value, bit for bit
+xlsx      ``.xlsx``  a live workbook: inputs and weights as cells, every value a formula (needs XlsxWriter)
 ========= ========== =================================================================
 
 A new format is one row here and one writer in :func:`render`.  This module imports
@@ -41,6 +42,7 @@ FORMATS = {f.name: f for f in (
     Format("parquet", ".parquet", binary=True, diff=False),
     Format("html", ".html", binary=False, diff=False),
     Format("python", ".py", binary=False, diff=False),
+    Format("xlsx", ".xlsx", binary=True, diff=False),
 )}
 
 
@@ -89,6 +91,10 @@ def save(trace, path, fmt: Optional[str] = None, **options) -> None:
         raise ValueError(f"cannot tell the format from {os.fspath(path)!r}: name one of {', '.join(FORMATS)}")
     if fmt == "parquet":
         trace.to_parquet(path)
+    elif fmt == "xlsx":
+        from lstmtrace.xlsx import to_xlsx
+
+        to_xlsx(trace, path, title=options.get("title"))
     elif fmt == "csv":
         trace.to_csv(path, layout=options.get("layout", "long"))  # streamed, not built as one string
     else:

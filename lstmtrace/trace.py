@@ -263,6 +263,21 @@ class Trace:
 
         return to_python(self, title=title)
 
+    def to_xlsx(self, path: Union[str, os.PathLike], title: Optional[str] = None) -> None:
+        """A live workbook: the inputs and weights as cells, every traced quantity a formula over them
+        that recomputes when one changes, each block a defined name (see :mod:`lstmtrace.xlsx`; needs
+        XlsxWriter, ``pip install 'lstmtrace[xlsx]'``).
+
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "step.xlsx"
+        >>> step(Parameters.identity(1, 1), [0.5]).to_xlsx(path)
+        >>> path.stat().st_size > 0
+        True
+        """
+        from lstmtrace.xlsx import to_xlsx
+
+        to_xlsx(self, path, title=title)
+
 
 def _vector(name: str, value, size: int, what: str) -> np.ndarray:
     array = np.array(value, dtype=np.float64)
