@@ -345,13 +345,15 @@ class _Sheet:
         source = own("clipped" if cell.clip is not None else "preact")
         return lambda r, c: activation_formula(spec.activation.key, at(source, r, c))
 
-    def write(self, title: str) -> None:
+    def write(self, heading: str, title: Optional[str]) -> None:
         trace, cell, styles = self.trace, self.trace.cell, self.styles
         sheet = self.sheet
-        sheet.write_string(0, 0, title, styles["title"])
-        sheet.write_string(1, 0, "Yellow cells are inputs: change one, and every grey cell (a formula) "
-                                 "recomputes. The sheet 'How to read this' says more.", styles["what"])
-        self.row = 2
+        lines = [(heading, "title"), *([(title, "equation")] if title else []),
+                 ("Yellow cells are inputs: change one, and every grey cell (a formula) recomputes. The sheet "
+                  "'How to read this' says more.", "what")]
+        for row, (text, style) in enumerate(lines):
+            sheet.write_string(row, 0, text, styles[style])
+        self.row = header = len(lines)
         weights = _weights(trace)
         width = max([trace.input_size, trace.hidden_size, *(v.shape[1] for *_, v in weights)])
         sheet.write_string(self.row, 0, "name", styles["header"])
@@ -391,10 +393,10 @@ class _Sheet:
         sheet.set_column(1, 1, 34)
         sheet.set_column(2, 2, 16)
         sheet.set_column(FIRST, FIRST + width - 1, 20)
-        sheet.freeze_panes(3, FIRST)
+        sheet.freeze_panes(header + 1, FIRST)
         sheet.set_landscape()
         sheet.fit_to_pages(1, 0)  # printed (and made a PDF of): every column on one page's width
-        sheet.repeat_rows(2)
+        sheet.repeat_rows(header)
         sheet.activate()
 
 
@@ -542,9 +544,8 @@ def to_xlsx(trace, path: Union[str, os.PathLike], title: Optional[str] = None) -
     what = "one LSTM step" if trace.steps == 1 else f"an LSTM run of {trace.steps} steps"
     variant = trace.variant.describe()
     heading = f"lstmtrace: {what}, every value a formula" + (f" ({variant})" if variant else "")
-    heading += f": {title}" if title else ""
     lstm = _Sheet(workbook, trace, styles)
-    lstm.write(heading)
+    lstm.write(heading, title)
     _guide(workbook, lstm, styles)
     _values_sheet(workbook, trace, styles)
     workbook.set_properties({"title": heading, "comments": f"Written by lstmtrace {__version__}",

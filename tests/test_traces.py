@@ -40,6 +40,32 @@ def test_committed_trace_is_current(name, suffix):
         assert committed == now, f"traces/{path.name} {STALE}\n{_diff(committed, now, path.name)}"
 
 
+def _cells(path, data_only):
+    """Every non-empty cell of every sheet: {(sheet, coordinate): its value, or its formula's text}."""
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.load_workbook(path, data_only=data_only)
+    return {(sheet.title, c.coordinate): c.value for sheet in book for row in sheet.iter_rows() for c in row
+            if c.value is not None}
+
+
+@pytest.mark.parametrize("name", list(regenerate.WORKBOOKS))
+def test_committed_workbook_is_current(name, tmp_path):
+    """Compared by formulas and by values (the cached ones, every digit), not by bytes."""
+    pytest.importorskip("xlsxwriter")
+    path = TRACES / f"{name}.xlsx"
+    assert path.exists(), f"traces/{path.name} is missing: run `python traces/regenerate.py`"
+    regenerate.workbook(name, tmp_path / path.name)
+    committed, now = _cells(path, data_only=False), _cells(tmp_path / path.name, data_only=False)
+    assert committed == now, f"traces/{path.name}'s formulas or text {STALE}"
+    committed, now = _cells(path, data_only=True), _cells(tmp_path / path.name, data_only=True)
+    assert committed.keys() == now.keys(), f"traces/{path.name} {STALE}"
+    numbers = [k for k, v in committed.items() if isinstance(v, (int, float))]
+    assert {k: v for k, v in committed.items() if k not in numbers} == {k: v for k, v in now.items() if k not in numbers}
+    # the last bit of exp/tanh may differ between CPUs; anything beyond that is a real change
+    np.testing.assert_allclose([now[k] for k in numbers], [committed[k] for k in numbers], rtol=1e-14, atol=1e-300,
+                               err_msg=f"traces/{path.name} {STALE}")
+
+
 @pytest.mark.parametrize("name", [n for n in regenerate.TRACES if not n.startswith("diff_")])
 def test_committed_csv_reads_back_as_a_trace(name):
     trace = read_trace(TRACES / f"{name}.csv")

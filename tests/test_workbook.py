@@ -194,11 +194,10 @@ def test_a_title_is_text_never_a_formula(tmp_path):
     path = tmp_path / "t.xlsx"
     lstmtrace.step(Parameters.identity(1, 1), [0.5]).to_xlsx(path, title=evil)
     book = openpyxl.load_workbook(path)
-    texts = [c.value for sheet in book for row in sheet.iter_rows() for c in row
+    texts = [c for sheet in book for row in sheet.iter_rows() for c in row
              if isinstance(c.value, str) and "HYPERLINK" in c.value]
-    assert texts and all(not t.startswith("=") for t in texts)
-    formulas = [c.value for row in book["LSTM"].iter_rows() for c in row
-                if isinstance(c.value, str) and c.value.startswith("=")]
+    assert texts and all(c.data_type == "s" and c.value == evil for c in texts)  # a string, as given
+    formulas = [c.value for row in book["LSTM"].iter_rows() for c in row if c.data_type == "f"]
     assert formulas and not any("HYPERLINK" in f or "cmd" in f for f in formulas)
 
 

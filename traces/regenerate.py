@@ -4,7 +4,8 @@
 
 Each trace is written twice, as CSV (every digit) and as the annotated text; the
 diffs, of the committed traces themselves, the same way; the pictures as SVG and
-PNG (needs matplotlib).
+PNG (needs matplotlib); the live workbooks as xlsx (needs XlsxWriter), dated by
+SOURCE_DATE_EPOCH so that an unchanged workbook is the same bytes.
 tests/test_traces.py runs the same commands and fails when a file here is stale.
 """
 import pathlib
@@ -70,6 +71,12 @@ PICTURES = {
 }
 PICTURE_FORMATS = ("svg", "png")
 
+WORKBOOKS = {
+    # The learner's step as a live spreadsheet: change a weight or an input and every formula recomputes.
+    "seed_question": ["step"],
+}
+SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01: the workbooks' creation date, fixed
+
 
 def render(name: str, suffix: str) -> str:
     """What ``lstmtrace`` prints for trace ``name`` in the format of ``suffix``."""
@@ -90,6 +97,16 @@ def picture(name: str, path: pathlib.Path) -> None:
         raise RuntimeError(f"lstmtrace {PICTURES[name][0]} failed: {result.stderr}")
 
 
+def workbook(name: str, path: pathlib.Path) -> None:
+    """Write workbook ``name`` into ``path`` with the lstmtrace command."""
+    from lstmtrace.cli import cli
+
+    result = CliRunner().invoke(cli, [*WORKBOOKS[name], "-o", str(path)], env={"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
+                                catch_exceptions=False)
+    if result.exit_code != 0:
+        raise RuntimeError(f"lstmtrace {WORKBOOKS[name][0]} -o {path.name} failed: {result.stderr}")
+
+
 def main() -> None:
     for name in TRACES:
         for suffix in FORMATS:
@@ -101,6 +118,10 @@ def main() -> None:
             path = HERE / f"{name}.{suffix}"
             picture(name, path)
             print(f"wrote {path.relative_to(HERE.parent)}", file=sys.stderr)
+    for name in WORKBOOKS:
+        path = HERE / f"{name}.xlsx"
+        workbook(name, path)
+        print(f"wrote {path.relative_to(HERE.parent)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
