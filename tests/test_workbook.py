@@ -394,3 +394,18 @@ def test_the_seed_workbook_opens_in_calc_with_every_formula_intact(tmp_path):
         assert all(isinstance(f, str) and f.startswith("=") for row in formulas[name(gate, q)] for f in row)
     np.testing.assert_allclose(numbers(found["forget_act"])[0], [0.47502081, 0.68997448, 0.549834, 0.4875026,
                                                                  0.66818777], atol=5e-9)
+
+
+def test_the_readmes_formulas_are_the_committed_workbooks():
+    """The README quotes three formulas of traces/seed_question.xlsx: they are its forget gate's, unit 0."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    book = openpyxl.load_workbook(root / "traces" / "seed_question.xlsx")
+    for key in ("forget_Wx", "forget_preact", "forget_act"):
+        (sheet, where), = book.defined_names[key].destinations
+        first = book[sheet][where.replace("$", "").split(":")[0]].value
+        quoted = re.search(rf"`{key}` is\s+`(=[^`]+)`", readme)
+        assert quoted and quoted.group(1) == first, key
