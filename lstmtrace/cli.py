@@ -628,6 +628,8 @@ def step(x, h, c, hidden_size, weights, gradients, checks, csv_layout, fmt, outp
         lstmtrace step --expand 2
     Check the forget gate you computed by hand (exit status 1 if it differs):
         lstmtrace step --check f=0.47502081,0.68997448,0.549834,0.4875026,0.66818777
+    A live spreadsheet: change a weight and every formula recomputes (needs XlsxWriter):
+        lstmtrace step -o step.xlsx
     """
     import lstmtrace
 
