@@ -147,10 +147,11 @@ def _check(trace) -> None:
     if formulas > MAX_FORMULAS:
         raise OptionError(f"the workbook would hold {formulas:,} formulas, more than {MAX_FORMULAS:,}: trace "
                           f"fewer steps, or {instead}", "format")
-    for spec in cell.gates:
-        if spec.rule == "computed":
-            activation_formula(spec.activation.key, "A1")
-    activation_formula(cell.cell_activation.key, "A1")
+    for key in [g.activation.key for g in cell.gates if g.rule == "computed"] + [cell.cell_activation.key]:
+        try:
+            activation_formula(key, "A1")
+        except ValueError as e:  # an activation without a formula here: refused, never approximated
+            raise OptionError(f"{e}: {instead}", "format") from None
 
 
 # -- the layout ------------------------------------------------------------------------------
