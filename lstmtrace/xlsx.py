@@ -403,13 +403,19 @@ class _Sheet:
 
 def _exact_worksheet():
     """XlsxWriter's Worksheet, writing each number as repr writes it (the shortest digits that read back as
-    the same float64) instead of its 16 significant digits, which can change a weight's last bit."""
+    the same float64) instead of its 16 significant digits, which can change a weight's last bit; and
+    taking lstmtrace's formulas as they are."""
     from xlsxwriter.worksheet import Worksheet
 
     class ExactWorksheet(Worksheet):
         def _xml_number_element(self, number, attributes=()):  # XlsxWriter's, but for the digits
             attr = "".join(f' {key}="{self._escape_attributes(value)}"' for key, value in attributes)
             self.fh.write(f"<c{attr}><v>{float(number)!r}</v></c>")
+
+        def _prepare_formula(self, formula, expand_future_functions=False):
+            # XlsxWriter rewrites Excel 365's newer functions (some 30 regular expressions a formula);
+            # lstmtrace writes none (SUMPRODUCT, IF, EXP, TANH, MIN, MAX, ABS), so only the = goes.
+            return formula[1:] if formula.startswith("=") else formula
 
     return ExactWorksheet
 
