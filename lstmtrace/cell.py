@@ -409,6 +409,14 @@ class Values:
             group, where = self.layout.groups[name]
             setattr(self, name, tuple.__new__(group, map(row.__getitem__, where)))
 
+    def gather(self) -> None:
+        """Read the row into the gathered ``v.gates`` matrices again, after new numbers were copied into
+        it (nothing to do when they are views of it): :meth:`flush` the other way."""
+        if self.layout.stacked is None:
+            for matrix, (_, where) in zip(self.gates, self.layout.gathered[1]):
+                for k, s in where:
+                    matrix[k] = self.row[s]
+
     def flush(self) -> None:
         """Put the gathered ``v.gates`` matrices into the row (nothing to do when they are views of it)."""
         if self.layout.stacked is None:

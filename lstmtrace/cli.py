@@ -380,8 +380,12 @@ def _backward_options(f):
                      help="Instead of a loss, the upstream gradient dL/dh_T (H values)."),
         click.option("--dc", type=VECTOR, default=None,
                      help="With --dh, an upstream dL/dc_T too (H values) [default: zeros]."),
+        click.option("--param-grads", type=click.Choice(["total", "per-step", "none"]), default=None,
+                     help="How to keep dL/dW, dU, db: total, summed over the steps in rows at step 0 "
+                          "[default]; per-step, each step's own contribution in its rows (T times the rows); "
+                          "none, only dL/d the traced quantities."),
     ]
-    names = ("backward", "loss", "target", "loss_on", "dh", "dc")
+    names = ("backward", "loss", "target", "loss_on", "dh", "dc", "param_grads")
 
     @functools.wraps(f)
     def command(**kwargs):
@@ -401,6 +405,7 @@ def _backward_options(f):
         if chosen["target"] is not None and chosen["loss"] != "mse":
             raise click.BadParameter("is for --loss mse", param_hint="'--target'")
         chosen["loss"] = chosen["loss"] or "sum"
+        chosen["param_grads"] = chosen["param_grads"] or "total"
         return f(gradients=chosen, **kwargs)
 
     for option in reversed(options):

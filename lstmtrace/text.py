@@ -895,6 +895,8 @@ def _explain(doc: _Doc, trace, expand: Optional[int], title: Optional[str],
         _result(doc, s)
         if trace.has_gradients:
             _backward_section(doc, trace, t)
+    if trace.has_gradients and trace.param_grads != "per-step":  # the weights' gradients: once, for every step
+        _back_weights(doc, _Back(trace, detail[-1] if detail else trace.steps))
 
 
 REVERSE_NOTE = ("This cell runs in reverse, as the second half of a bidirectional layer (or a Keras LSTM with "
@@ -1034,24 +1036,36 @@ def _back_given(doc: _Doc, b: _Back) -> None:
 
 
 def _back_weights(doc: _Doc, b: _Back) -> None:
-    """The norm of each weight's gradient, a row per gate (and stage) that has weights."""
-    g, cell = b.g, b.cell
+    """The norm of each weight's gradient, a row per gate (and stage) that has weights: the step's own
+    (``param_grads="per-step"``), or summed over the steps once, after the last step explained."""
+    trace, cell = b.trace, b.cell
+    mode = trace.param_grads
     owners = [(spec.name, dict(spec.weights)) for spec in cell.gates if spec.weights]
     owners += [(stage, {weight: shape}) for stage, weight, shape in cell.stage_weights]
     names = list(dict.fromkeys(w for _, weights in owners for w in weights))
+    if mode == "none":
+        doc.heading("Weights")
+        doc.note("The backward pass kept no gradients of the weights (param_grads 'none'): only dL/d each traced "
+                 "quantity. lstmtrace.backward(trace, param_grads='total') or --param-grads total keeps them.")
+        return
     formulas = {"W": "dL/dW = dL/dpreact ⊗ x", "U": "dL/dU = dL/dpreact ⊗ h_prev", "b": "dL/db = dL/dpreact",
                 "P": "dL/dP = dL/dpreact * the c it peeps at", "W_hr": "dL/dW_hr = dL/dh ⊗ m"}
-    doc.heading("Weights")
-    doc.formula(";    ".join(formulas[w] for w in names))
+    summed = mode == "total" and trace.steps > 1
+    doc.heading(f"Weights, summed over the {trace.steps} steps" if summed else "Weights")
+    doc.formula(";    ".join(("Σ_t " if summed else "") + formulas[w] for w in names))
     norm = np.linalg.norm
+    g = b.g if mode == "per-step" else {(owner, w): trace.block(owner, f"grad:{w}")[0]
+                                        for owner, weights in owners for w in weights}
     doc.table_rows(["gate", *(f"‖dL/d{w}‖" for w in names)],
                    [[owner, *(norm(g[owner, w]) if w in weights else None for w in names)]
                     for owner, weights in owners])
     shapes = dict(shape for _, weights in owners for shape in weights.items())
     units = ", ".join(f"r·{shapes[w].split('×')[1]} + c for {w}" for w in names if "×" in shapes[w])
+    where = ("; each step holds its own contribution, and their sum over steps is the whole gradient."
+             if mode == "per-step" and trace.steps > 1 else
+             ", summed over the steps, at step 0." if mode == "total" else ".")
     doc.note(f"The weights' gradients are in the trace entry by entry ({', '.join(f'grad:{w}' for w in names)}; "
-             f"unit {units})" + ("; each step holds its own contribution, and their sum over "
-                                 "steps is the whole gradient." if b.trace.steps > 1 else "."))
+             f"unit {units}){where}")
 
 
 BACK_SECTIONS = {"hidden": _back_hidden, "cell": _back_cell, "given": _back_given}
@@ -1067,4 +1081,5 @@ def _backward_section(doc: _Doc, trace, t: int) -> None:
             BACK_SECTIONS[stage](doc, b)
         else:
             _back_gate(doc, b, trace.cell.gate(stage))
-    _back_weights(doc, b)
+    if trace.param_grads == "per-step":
+        _back_weights(doc, b)
