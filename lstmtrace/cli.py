@@ -257,6 +257,8 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
         _warn_if_too_long(csv_lines(trace, layout or "long"), output)
     try:
         if output in (None, "-"):
+            if fmt in ("text", "markdown"):  # streamed step by step, as it is made
+                return formats.write(trace, fmt, _Stdout(), **options)
             return _write(formats.render(trace, fmt, **options), output)
         with _writing(output):
             formats.save(trace, output, fmt, **options)
@@ -952,6 +954,13 @@ def _trace_inline(x, xs, h, c, hidden_size, weights):
         return _run_cells(weights, _sequence(xs), h, c, hidden_size, bar=False)[0]
     params = _parameters(weights, len(x), _hidden_size(h, c, hidden_size, weights), "--x")
     return _traced(lstmtrace.step, params, x, h, c)
+
+
+class _Stdout:
+    """Standard output as a text stream for a streamed write, failing as :func:`_write` fails."""
+
+    def write(self, content):
+        _write(content, None)
 
 
 def _write(content, output):

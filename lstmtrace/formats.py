@@ -21,7 +21,7 @@ neither numpy nor pandas, so the command line can build its options from it chea
 import os
 from typing import NamedTuple, Optional, Sequence, Union
 
-__all__ = ["Format", "FORMATS", "format_for", "render", "save"]
+__all__ = ["Format", "FORMATS", "format_for", "render", "save", "write"]
 
 
 class Format(NamedTuple):
@@ -77,6 +77,26 @@ def render(trace, fmt: str, *, precision: int = 6, expand: Optional[int] = None,
     raise ValueError(f"unknown text format {fmt!r}; the formats are {', '.join(FORMATS)}")
 
 
+def write(trace, fmt: str, file, **options) -> None:
+    """``trace`` as format ``fmt`` (any but the binary ones) into the text stream ``file``: text and
+    Markdown step by step as they are made (:func:`lstmtrace.text.write`), the others whole.
+
+    >>> import io
+    >>> from lstmtrace import Parameters, step
+    >>> out = io.StringIO()
+    >>> write(step(Parameters.zeros(1, 1), [1.0]), "markdown", out)
+    >>> out.getvalue() == render(step(Parameters.zeros(1, 1), [1.0]), "markdown")
+    True
+    """
+    if fmt in ("text", "markdown"):
+        from lstmtrace.text import write as explain
+
+        options = {k: v for k, v in options.items() if k != "layout"}
+        explain(trace, file, markdown=fmt == "markdown", **options)
+    else:
+        file.write(render(trace, fmt, **options))
+
+
 def save(trace, path, fmt: Optional[str] = None, **options) -> None:
     """Write ``trace`` to ``path`` in ``fmt`` (default: from the suffix), whole or not at all.
 
@@ -93,4 +113,4 @@ def save(trace, path, fmt: Optional[str] = None, **options) -> None:
         trace.to_csv(path, layout=options.get("layout", "long"))  # streamed, not built as one string
     else:
         with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(render(trace, fmt, **options))
+            write(trace, fmt, f, **options)  # text streamed step by step, not built as one string

@@ -171,7 +171,8 @@ class Trace:
 
         With ``part="grad"``, the same names hold dL/d each quantity, and each gate's
         W, U and b their gradients: ``trace.values(1, "grad").forget.preact`` is grad:preact.
-        A step's own W, U and b gradients are NaN unless ``param_grads="per-step"`` kept them.
+        A step's own W, U and b gradients are NaN unless ``param_grads="per-step"`` kept them (or
+        the trace is of one step, whose own are the total).
 
         >>> step(Parameters.zeros(1, 1), [2.0]).values().forget.act
         array([0.5])
@@ -180,8 +181,11 @@ class Trace:
             raise IndexError(f"step {step} is not in 1..{self.steps}")
         row = self.rows(part)[step - 1]
         if part == "grad" and self.param_grads != "per-step":  # a step's share of the parameters' is not kept
-            row = np.concatenate([row, np.full(layout(self.input_size, self.hidden_size, "grad", self.cell).width
-                                               - len(row), np.nan)])
+            if self.param_grads == "total" and self.steps == 1:  # ... but of one step it is their total
+                rest = self.totals()
+            else:
+                rest = np.full(layout(self.input_size, self.hidden_size, "grad", self.cell).width - len(row), np.nan)
+            row = np.concatenate([row, rest])
             row.setflags(write=False)
         return Values(row, self.input_size, self.hidden_size, part, self.cell)
 
