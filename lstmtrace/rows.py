@@ -182,12 +182,10 @@ def keys(input_size: int, hidden_size: int, steps: int, grad=False, cell: Cell =
         gate, quantity, unit = (a if where is None else a[where] for a in _layout(input_size, hidden_size, part, cell))
         if count == 0:  # once, at step 0
             parts["step"].append(np.zeros(len(unit), dtype=np.int32))
-            tile = lambda a: a
         else:
             parts["step"].append(np.repeat(np.arange(1, count + 1, dtype=np.int32), len(unit)))
-            tile = (lambda a: a) if count == 1 else (lambda a: np.tile(a, count))
         for name, array in (("gate", gate), ("quantity", quantity), ("unit", unit)):
-            parts[name].append(tile(array))
+            parts[name].append(array if count <= 1 else np.tile(array, count))
     return {name: arrays[0] if len(arrays) == 1 else np.concatenate(arrays) for name, arrays in parts.items()}
 
 

@@ -1157,9 +1157,8 @@ def _back_gate(doc: _Doc, b: _Back, spec) -> None:
         doc.formula(f"{d_act};    {d_preact};    {' = '.join(f'dL/d{q}' for q in _sum_of(spec))} = dL/dpreact"
                     f"{peephole}")
         columns.update({f"grad:{q}": g[gate, q] for q in ("clipped", "preact") if q in spec.quantities})
-        if spec.peeps:
-            if not np.isnan(g[gate, "P"]).all():  # a step's own dL/dP: kept per step (or of one step)
-                columns["grad:P"] = g[gate, "P"]
+        if spec.peeps and not np.isnan(g[gate, "P"]).all():  # a step's own dL/dP: kept per step (or of one step)
+            columns["grad:P"] = g[gate, "P"]
     doc.table(columns)
     if gate == "forget" and spec.rule != "one" and not v["given", "c_prev"].any():
         doc.note("c_prev is all zeros, so dL/df is zero: with nothing to keep, the forget gate "
