@@ -177,16 +177,23 @@ def keys(input_size: int, hidden_size: int, steps: int, grad=False, cell: Cell =
         blocks.append(("grad", steps, slice(0, _quantity_width(input_size, hidden_size, cell))))
         if mode == "total":
             blocks.append(("grad", 0, slice(_quantity_width(input_size, hidden_size, cell), None)))
-    parts: Dict[str, list] = {"step": [], "gate": [], "quantity": [], "unit": []}
+    pieces = []
     for part, count, where in blocks:
         gate, quantity, unit = (a if where is None else a[where] for a in _layout(input_size, hidden_size, part, cell))
-        if count == 0:  # once, at step 0
-            parts["step"].append(np.zeros(len(unit), dtype=np.int32))
-        else:
-            parts["step"].append(np.repeat(np.arange(1, count + 1, dtype=np.int32), len(unit)))
+        pieces.append((count, gate, quantity, unit))
+    n = sum(max(count, 1) * len(unit) for count, _, _, unit in pieces)
+    out = {"step": np.empty(n, np.int32), "gate": np.empty(n, np.int8), "quantity": np.empty(n, np.int8),
+           "unit": np.empty(n, np.int32)}
+    start = 0
+    for count, gate, quantity, unit in pieces:  # each block written in place: no tiles, no concatenation
+        rows, width = max(count, 1), len(unit)
+        end = start + rows * width
+        out["step"][start:end].reshape(rows, width)[:] = np.arange(1, rows + 1, dtype=np.int32)[:, None] if count \
+            else 0  # step 0: once, summed over the steps
         for name, array in (("gate", gate), ("quantity", quantity), ("unit", unit)):
-            parts[name].append(array if count <= 1 else np.tile(array, count))
-    return {name: arrays[0] if len(arrays) == 1 else np.concatenate(arrays) for name, arrays in parts.items()}
+            out[name][start:end].reshape(rows, width)[:] = array
+        start = end
+    return out
 
 
 def _quantity_width(input_size: int, hidden_size: int, cell: Cell = LSTM) -> int:

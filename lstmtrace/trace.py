@@ -15,7 +15,7 @@ import pandas as pd
 
 from lstmtrace import tracefile
 from lstmtrace.atomic import atomic_open
-from lstmtrace.cell import Values, layout, step_into
+from lstmtrace.cell import Values, layout, sequence_into, step_into
 from lstmtrace.params import Parameters
 from lstmtrace.rows import (COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, NonFiniteError, check_finite, frame, grad_mode,
                             size, stage_sizes, stages)
@@ -390,14 +390,17 @@ def _trace(params, xs, h, c, progress=None, reverse: bool = False) -> Trace:
     where = layout(E, H, cell=params.cell)
     values = np.empty((T, where.width))
     h_at, c_at = where.slices["hidden", "h"], where.slices["cell", "c"]
-    scratch = Values(np.empty(where.width), E, H, cell=params.cell)  # one step's views, reused step after step
+    order = range(T - 1, -1, -1) if reverse else range(T)
     with np.errstate(over="ignore", invalid="ignore"):  # every value is checked for overflow below
-        for t in range(T - 1, -1, -1) if reverse else range(T):  # the recurrence: each step needs the last's h, c
-            step_into(scratch, params, xs[t], h, c)
-            values[t] = scratch.row
-            h, c = values[t, h_at], values[t, c_at]
-            if progress is not None:
-                progress(1)
+        # the default LSTM (and its activation variants): whole vectors a step, whole quantities after
+        if not sequence_into(values, params, xs, h, c, order, progress):
+            scratch = Values(np.empty(where.width), E, H, cell=params.cell)  # one step's views, reused
+            for t in order:  # the recurrence: each step needs the last's h, c
+                step_into(scratch, params, xs[t], h, c)
+                values[t] = scratch.row
+                h, c = values[t, h_at], values[t, c_at]
+                if progress is not None:
+                    progress(1)
     return make_trace(values.reshape(-1), params, E, H, T)
 
 
