@@ -212,12 +212,14 @@ class Trace:
 
     # -- exports -------------------------------------------------------------------
 
-    def to_csv(self, path: Union[str, os.PathLike, None] = None, layout: str = "long") -> Optional[str]:
+    def to_csv(self, path: Union[str, os.PathLike, None] = None, layout: str = "long",
+               progress: Optional[Callable[[float], None]] = None) -> Optional[str]:
         """CSV with full float64 precision (reads back bit-identical); the text when no path.
 
         ``layout="long"`` is the frame as it is; ``"wide"`` has one row per step, gate
         and quantity and a column per unit (u0, u1, …), blank past a vector's end.
-        The long layout goes through pyarrow's CSV writer when pyarrow is installed.
+        The long layout goes through pyarrow's CSV writer when pyarrow is installed.  ``progress``, if
+        given, is called with the share of the rows each part written holds (a long layout's, in parts).
         """
         if layout not in ("long", "wide"):
             raise ValueError(f"layout must be 'long' or 'wide', not {layout!r}")
@@ -228,7 +230,10 @@ class Trace:
             write(table, out, self._recorded)
             return out.getvalue()
         with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-            write(table, f, self._recorded)
+            if progress is not None and layout == "long":
+                tracefile.write_csv(table, f, self._recorded, progress=progress)
+            else:
+                write(table, f, self._recorded)
         return None
 
     @property

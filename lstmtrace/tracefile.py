@@ -33,6 +33,9 @@ ARROW_FROM_ROWS = 100_000
 """Frames this long go through pyarrow when it is installed; shorter ones always through
 pandas, so small files (and the golden traces) are the same text on every machine."""
 
+PROGRESS_PART = 250_000
+"""Rows a CSV is written in at a time when its writing shows progress."""
+
 
 VARIANT = "variant"
 """The gate of the rows, at step 0, that record a trace's variant (none for the default LSTM), and
@@ -133,12 +136,35 @@ def stack_frame(stack) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def write_csv(frame: pd.DataFrame, f: IO[str], variant=None, header: bool = True) -> None:
+def write_csv(frame: pd.DataFrame, f: IO[str], variant=None, header: bool = True, progress=None) -> None:
     """``frame`` as CSV into the text stream ``f``: by pyarrow for long frames where it can, else pandas.
 
     A ``variant`` other than the default is recorded in rows right after the header (``header=False``:
-    no header line, for a stack's cells after the first).
+    no header line, for a stack's cells after the first).  ``progress``, if given, is called with the
+    share of the rows (0 to 1) each part written holds: the frame is then written in parts, by the one
+    writer the whole frame would have, so the text is the same.
     """
+    if progress is not None and len(frame) >= 2 * PROGRESS_PART:
+        writer = write_csv_pandas
+        if len(frame) >= ARROW_FROM_ROWS:
+            try:
+                import pyarrow.csv  # noqa: F401  (the same test write_csv_arrow makes)
+
+                writer = write_csv_arrow
+            except ImportError:
+                pass
+        parts = range(0, len(frame), PROGRESS_PART)
+        for k, start in enumerate(parts):
+            part = frame.iloc[start:start + PROGRESS_PART]
+            try:
+                writer(part, f, variant if k == 0 else None, header and k == 0)
+            except ImportError:  # a pyarrow too old to skip quotes: pandas for the whole frame, as below
+                if k:
+                    raise
+                writer = write_csv_pandas
+                writer(part, f, variant, header)
+            progress(len(part) / len(frame))
+        return
     if len(frame) >= ARROW_FROM_ROWS:
         try:
             return write_csv_arrow(frame, f, variant, header)
