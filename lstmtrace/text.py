@@ -196,10 +196,11 @@ def plain(text: str) -> str:
 def _aligned(cells: List[str]) -> List[str]:
     """Numbers padded so that their decimal points line up (an integer's point is where it ends)."""
     split = [c.partition(".") for c in cells]  # (integer part, "." or "", the rest)
-    left = max(len(a) for a, _, _ in split)
-    right = max(len(point) + len(b) for _, point, b in split)
-    width = left + right
-    return [(a.rjust(left) + point + b).ljust(width) if c else "" for (a, point, b), c in zip(split, cells)]
+    whole = [a for a, _, _ in split]
+    after = [point + b for _, point, b in split]
+    left = max(map(len, whole))
+    width = left + max(map(len, after))
+    return [(a.rjust(left) + b).ljust(width) if c else "" for a, b, c in zip(whole, after, cells)]
 
 
 def numbers(values, precision: int = 6) -> List[str]:
