@@ -595,44 +595,52 @@ def sequence_into(values: np.ndarray, params, xs: np.ndarray, h: np.ndarray, c: 
     # each chunk of steps into small contiguous buffers, reused (cache-hot, no fresh memory), then into the rows
     n = min(len(order), SEQUENCE_CHUNK)
     wx, uh, pre, act = (np.empty((n, G * H)) for _ in range(4))
-    fc, ig, cs, act_c, hs, hp, cp = (np.empty((n, H)) for _ in range(7))
+    fc, ig, cs, act_c, hs = (np.empty((n, H)) for _ in range(5))
     scratch = np.empty(G * H)
     activations = plan.phases[0].activations
     bias = b.reshape(G, H)
+    cell_tanh = spec.cell_activation is TANH
+
+    def named(k):  # every view step k of a chunk writes, made once for the chunk's every step
+        z2, a2 = pre[k].reshape(G, H), act[k].reshape(G, H)
+        applied = tuple((0 if activation is SIGMOID and rows_ is _ALL else
+                         1 if activation is TANH and isinstance(rows_, slice) else 2, activation, z2[rows_], a2[rows_], rows_)
+                        for activation, rows_ in activations)
+        return (wx[k], uh[k], pre[k], act[k], applied, *a2, fc[k], ig[k], cs[k], act_c[k], hs[k])
+
+    views = [named(k) for k in range(n)]
     for first in range(0, len(order), n):
         steps = order[first:first + n]
-        for k, t in enumerate(steps):  # the recurrence: each step needs the last's h, c
-            hp[k], cp[k] = h, c
-            np.matmul(W, xs[t], out=wx[k])  # W·x of every gate in one product
-            np.matmul(U, h, out=uh[k])
-            z, a = pre[k], act[k]
-            np.add(wx[k], uh[k], out=z)
+        h_start, c_start = h.copy(), c.copy()  # the chunk's first h_prev and c_prev (the rest: hs, cs)
+        for t, (wx_k, uh_k, z, a, applied, f, i, g, o, fc_k, ig_k, c_k, act_c_k, h_k) in zip(steps, views):
+            np.matmul(W, xs[t], out=wx_k)  # W·x of every gate in one product
+            np.matmul(U, h, out=uh_k)
+            np.add(wx_k, uh_k, out=z)
             np.add(z, b, out=z)
-            z2, a2 = z.reshape(G, H), a.reshape(G, H)
-            for activation, rows_ in activations:  # σ for every gate, then tanh for c̃ (or the variant's)
-                if activation is SIGMOID and rows_ is _ALL:
+            for kind, activation, z_rows, a_rows, rows_ in applied:  # σ for every gate, then tanh for c̃
+                if kind == 0:
                     _sigmoid_into(z, a, scratch)
-                elif activation is TANH and isinstance(rows_, slice):
-                    np.tanh(z2[rows_], out=a2[rows_])
+                elif kind == 1:
+                    np.tanh(z_rows, out=a_rows)
                 else:
-                    a2[rows_] = activation.forward(z2[rows_])
-            f, i, g, o = a2
-            np.multiply(f, c, out=fc[k])  # c = f⊙c_prev + i⊙c̃
-            np.multiply(i, g, out=ig[k])
-            c = np.add(fc[k], ig[k], out=cs[k])
-            if spec.cell_activation is TANH:  # h = o⊙tanh(c)
-                np.tanh(c, out=act_c[k])
+                    a.reshape(G, H)[rows_] = activation.forward(z_rows)
+            np.multiply(f, c, out=fc_k)  # c = f⊙c_prev + i⊙c̃
+            np.multiply(i, g, out=ig_k)
+            c = np.add(fc_k, ig_k, out=c_k)
+            if cell_tanh:  # h = o⊙tanh(c)
+                np.tanh(c, out=act_c_k)
             else:
-                act_c[k] = spec.cell_activation.forward(c)
-            h = np.multiply(o, act_c[k], out=hs[k])
+                act_c_k[:] = spec.cell_activation.forward(c)
+            h = np.multiply(o, act_c_k, out=h_k)
             if progress is not None:
                 progress(1)
         m = len(steps)
         ts = slice(steps[0], steps[-1] + 1) if steps[-1] >= steps[0] else slice(steps[0], (steps[-1] - 1) if
                                                                                  steps[-1] else None, -1)
         rows("given", "x", ts)[:] = xs[ts]
-        rows("given", "h_prev", ts)[:] = hp[:m]
-        rows("given", "c_prev", ts)[:] = cp[:m]
+        h_prev, c_prev = rows("given", "h_prev", ts), rows("given", "c_prev", ts)
+        h_prev[0], c_prev[0] = h_start, c_start
+        h_prev[1:], c_prev[1:] = hs[:m - 1], cs[:m - 1]  # each step's h_prev and c_prev: the step before's
         for j, gate in enumerate(GATES):
             block = slice(j * H, (j + 1) * H)
             rows(gate, "Wx", ts)[:] = wx[:m, block]

@@ -222,7 +222,10 @@ def frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, gra
 def check_finite(values: np.ndarray, input_size: int, hidden_size: int, steps: int = 1,
                  grad=False, cell: Cell = LSTM) -> None:
     """A NonFiniteError naming the first value of ``values`` that is not finite, if any."""
-    finite = np.isfinite(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(values)):  # one pass, nothing allocated: any inf or nan makes the sum so
+            return
+    finite = np.isfinite(values)  # (or the sum of finite values overflowed)
     if finite.all():
         return
     row = int(np.argmin(finite))
