@@ -50,8 +50,8 @@ EXTRAS = {"pyarrow": "pyarrow", "matplotlib": "plot", "torch": "torch", "h5py": 
           "xlsxwriter": "xlsx"}
 """The extra of lstmtrace that installs each optional module (``pip install 'lstmtrace[EXTRA]'``)."""
 
-READERS = ((".weights.h5", "h5py"), (".h5", "h5py"), (".pt", "torch"), (".pth", "torch"), (".onnx", "onnx"))
-"""The optional module each weights file's reader needs, by suffix (a ``.keras`` archive is read as a zip)."""
+READERS = ((".h5", "h5py"), (".keras", "h5py"), (".pt", "torch"), (".pth", "torch"), (".onnx", "onnx"))
+"""The optional module each weights file's reader needs, by suffix (a ``.keras`` archive's weights are HDF5)."""
 
 
 def missing(module: Optional[str], what: str) -> Optional[str]:

@@ -62,7 +62,8 @@ def test_pictures_without_matplotlib_are_refused_before_tracing(tmp_path, absent
 
 
 @pytest.mark.parametrize("name, module, extra", [("model.pt", "torch", "torch"), ("m.weights.h5", "h5py", "keras"),
-                                                 ("m.onnx", "onnx", "onnx")])
+                                                 ("m.onnx", "onnx", "onnx"),
+                                                 ("m.keras", "h5py", "keras")])
 def test_weights_files_whose_reader_is_missing_are_refused_first(tmp_path, absent, no_tracing, name, module, extra):
     absent(module)
     path = tmp_path / name
