@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 import lstmtrace
+import lstmtrace.formats
 from lstmtrace.tracefile import write_csv_arrow, write_csv_pandas
 
 ROWS = []
@@ -70,25 +71,60 @@ def process(*argv):
     return lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
 
-def peak_rss_growth(T, H, E):
-    """Peak RSS growth (bytes) of a fresh process while it traces, and the trace's value bytes (Linux)."""
+def peak_rss_growth(T, H, E, text=None):
+    """Peak RSS growth (bytes) of a fresh process while it traces (or, with ``text`` a path, while it
+    writes the text of every step of the trace there), and the trace's value bytes (Linux)."""
     code = f"""
-import numpy as np, lstmtrace
+import numpy as np, lstmtrace, lstmtrace.formats
 def status(key):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
 p = lstmtrace.Parameters.random({E}, {H}, seed=0)
 xs = np.random.default_rng(0).normal(size=({T}, {E}))
-lstmtrace.run(p, xs[:2])  # imports and first-call caches, before the baseline
+t = lstmtrace.run(p, xs[:2])  # imports and first-call caches, before the baseline
+lstmtrace.formats.save(t, {text!r} or "/dev/null", "text")
+t = lstmtrace.run(p, xs) if {text!r} else None
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # Linux: reset the peak RSS (VmHWM) to the current RSS
 before = status("VmRSS:")
-t = lstmtrace.run(p, xs)
+if {text!r}:
+    lstmtrace.formats.save(t, {text!r}, steps="all")
+else:
+    t = lstmtrace.run(p, xs)
 print(status("VmHWM:") - before, len(t.frame) * 8)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     growth, value_bytes = (int(v) for v in out.split())
     return growth, value_bytes
+
+
+def torch_row(p, xs, repeats):
+    """The traced run against torch.nn.LSTM in float64 on the same sequence and weights, when torch imports:
+    what a practitioner would otherwise run (reported, not a target)."""
+    try:
+        import torch
+    except ImportError:
+        ROWS.append(("  … torch.nn.LSTM: torch is not installed", None, None, None, None))
+        return
+    torch.set_num_threads(1)
+    H, E = p.hidden_size, p.input_size
+    lstm = torch.nn.LSTM(E, H, batch_first=True).double()
+    with torch.no_grad():  # PyTorch's gate order i, f, g, o; lstmtrace's f, i, g, o
+        order = np.concatenate([np.arange(H, 2 * H), np.arange(H), np.arange(2 * H, 4 * H)])
+        lstm.weight_ih_l0.copy_(torch.from_numpy(p.W[order]))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(p.U[order]))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(p.b[order]))
+        lstm.bias_hh_l0.zero_()
+    x = torch.from_numpy(xs)[None]
+
+    def reference():
+        with torch.no_grad():
+            return lstm(x)
+
+    h = reference()[0][0].numpy()
+    assert np.allclose(h, lstmtrace.run(p, xs).block("hidden", "h"), atol=1e-10), "torch's h is not lstmtrace's"
+    side_by_side(f"  … traced run / torch.nn.LSTM (float64, 1 thread), T = {len(xs)}, H = E = {H}",
+                 lambda: lstmtrace.run(p, xs), reference, None, repeats)
 
 
 def main():
@@ -134,7 +170,30 @@ def main():
         p = lstmtrace.Parameters.random(128, 128, seed=0)
         xs = np.random.default_rng(0).normal(size=(T, 128))
         side_by_side(f"sequence, T = {T}, H = E = 128: traced run / untraced loop",
-                     lambda: lstmtrace.run(p, xs), lambda: untraced_run(p, xs), 3.0, repeats)
+                     lambda: lstmtrace.run(p, xs), lambda: untraced_run(p, xs), 1.5, repeats)
+        torch_row(p, xs, repeats)
+
+        # the backward pass against the forward trace it starts from (issue 17)
+        Tb = 30 if args.quick else 100
+        forward = lstmtrace.run(p, xs[:Tb])
+        for mode, target in (("total", 3.0), ("per-step", None)):
+            side_by_side(f"backward(param_grads={mode!r}) / forward trace, T = {Tb}, H = E = 128",
+                         lambda mode=mode, forward=forward: lstmtrace.backward(forward, param_grads=mode),
+                         lambda: lstmtrace.run(p, xs[:Tb]), target, max(3, repeats // 3))
+        del forward
+
+        # the text of every step of a long run against the CSV of the same trace (issue 17)
+        Tt = 200 if args.quick else 1000
+        small = lstmtrace.Parameters.random(16, 64, seed=0)
+        long_run = lstmtrace.run(small, np.random.default_rng(0).normal(size=(Tt, 16)))
+        text_path, csv_path = os.path.join(tmp, "t.txt"), os.path.join(tmp, "t2.csv")
+        side_by_side(f"text of every step / CSV of the same trace, T = {Tt}, H = 64, E = 16 "
+                     f"({len(long_run):,} rows)",
+                     lambda t=long_run: lstmtrace.formats.save(t, text_path, steps="all"),
+                     lambda t=long_run: t.to_csv(csv_path), 1.0, max(3, repeats // 3))
+        growth, value_bytes = peak_rss_growth(Tt, 64, 16, text=text_path)
+        ROWS.append(("memory, that text: peak RSS growth / value bytes", growth / value_bytes, growth, value_bytes, 3.0))
+        del long_run
 
         # a stack (--layer all): three layers, each fed the one before's h, against the same three runs
         # made by hand; and its CSV (pandas, with the layer and direction columns) against the cells' own

@@ -13,7 +13,7 @@ import sys
 import click
 
 from lstmtrace import __version__
-from lstmtrace.formats import FORMATS, format_for
+from lstmtrace.formats import FORMATS, format_for, missing, reader_needs
 
 TRACE_FORMATS = tuple(FORMATS)
 DIFF_FORMATS = tuple(name for name, f in FORMATS.items() if f.diff)
@@ -149,17 +149,30 @@ def _output_options(formats, expand=True):
 
 
 def _format_for(fmt, output, formats):
-    """The format asked for, or the one the output's suffix names, or text."""
-    if fmt is not None:
-        return fmt
-    if output in (None, "-"):
-        return "text"
-    named = format_for(output, formats)
-    if named is None:
-        known = ", ".join(FORMATS[name].suffix for name in formats)
-        raise click.BadParameter(f"cannot tell the format from {output!r} (known suffixes: {known}); "
-                                 "name it with --format", param_hint="'-o' / '--output'")
+    """The format asked for, or the one the output's suffix names, or text; refused before any work when
+    the optional module its writer needs is not installed (FORMATS' ``requires``)."""
+    named, hint = fmt, "'--format'"
+    if fmt is None and output in (None, "-"):
+        named = "text"
+    elif fmt is None:
+        named, hint = format_for(output, formats), "'-o' / '--output'"
+        if named is None:
+            known = ", ".join(FORMATS[name].suffix for name in formats)
+            raise click.BadParameter(f"cannot tell the format from {output!r} (known suffixes: {known}); "
+                                     "name it with --format", param_hint=hint)
+    needs = missing(FORMATS[named].requires, f"{named.capitalize()} output") if named in FORMATS else None
+    if needs:
+        raise click.BadParameter(needs, param_hint=hint)
     return named
+
+
+def _check_readers(inputs):
+    """Fail before any work when a weights file's reader needs an optional module that is not installed."""
+    for option, path in inputs:
+        if option in ("--weights", "--show") and path:
+            needs = missing(reader_needs(path), f"reading {os.path.basename(path)}")
+            if needs:
+                raise click.BadParameter(needs, param_hint=f"'{option}'")
 
 
 def _check_output(output, inputs=()):
@@ -168,6 +181,7 @@ def _check_output(output, inputs=()):
     ``inputs`` are the (option, path) pairs the command reads; an output that is the same
     file as one of them (``a.csv``, ``./a.csv``, a symlink or a hard link to it) is refused.
     """
+    _check_readers(inputs)
     if output in (None, "-"):
         return
     hint = "'-o' / '--output'"
@@ -255,11 +269,35 @@ def _emit(trace, fmt, output, precision, expand, title=None, steps=None, layout=
                    steps="all" if isinstance(steps, str) else steps)
     if fmt == "csv":
         _warn_if_too_long(csv_lines(trace, layout or "long"), output)
+    bar, units = click.get_current_context().meta.get("lstmtrace.progress", (None, 0))
     try:
-        if output in (None, "-"):
+        if fmt in ("text", "markdown") and (output in (None, "-") or bar is not None):
+            from lstmtrace.atomic import atomic_open
+            from lstmtrace.text import write as explain
+
+            text_options = {k: v for k, v in options.items() if k != "layout"}
+            if output in (None, "-"):  # streamed step by step, as it is made
+                stream = _Stdout() if bar is None else _Advancing(_Stdout(), bar, units)
+                return explain(trace, stream, markdown=fmt == "markdown", **text_options)
+            with _writing(output), atomic_open(output, "w", encoding="utf-8", newline="") as f:
+                explain(trace, _Advancing(f, bar, units), markdown=fmt == "markdown", **text_options)
+        elif output in (None, "-"):
             return _write(formats.render(trace, fmt, **options), output)
-        with _writing(output):
-            formats.save(trace, output, fmt, **options)
+        elif bar is not None and fmt == "csv" and not hasattr(trace, "traces") and layout in (None, "long"):
+            done = [0]
+
+            def advance(share):  # the bar's writing half, by the share of rows each part wrote
+                step = min(units - done[0], round(share * units))
+                done[0] += step
+                bar.update(step)
+
+            with _writing(output):
+                trace.to_csv(output, progress=advance)
+        else:
+            with _writing(output):
+                formats.save(trace, output, fmt, **options)
+        if bar is not None:  # written: the bar ends full
+            bar.update(bar.length - bar.pos)
     except ImportError as e:  # Parquet without pyarrow
         raise click.BadParameter(str(e), param_hint="'--format'") from None
     except OptionError as e:  # a format that cannot hold this trace: --format python of a stack, say
@@ -380,8 +418,12 @@ def _backward_options(f):
                      help="Instead of a loss, the upstream gradient dL/dh_T (H values)."),
         click.option("--dc", type=VECTOR, default=None,
                      help="With --dh, an upstream dL/dc_T too (H values) [default: zeros]."),
+        click.option("--param-grads", type=click.Choice(["total", "per-step", "none"]), default=None,
+                     help="How to keep dL/dW, dU, db: total, summed over the steps in rows at step 0 "
+                          "[default]; per-step, each step's own contribution in its rows (T times the rows); "
+                          "none, only dL/d the traced quantities."),
     ]
-    names = ("backward", "loss", "target", "loss_on", "dh", "dc")
+    names = ("backward", "loss", "target", "loss_on", "dh", "dc", "param_grads")
 
     @functools.wraps(f)
     def command(**kwargs):
@@ -401,6 +443,7 @@ def _backward_options(f):
         if chosen["target"] is not None and chosen["loss"] != "mse":
             raise click.BadParameter("is for --loss mse", param_hint="'--target'")
         chosen["loss"] = chosen["loss"] or "sum"
+        chosen["param_grads"] = chosen["param_grads"] or "total"
         return f(gradients=chosen, **kwargs)
 
     for option in reversed(options):
@@ -720,8 +763,18 @@ def _run_cells(weights, sequence, h, c, hidden_size, gradients=None, bar=True):
         layers = _cells(weights, sequence.shape[1], H, "--xs")
         cells = [cell for layer in layers for cell in layer]
     T = sequence.shape[0] * len(cells)
-    show_bar = bar and T >= 100 and sys.stderr.isatty()
-    with click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else _no_bar() as progress:
+    show_bar = bar and T >= 100 and _stderr_is_terminal()
+    if show_bar and _rows(cells, sequence.shape, gradients) > LONG_WRITE_ROWS:
+        # one bar for the whole command: tracing (a step a unit), then writing (as many units again); it
+        # stays open until the command ends, and _emit moves it on as the output is written
+        ctx = click.get_current_context()
+        progress = ctx.with_resource(click.progressbar(length=2 * T, label="tracing and writing", file=sys.stderr))
+        ctx.meta["lstmtrace.progress"] = (progress, T)
+        show_bar = False
+    else:
+        progress = None
+    with (click.progressbar(length=T, label="tracing", file=sys.stderr) if show_bar else
+          contextlib.nullcontext(progress) if progress is not None else _no_bar()) as progress:
         if len(cells) == 1:
             (params, direction, _), = cells
             trace = _traced(lstmtrace.run, params, sequence, h, c, progress=progress.update, direction=direction)
@@ -736,6 +789,37 @@ def _run_cells(weights, sequence, h, c, hidden_size, gradients=None, bar=True):
             return _traced(lstmtrace.run_stack, layers, sequence, progress=progress.update), ""
         except (OptionError, ValueError) as e:
             raise click.BadParameter(" ".join(str(e).split()), param_hint="'--weights'") from None
+
+
+LONG_WRITE_ROWS = 1_000_000
+"""A trace of more rows than this shows one progress bar over its tracing and its writing (on a terminal)."""
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _rows(cells, shape, gradients) -> int:
+    """About how many rows the trace of ``cells`` over a T × E sequence will have (the forward rows, twice
+    with a backward pass: enough to tell a long write)."""
+    from lstmtrace.cell import layout
+
+    T = shape[0]
+    return sum(T * layout(params.input_size, params.hidden_size, cell=params.cell).width for params, _, _ in cells) \
+        * (1 if gradients is None else 2)
+
+
+class _Advancing:
+    """A text stream that moves the command's progress bar on by one unit a write, up to ``units``."""
+
+    def __init__(self, stream, progress, units):
+        self.stream, self.progress, self.left = stream, progress, units
+
+    def write(self, text):
+        self.stream.write(text)
+        if self.left > 0:
+            self.progress.update(1)
+            self.left -= 1
 
 
 def _cells(weights, E, H, input_hint):
@@ -951,6 +1035,13 @@ def _trace_inline(x, xs, h, c, hidden_size, weights):
     return _traced(lstmtrace.step, params, x, h, c)
 
 
+class _Stdout:
+    """Standard output as a text stream for a streamed write, failing as :func:`_write` fails."""
+
+    def write(self, content):
+        _write(content, None)
+
+
 def _write(content, output):
     """Text to stdout, or to a file that appears whole or not at all."""
     from lstmtrace.atomic import atomic_open
@@ -1032,6 +1123,13 @@ def _one_cell(stack, layer, direction, where):
     return stack.cell(layer, direction)
 
 
+def _require_pictures(fmt):
+    """Pictures need matplotlib: said before any tracing, naming the option that asked for one."""
+    needs = missing("matplotlib", "A picture")
+    if needs:
+        raise click.BadParameter(needs, param_hint="'--format'" if fmt else "'-o' / '--output'")
+
+
 def _save_picture(make_figure, output, fmt):
     from lstmtrace import draw as pictures
     from lstmtrace.errors import OptionError
@@ -1082,6 +1180,7 @@ def draw(trace_file, x, xs, h, c, hidden_size, weights, step_number, unit, preci
     A saved trace:
         lstmtrace draw trace.csv -o cell.png
     """
+    _require_pictures(fmt)
     trace = _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output)
 
     def figure():
@@ -1108,6 +1207,7 @@ def plot(trace_file, x, xs, h, c, hidden_size, weights, fmt, output):
     A saved sequence trace:
         lstmtrace plot trace.csv -o gates.svg
     """
+    _require_pictures(fmt)
     trace = _trace_to_picture(trace_file, x, xs, h, c, hidden_size, weights, output)
 
     def figure():

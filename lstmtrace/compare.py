@@ -51,15 +51,17 @@ def diff(a: Trace, b: Trace, atol: float = 0.0, rtol: float = 0.0, units: bool =
             raise TraceMismatch(f"the traces have different {what}: {x} and {y}")
     if atol < 0 or rtol < 0:
         raise ValueError("atol and rtol must be ≥ 0")
-    # a trace with gradients and one without are compared on their forward rows
+    # a trace with gradients and one without (or with its parameters' gradients kept another way:
+    # param_grads) are compared on their forward rows
     forward_rows = a.steps * layout(a.input_size, a.hidden_size, cell=a.cell).width
     same_rows = a.cell.pipeline == b.cell.pipeline and a.cell.proj_size == b.cell.proj_size
-    both = len(a.frame) if a.has_gradients == b.has_gradients else forward_rows
+    same_grads = a.param_grads == b.param_grads
+    both = len(a.frame) if same_grads else forward_rows
     fa = a.frame.iloc[:both]
     if same_rows:  # the rows mean the same, position by position
         fb, only = b.frame.iloc[:both], ([], [])
     else:  # different variants: compared on the (gate, quantity, unit)s they share, in A's order
-        fb_all = b.frame.iloc[:len(b.frame) if a.has_gradients == b.has_gradients else
+        fb_all = b.frame.iloc[:len(b.frame) if same_grads else
                               b.steps * layout(b.input_size, b.hidden_size, cell=b.cell).width]
         on = ["step", "gate", "quantity", "unit"]
         keys_a, keys_b = (f[on].astype({"gate": str, "quantity": str}) for f in (fa, fb_all))
@@ -140,9 +142,14 @@ def _attrs(frame: pd.DataFrame, a: Trace, b: Trace, atol: float, rtol: float,
     only_a, only_b = ([f"{g}.{q}" for g, q in stages] for stages in only)
     frame.attrs.update(atol=atol, rtol=rtol, compared=compared, steps=a.steps, variants=variants,
                        only_a=only_a, only_b=only_b,
-                       skipped_a=list(a.skipped) + (["gradients"] if "A" in gradients_only_in else []),
-                       skipped_b=list(b.skipped) + (["gradients"] if "B" in gradients_only_in else []))
+                       skipped_a=list(a.skipped) + ([_gradients(a, b)] if "A" in gradients_only_in else []),
+                       skipped_b=list(b.skipped) + ([_gradients(b, a)] if "B" in gradients_only_in else []))
     return frame
+
+
+def _gradients(t, other) -> str:
+    """What :func:`diff` left out of ``t``: its gradients, and why when ``other`` has gradients kept another way."""
+    return "gradients" if not other.has_gradients else f"gradients (param_grads {t.param_grads!r})"
 
 
 def explain(summary: pd.DataFrame, units: Optional[pd.DataFrame] = None, markdown: bool = False,

@@ -12,6 +12,16 @@ value    float64    the number the computation produced
 
 Rows follow :func:`lstmtrace.cell.layout`: each step's forward row, unit by unit,
 step by step, then (after a backward pass) each step's gradient row the same way.
+
+A backward pass keeps the parameters' gradients (``grad:W``, ``grad:U``, ``grad:b``, and ``grad:P``,
+``grad:W_hr`` where the cell has them) in one of three ways (:data:`PARAM_GRADS`):
+
+* ``"total"``: each step's row holds dL/d its traced quantities only; after the last step come
+  the parameters' gradients once, summed over every step, at **step 0** (step 0 means "not one step:
+  the whole sequence"; a saved file's variant rows, the other step-0 rows, are gate ``variant``).
+* ``"per-step"``: each step's row holds its own contribution to them too, after its quantities'
+  (their sum over the steps is the whole gradient).
+* ``"none"``: only the traced quantities' gradients.
 The trace (:mod:`lstmtrace.trace`) and its files (:mod:`lstmtrace.tracefile`) are
 laid out from here.
 
@@ -19,17 +29,37 @@ laid out from here.
 array([1, 1, 2], dtype=int32)
 """
 import functools
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from lstmtrace.cell import ACTIVATIONS, LSTM, PIPELINE, Cell, layout
 
-__all__ = ["COLUMNS", "DIRECTION_DTYPE", "GATE_DTYPE", "GRAD_STAGES", "NonFiniteError", "QUANTITY_DTYPE", "STAGES",
-           "check_finite", "frame", "keys", "led", "size", "stage_of", "stage_sizes", "stages"]
+__all__ = ["COLUMNS", "DIRECTION_DTYPE", "GATE_DTYPE", "GRAD_STAGES", "NonFiniteError", "PARAM_GRADS", "QUANTITY_DTYPE",
+           "STAGES", "check_finite", "frame", "grad_mode", "keys", "led", "size", "stage_of", "stage_sizes", "stages"]
 
 COLUMNS = ("step", "gate", "quantity", "unit", "value")
+
+PARAM_GRADS = ("total", "per-step", "none")
+"""How a backward pass keeps the parameters' gradients: summed over the steps at step 0, each step's
+own in its row, or not at all."""
+
+
+def grad_mode(grad) -> Optional[str]:
+    """A trace's gradients as one of :data:`PARAM_GRADS`, or None for none: ``True`` (as before 0.8)
+    is ``"per-step"``, ``False`` or None is None.
+
+    >>> grad_mode(True), grad_mode(False), grad_mode("total")
+    ('per-step', None, 'total')
+    """
+    if grad is None or grad is False:
+        return None
+    if grad is True:
+        return "per-step"
+    if grad not in PARAM_GRADS:
+        raise ValueError(f"param_grads must be one of {', '.join(map(repr, PARAM_GRADS))}, not {grad!r}")
+    return grad
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,23 +162,51 @@ def _layout(input_size: int, hidden_size: int, part: str = "forward", cell: Cell
     return gate, quantity, unit
 
 
-def keys(input_size: int, hidden_size: int, steps: int, grad: bool = False, cell: Cell = LSTM) -> Dict[str, np.ndarray]:
-    """The step, gate code, quantity code and unit of every row: all forward rows, then any gradients."""
-    keys = {}
-    for part in ("forward", "grad") if grad else ("forward",):
-        gate, quantity, unit = _layout(input_size, hidden_size, part, cell)
-        tile = (lambda a: a) if steps == 1 else (lambda a: np.tile(a, steps))
-        for name, array in (("step", np.repeat(np.arange(1, steps + 1, dtype=np.int32), len(unit))),
-                            ("gate", tile(gate)), ("quantity", tile(quantity)), ("unit", tile(unit))):
-            keys[name] = array if name not in keys else np.concatenate([keys[name], array])
-    return keys
+def keys(input_size: int, hidden_size: int, steps: int, grad=False, cell: Cell = LSTM) -> Dict[str, np.ndarray]:
+    """The step, gate code, quantity code and unit of every row: all forward rows, then any gradients
+    (``grad``: False, or how the parameters' gradients are kept, :data:`PARAM_GRADS`; True is "per-step").
+
+    >>> keys(1, 1, 2, grad="total")["step"][-4:]     # the last row of grad:b, summed, at step 0
+    array([0, 0, 0, 0], dtype=int32)
+    """
+    mode = grad_mode(grad)
+    blocks = [("forward", steps, None)]
+    if mode == "per-step":
+        blocks.append(("grad", steps, None))
+    elif mode is not None:  # the quantities' gradients step by step; "total": then the parameters' once
+        blocks.append(("grad", steps, slice(0, _quantity_width(input_size, hidden_size, cell))))
+        if mode == "total":
+            blocks.append(("grad", 0, slice(_quantity_width(input_size, hidden_size, cell), None)))
+    pieces = []
+    for part, count, where in blocks:
+        gate, quantity, unit = (a if where is None else a[where] for a in _layout(input_size, hidden_size, part, cell))
+        pieces.append((count, gate, quantity, unit))
+    n = sum(max(count, 1) * len(unit) for count, _, _, unit in pieces)
+    out = {"step": np.empty(n, np.int32), "gate": np.empty(n, np.int8), "quantity": np.empty(n, np.int8),
+           "unit": np.empty(n, np.int32)}
+    start = 0
+    for count, gate, quantity, unit in pieces:  # each block written in place: no tiles, no concatenation
+        rows, width = max(count, 1), len(unit)
+        end = start + rows * width
+        out["step"][start:end].reshape(rows, width)[:] = np.arange(1, rows + 1, dtype=np.int32)[:, None] if count \
+            else 0  # step 0: once, summed over the steps
+        for name, array in (("gate", gate), ("quantity", quantity), ("unit", unit)):
+            out[name][start:end].reshape(rows, width)[:] = array
+        start = end
+    return out
+
+
+def _quantity_width(input_size: int, hidden_size: int, cell: Cell = LSTM) -> int:
+    """How many numbers of a gradient row are dL/d the traced quantities (the parameters' come after):
+    as many as the forward row has."""
+    return layout(input_size, hidden_size, "forward", cell).width
 
 
 # pandas ≥ 2.1 can skip re-checking codes that lstmtrace made itself
 _TRUSTED = {"validate": False} if tuple(int(v) for v in pd.__version__.split(".")[:2]) >= (2, 1) else {}
 
 
-def frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, grad: bool = False,
+def frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, grad=False,
           cell: Cell = LSTM) -> pd.DataFrame:
     """The trace's DataFrame around the value column ``values`` (every step's row, then any gradients')."""
     rows = keys(input_size, hidden_size, steps, grad, cell)
@@ -162,9 +220,12 @@ def frame(values: np.ndarray, input_size: int, hidden_size: int, steps: int, gra
 
 
 def check_finite(values: np.ndarray, input_size: int, hidden_size: int, steps: int = 1,
-                 grad: bool = False, cell: Cell = LSTM) -> None:
+                 grad=False, cell: Cell = LSTM) -> None:
     """A NonFiniteError naming the first value of ``values`` that is not finite, if any."""
-    finite = np.isfinite(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(values)):  # one pass, nothing allocated: any inf or nan makes the sum so
+            return
+    finite = np.isfinite(values)  # (or the sum of finite values overflowed)
     if finite.all():
         return
     row = int(np.argmin(finite))

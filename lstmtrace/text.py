@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 from lstmtrace.cell import GATES, LSTM, Cell, cell_activation_name
 
-__all__ = ["SATURATION", "chosen", "number", "render", "saturated"]
+__all__ = ["SATURATION", "chosen", "grid", "number", "numbers", "render", "saturated", "write"]
 
 SATURATION = 0.01
 """An activation within this distance of its bounds (0 and 1 for σ, ±1 for tanh) is saturated."""
@@ -195,11 +195,90 @@ def plain(text: str) -> str:
 
 def _aligned(cells: List[str]) -> List[str]:
     """Numbers padded so that their decimal points line up (an integer's point is where it ends)."""
-    split = [(c.split(".", 1) + [""])[:2] if c else ["", ""] for c in cells]
-    left = max(len(a) for a, _ in split)
-    right = max(len(b) + (1 if "." in c else 0) for (_, b), c in zip(split, cells))
-    return [(a.rjust(left) + ("." + b if "." in c else "")).ljust(left + right) if c else ""
-            for (a, b), c in zip(split, cells)]
+    split = [c.partition(".") for c in cells]  # (integer part, "." or "", the rest)
+    whole = [a for a, _, _ in split]
+    after = [point + b for _, point, b in split]
+    left = max(map(len, whole))
+    width = left + max(map(len, after))
+    return [(a.rjust(left) + b).ljust(width) if c else "" for a, b, c in zip(whole, after, cells)]
+
+
+def numbers(values, precision: int = 6) -> List[str]:
+    """:func:`number` of every element of ``values`` at once (a whole column): the same text, made by one
+    string formatting over the column instead of one call a number.
+
+    >>> numbers(np.array([-0.1, 0.10810031, 0.0, -0.0, 1e6, 2.0]))
+    ['-0.1', '0.108100', '0', '0', '1.00000e+06', '2']
+    """
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    n = len(a)
+    if n == 0:
+        return []
+    listed = a.tolist()
+    rounded = ((f"%#.{precision}g\x00" * n) % tuple(listed)).split("\x00")[:-1]  # trailing zeros kept
+    with np.errstate(invalid="ignore"):
+        exact = np.array(rounded, dtype=np.float64) == a  # a decimal of at most `precision` digits is the float
+    # number() counts repr's digits, and repr writes a whole number below 1e16 with its zeros and a ".0":
+    # those (rare: 0 aside) are number()'s own to decide, as are inf and nan
+    special = (a == np.trunc(a)) & (np.abs(a) < 1e16) | ~np.isfinite(a)
+    out = [text[:-1] if text[-1] == "." else text for text in rounded]
+    short = f"{{:.{precision}g}}".format
+    for k in np.flatnonzero(exact & ~special).tolist():  # exactly this decimal: without trailing zeros
+        out[k] = short(listed[k])
+    for k in np.flatnonzero(special).tolist():
+        out[k] = number(listed[k], precision)
+    return out
+
+
+def _width_function():
+    """How tabulate measures a cell: by its terminal columns (wcwidth) when it can, else by len."""
+    import tabulate as tabulate_module
+
+    wide = getattr(tabulate_module, "wcwidth", None)
+    return wide.wcswidth if wide is not None and getattr(tabulate_module, "WIDE_CHARS_MODE", False) else len
+
+
+def grid(headers: List[str], columns: List[List[str]], right: List[bool], markdown: bool) -> str:
+    """The table tabulate writes (``"simple"``, or ``"github"`` for Markdown) of cells that are already
+    text, with ``disable_numparse`` and ``preserve_whitespace``: the same characters, made a whole
+    column at a time.
+
+    >>> print(grid(["unit", "act"], [["0", "1"], ["0.5", "-0.25"]], [True, True], markdown=False))
+      unit    act
+    ------  -----
+         0    0.5
+         1  -0.25
+    """
+    if not columns or not columns[0] or any("\n" in c for c in headers) or \
+            any("\n" in cell for column in columns for cell in column):
+        return tabulate([list(row) for row in zip(*columns)], headers=headers,
+                        tablefmt="github" if markdown else "simple", disable_numparse=True,
+                        colalign=["right" if r else "left" for r in right], preserve_whitespace=True)
+    ascii_only = all(h.isascii() for h in headers) and all(
+        "".join(column).isascii() for column in columns)
+    width = len if ascii_only else _width_function()
+    padded_columns, widths = [], []
+    for header, column, r in zip(headers, columns, right):
+        sizes = list(map(width, column))
+        w = max(max(sizes), width(header) + 2)
+        widths.append(w)
+        if ascii_only:
+            padded = [cell.rjust(w) for cell in column] if r else [cell.ljust(w) for cell in column]
+        elif r:
+            padded = [" " * (w - n) + cell for cell, n in zip(column, sizes)]
+        else:
+            padded = [cell + " " * (w - n) for cell, n in zip(column, sizes)]
+        head = " " * (w - width(header))
+        padded_columns.append((head + header if r else header + head, padded))
+    heads = [h for h, _ in padded_columns]
+    rows = zip(*(cells for _, cells in padded_columns))
+    if markdown:
+        lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+        lines += [("| " + " | ".join(row) + " |").rstrip() for row in rows]
+    else:
+        lines = ["  ".join(heads).rstrip(), "  ".join("-" * w for w in widths)]
+        lines += ["  ".join(row).rstrip() for row in rows]
+    return "\n".join(lines)
 
 
 GLOSSARY = {
@@ -225,11 +304,16 @@ NOTATION = ("Notation: c_prev, c, h_prev and h are the diagrams' C_{t-1}, C_t, h
 
 
 class _Doc:
-    """Collects headings, tables and notes, in text or Markdown; ``brief`` leaves notes and glossary out."""
+    """Collects headings, tables and notes, in text or Markdown; ``brief`` leaves notes and glossary out.
 
-    def __init__(self, markdown: bool, precision: int, brief: bool = False):
+    With ``out`` (a text stream), :meth:`flush` writes what is collected so far and lets it go, so a long
+    explanation streams step by step; :meth:`text` is the whole of it at once, when nothing was written.
+    """
+
+    def __init__(self, markdown: bool, precision: int, brief: bool = False, out=None):
         self.markdown, self.precision, self.brief, self.parts = markdown, precision, brief, []
         self.seen: set = set()  # the glossary's terms said so far
+        self.out, self.written = out, False
 
     def num(self, v: float) -> str:
         return number(v, self.precision)
@@ -247,29 +331,45 @@ class _Doc:
 
     def _cells(self, column) -> Tuple[List[str], bool]:
         """A column's cells as text, and whether it is numbers (aligned on their decimal points)."""
+        if isinstance(column, np.ndarray) and column.dtype.kind == "f":  # a whole vector at once
+            return _aligned(numbers(column, self.precision)), True
+        if isinstance(column, np.ndarray) and column.dtype.kind in "iu":
+            return _aligned(list(map(str, column.tolist()))), True
         values = list(column)
         numeric = all(v is None or isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
                       for v in values)
         if not numeric:
             return ["" if v is None else plain(str(v)) for v in values], False
-        cells = ["" if v is None else str(v) if isinstance(v, (int, np.integer)) else self.num(float(v))
-                 for v in values]
+        floats = [k for k, v in enumerate(values) if v is not None and not isinstance(v, (int, np.integer))]
+        cells = ["" if v is None else str(v) for v in values]
+        for k, text in zip(floats, numbers(np.array([float(values[k]) for k in floats]), self.precision)):
+            cells[k] = text
         return _aligned(cells), True
 
     def table_rows(self, headers: List[str], rows: list) -> None:
         """A table of ``rows``; numbers are written with :func:`number` and lined up on their points."""
-        columns = [self._cells(col) for col in zip(*rows)] if rows else [([], True) for _ in headers]
-        cells = [list(row) for row in zip(*(c for c, _ in columns))] if rows else []
-        self.parts.append(tabulate(cells, headers=[plain(h) for h in headers],
-                                   tablefmt="github" if self.markdown else "simple", disable_numparse=True,
-                                   colalign=["right" if numeric else "left" for _, numeric in columns],
-                                   preserve_whitespace=True))
+        self._columns(headers, list(zip(*rows)) if rows else None)
+
+    def _columns(self, headers: List[str], columns: Optional[list]) -> None:
+        if not columns:
+            self.parts.append(tabulate([], headers=[plain(h) for h in headers],
+                                       tablefmt="github" if self.markdown else "simple", disable_numparse=True,
+                                       colalign=["right"] * len(headers), preserve_whitespace=True))
+            return
+        cells = [self._cells(column) for column in columns]
+        self.parts.append(grid([plain(h) for h in headers], [c for c, _ in cells], [numeric for _, numeric in cells],
+                               self.markdown))
 
     def table(self, columns: dict) -> None:
         """``{header: vector}``; vectors shorter than the longest leave blanks."""
         n = max(len(v) for v in columns.values())
-        rows = [[u] + [v[u] if u < len(v) else None for v in columns.values()] for u in range(n)]
-        self.table_rows(["unit", *columns], rows)
+        full = [np.arange(n)]
+        for v in columns.values():
+            if len(v) == n and isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                full.append(v)  # formatted whole
+            else:
+                full.append([v[u] if u < len(v) else None for u in range(n)])
+        self._columns(["unit", *columns], full)
 
     def note(self, text: str) -> None:
         """A note on what the numbers mean (left out when brief)."""
@@ -287,6 +387,19 @@ class _Doc:
             said = [GLOSSARY[name] for name in new]
             self.parts.append("\n".join(f"- {line}" for line in said) if self.markdown else
                               "\n".join(_wrap(line, "  · ", hang="    ") for line in said))
+
+    def flush(self) -> None:
+        """Write the parts collected so far to ``out`` (when streaming), and forget them."""
+        if self.out is None or not self.parts:
+            return
+        self.out.write(("\n\n" if self.written else "") + "\n\n".join(self.parts))
+        self.parts.clear()
+        self.written = True
+
+    def close(self) -> None:
+        """Write the rest, and the final line end."""
+        self.flush()
+        self.out.write("\n")
 
     def text(self) -> str:
         return "\n\n".join(self.parts) + "\n"
@@ -828,19 +941,46 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     and of a longer one the steps :func:`chosen` picks, each with why; ``"all"`` for
     every step.  A variant's opens with what it changes, equation by equation, and what
     Greff et al. found about it.  Notes and the glossary explain what the numbers mean
-    the first time they matter; ``brief=True`` leaves them out.
+    the first time they matter; ``brief=True`` leaves them out.  :func:`write` streams
+    the same text to a file, step by step.
 
     >>> from lstmtrace import Parameters, step
     >>> print(render(step(Parameters.zeros(1, 1), [2.0])).splitlines()[0])
     LSTM step t = 1 · input size E = 1 · hidden size H = 1
     """
+    doc = _document(trace, precision, markdown, brief, None)
+    _explain_any(doc, trace, expand, title, steps)
+    return doc.text()
+
+
+def write(trace, file, precision: int = 6, expand: Optional[int] = None, markdown: bool = False,
+          title: Optional[str] = None, steps: Union[Sequence[int], str, None] = None, brief: bool = False) -> None:
+    """:func:`render`'s text, written to the text stream ``file`` step by step as it is made: the same
+    characters, without holding the whole text (a long run's explanation can be gigabytes).
+
+    >>> import io
+    >>> from lstmtrace import Parameters, run
+    >>> trace, out = run(Parameters.zeros(1, 1), [[1.0], [2.0]]), io.StringIO()
+    >>> write(trace, out, steps="all")
+    >>> out.getvalue() == render(trace, steps="all")
+    True
+    """
+    doc = _document(trace, precision, markdown, brief, file)
+    _explain_any(doc, trace, expand, title, steps)
+    doc.close()
+
+
+def _document(trace, precision: int, markdown: bool, brief: bool, out) -> "_Doc":
     if precision < 1:
         raise ValueError(f"precision must be at least 1, not {precision}")
+    return _Doc(markdown, precision, brief, out)
+
+
+def _explain_any(doc: "_Doc", trace, expand, title, steps) -> None:
     if hasattr(trace, "traces"):  # a Stack: each cell in turn
-        return _render_stack(trace, precision, expand, markdown, title, steps, brief)
-    doc = _Doc(markdown, precision, brief)
-    _explain(doc, trace, expand, title, steps)
-    return doc.text()
+        _explain_stack(doc, trace, expand, title, steps)
+    else:
+        _explain(doc, trace, expand, title, steps)
 
 
 def _explain(doc: _Doc, trace, expand: Optional[int], title: Optional[str],
@@ -895,6 +1035,9 @@ def _explain(doc: _Doc, trace, expand: Optional[int], title: Optional[str],
         _result(doc, s)
         if trace.has_gradients:
             _backward_section(doc, trace, t)
+        doc.flush()  # streaming: this step is written, and its text let go
+    if trace.has_gradients and trace.param_grads != "per-step":  # the weights' gradients: once, for every step
+        _back_weights(doc, _Back(trace, detail[-1] if detail else trace.steps))
 
 
 REVERSE_NOTE = ("This cell runs in reverse, as the second half of a bidirectional layer (or a Keras LSTM with "
@@ -903,10 +1046,9 @@ REVERSE_NOTE = ("This cell runs in reverse, as the second half of a bidirectiona
                 "from h_0 and c_0. So its last h is step 1's.")
 
 
-def _render_stack(stack, precision: int, expand: Optional[int], markdown: bool, title: Optional[str],
-                  steps: Union[Sequence[int], str, None], brief: bool) -> str:
+def _explain_stack(doc: _Doc, stack, expand: Optional[int], title: Optional[str],
+                   steps: Union[Sequence[int], str, None]) -> None:
     """A stack's explanation: which cells it holds and how they feed one another, then each cell's."""
-    doc = _Doc(markdown, precision, brief)
     if title:
         doc.note(title)
     cells = stack.traces
@@ -935,7 +1077,6 @@ def _render_stack(stack, precision: int, expand: Optional[int], markdown: bool, 
         note = params.variant_note() if params is not None else ""
         _explain(doc, trace, expand if expand is not None and expand < trace.hidden_size else None, note or None,
                  steps)
-    return doc.text()
 
 
 def _norms(doc: _Doc, trace) -> None:
@@ -1017,7 +1158,7 @@ def _back_gate(doc: _Doc, b: _Back, spec) -> None:
         doc.formula(f"{d_act};    {d_preact};    {' = '.join(f'dL/d{q}' for q in _sum_of(spec))} = dL/dpreact"
                     f"{peephole}")
         columns.update({f"grad:{q}": g[gate, q] for q in ("clipped", "preact") if q in spec.quantities})
-        if spec.peeps:
+        if spec.peeps and not np.isnan(g[gate, "P"]).all():  # a step's own dL/dP: kept per step (or of one step)
             columns["grad:P"] = g[gate, "P"]
     doc.table(columns)
     if gate == "forget" and spec.rule != "one" and not v["given", "c_prev"].any():
@@ -1034,24 +1175,36 @@ def _back_given(doc: _Doc, b: _Back) -> None:
 
 
 def _back_weights(doc: _Doc, b: _Back) -> None:
-    """The norm of each weight's gradient, a row per gate (and stage) that has weights."""
-    g, cell = b.g, b.cell
+    """The norm of each weight's gradient, a row per gate (and stage) that has weights: the step's own
+    (``param_grads="per-step"``), or summed over the steps once, after the last step explained."""
+    trace, cell = b.trace, b.cell
+    mode = trace.param_grads
     owners = [(spec.name, dict(spec.weights)) for spec in cell.gates if spec.weights]
     owners += [(stage, {weight: shape}) for stage, weight, shape in cell.stage_weights]
     names = list(dict.fromkeys(w for _, weights in owners for w in weights))
+    if mode == "none":
+        doc.heading("Weights")
+        doc.note("The backward pass kept no gradients of the weights (param_grads 'none'): only dL/d each traced "
+                 "quantity. lstmtrace.backward(trace, param_grads='total') or --param-grads total keeps them.")
+        return
     formulas = {"W": "dL/dW = dL/dpreact ⊗ x", "U": "dL/dU = dL/dpreact ⊗ h_prev", "b": "dL/db = dL/dpreact",
                 "P": "dL/dP = dL/dpreact * the c it peeps at", "W_hr": "dL/dW_hr = dL/dh ⊗ m"}
-    doc.heading("Weights")
-    doc.formula(";    ".join(formulas[w] for w in names))
+    summed = mode == "total" and trace.steps > 1
+    doc.heading(f"Weights, summed over the {trace.steps} steps" if summed else "Weights")
+    doc.formula(";    ".join(("Σ_t " if summed else "") + formulas[w] for w in names))
     norm = np.linalg.norm
+    g = b.g if mode == "per-step" else {(owner, w): trace.block(owner, f"grad:{w}")[0]
+                                        for owner, weights in owners for w in weights}
     doc.table_rows(["gate", *(f"‖dL/d{w}‖" for w in names)],
                    [[owner, *(norm(g[owner, w]) if w in weights else None for w in names)]
                     for owner, weights in owners])
     shapes = dict(shape for _, weights in owners for shape in weights.items())
     units = ", ".join(f"r·{shapes[w].split('×')[1]} + c for {w}" for w in names if "×" in shapes[w])
+    where = ("; each step holds its own contribution, and their sum over steps is the whole gradient."
+             if mode == "per-step" and trace.steps > 1 else
+             ", summed over the steps, at step 0." if mode == "total" else ".")
     doc.note(f"The weights' gradients are in the trace entry by entry ({', '.join(f'grad:{w}' for w in names)}; "
-             f"unit {units})" + ("; each step holds its own contribution, and their sum over "
-                                 "steps is the whole gradient." if b.trace.steps > 1 else "."))
+             f"unit {units}){where}")
 
 
 BACK_SECTIONS = {"hidden": _back_hidden, "cell": _back_cell, "given": _back_given}
@@ -1067,4 +1220,5 @@ def _backward_section(doc: _Doc, trace, t: int) -> None:
             BACK_SECTIONS[stage](doc, b)
         else:
             _back_gate(doc, b, trace.cell.gate(stage))
-    _back_weights(doc, b)
+    if trace.param_grads == "per-step":
+        _back_weights(doc, b)

@@ -15,10 +15,10 @@ import pandas as pd
 
 from lstmtrace import tracefile
 from lstmtrace.atomic import atomic_open
-from lstmtrace.cell import Values, layout, step_into
+from lstmtrace.cell import Values, layout, sequence_into, step_into
 from lstmtrace.params import Parameters
-from lstmtrace.rows import (COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, NonFiniteError, check_finite, frame, size,
-                            stage_sizes, stages)
+from lstmtrace.rows import (COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, NonFiniteError, check_finite, frame, grad_mode,
+                            size, stage_sizes, stages)
 from lstmtrace.variant import Variant
 
 __all__ = ["COLUMNS", "NonFiniteError", "Trace", "make_trace", "read_trace", "run", "size", "stage_sizes", "step"]
@@ -37,19 +37,27 @@ class Trace:
     """
 
     def __init__(self, frame: pd.DataFrame, params: Optional[Parameters] = None,
-                 sizes: Optional[Tuple[int, int, int, bool]] = None, variant: Optional[Variant] = None):
+                 sizes: Optional[Tuple[int, int, int, Union[bool, str]]] = None, variant: Optional[Variant] = None):
         self.frame = frame
         self.variant = variant if variant is not None else params.variant if params is not None else Variant()
         # a snapshot, not a copy: the arrays become read-only and are shared until params.set copies them
         self._params = None if params is None else params.snapshot()
         self.skipped: list = []  # gate.quantity names read_trace(unknown="skip") left out
         self.direction = "forward"  # "reverse": run over x_T … x_1, its steps still numbered in time order
-        if sizes is None:  # (E, H, T, has gradients) when the caller knows them; else count
+        if sizes is None:  # (E, H, T, gradients) when the caller knows them; else count
             steps = int(frame["step"].max())
             quantity = frame["quantity"]
-            sizes = (int((quantity == "x").sum()) // steps, int((quantity == "c_prev").sum()) // steps,
-                     steps, bool((quantity == "grad:h").any()))
-        self.input_size, self.hidden_size, self.steps, self.has_gradients = sizes
+            grad = None
+            if bool((quantity == "grad:h").any()):
+                weights = (quantity == "grad:b").to_numpy()
+                grad = "none" if not weights.any() else "total" if (frame["step"].to_numpy()[weights] == 0).all() \
+                    else "per-step"
+            sizes = (int((quantity == "x").sum()) // steps, int((quantity == "c_prev").sum()) // steps, steps, grad)
+        self.input_size, self.hidden_size, self.steps, grad = sizes
+        self.param_grads = grad_mode(grad)
+        """How the backward pass kept the parameters' gradients: ``"total"`` (summed, at step 0),
+        ``"per-step"``, ``"none"``; None for a trace without gradients (see :mod:`lstmtrace.rows`)."""
+        self.has_gradients = self.param_grads is not None
 
     @property
     def cell(self):
@@ -86,14 +94,15 @@ class Trace:
     def value(self, gate: str, quantity: str, step: Optional[int] = None) -> np.ndarray:
         """One quantity over units; for a trace of several steps and no ``step``, steps × units.
 
-        The array is a copy: changing it leaves the trace as it was.
+        The array is a copy: changing it leaves the trace as it was.  A parameter's gradient summed
+        over the steps (``param_grads="total"``) is one row, as for one step.
         """
         block = self.block(gate, quantity)
         if step is not None:
             if not 1 <= step <= self.steps:
                 raise IndexError(f"step {step} is not in 1..{self.steps}")
             return block[step - 1].copy()
-        return block[0].copy() if self.steps == 1 else block.copy()
+        return block[0].copy() if self.steps == 1 or len(block) == 1 else block.copy()
 
     def rows(self, part: str = "forward") -> np.ndarray:
         """Steps × numbers: each step's row of forward values (or of gradients), laid out as
@@ -101,6 +110,9 @@ class Trace:
 
         >>> step(Parameters.zeros(1, 1), [2.0]).rows().shape     # E + 27H numbers a step
         (1, 28)
+
+        Without the parameters' gradients in each step's row (``param_grads`` "total" or "none"), a
+        gradient row holds dL/d the traced quantities only, as many numbers as a forward row.
         """
         if part == "grad" and not self.has_gradients:
             raise KeyError("this trace has no gradients: lstmtrace.backward(trace) adds them")
@@ -108,12 +120,33 @@ class Trace:
         values = self.frame["value"].to_numpy().view()
         values.setflags(write=False)
         start = T * layout(E, H, cell=self.cell).width if part == "grad" else 0
-        width = layout(E, H, part, self.cell).width
+        width = layout(E, H, part if self.param_grads == "per-step" else "forward", self.cell).width
         return values[start:start + T * width].reshape(T, width)
+
+    def totals(self) -> np.ndarray:
+        """The parameters' gradients summed over the steps, as one row of the gradient layout's weights
+        part (what the step-0 rows hold); a read-only view for ``param_grads="total"``, else their sum.
+
+        >>> from lstmtrace import backward
+        >>> t = run(Parameters.zeros(1, 1), [[1.0], [2.0]])
+        >>> np.array_equal(backward(t).totals(), backward(t, param_grads="per-step").totals())
+        True
+        """
+        E, H = self.input_size, self.hidden_size
+        if self.param_grads in (None, "none"):
+            raise KeyError("this trace keeps no gradients of its parameters" + (
+                " (param_grads='none')" if self.param_grads else ": lstmtrace.backward(trace) adds them"))
+        Q = layout(E, H, cell=self.cell).width
+        if self.param_grads == "per-step":
+            return self.rows("grad")[:, Q:].sum(axis=0)
+        values = self.frame["value"].to_numpy().view()
+        values.setflags(write=False)
+        return values[2 * self.steps * Q:]
 
     def block(self, gate: str, quantity: str) -> np.ndarray:
         """A steps × units read-only view of one quantity (``"grad:…"`` for a gradient), straight
-        out of the value column: :meth:`value` without the copy.
+        out of the value column: :meth:`value` without the copy.  A parameter's gradient kept summed
+        (``param_grads="total"``) is 1 × units: the sum over the steps.
 
         >>> run(Parameters.zeros(1, 1), [[1.0], [2.0]]).block("given", "x")
         array([[1.],
@@ -125,6 +158,12 @@ class Trace:
             raise KeyError(f"no quantity {gate}.{quantity} in this trace ({valid}"
                            f"{'; and grad:<each of those>, grad:W, grad:U, grad:b' if self.has_gradients else ''})")
         where = layout(self.input_size, self.hidden_size, part, self.cell).slices[gate, quantity.replace("grad:", "", 1)]
+        Q = layout(self.input_size, self.hidden_size, cell=self.cell).width
+        if part == "grad" and self.param_grads != "per-step" and where.start >= Q:  # a parameter's
+            if self.param_grads == "none":
+                raise KeyError(f"no {gate}.{quantity} in this trace: its backward pass kept no gradients of the "
+                               "parameters (param_grads='none')")
+            return self.totals()[where.start - Q:where.stop - Q][None, :]
         return self.rows(part)[:, where]
 
     def values(self, step: int = 1, part: str = "forward") -> Values:
@@ -132,13 +171,23 @@ class Trace:
 
         With ``part="grad"``, the same names hold dL/d each quantity, and each gate's
         W, U and b their gradients: ``trace.values(1, "grad").forget.preact`` is grad:preact.
+        A step's own W, U and b gradients are NaN unless ``param_grads="per-step"`` kept them (or
+        the trace is of one step, whose own are the total).
 
         >>> step(Parameters.zeros(1, 1), [2.0]).values().forget.act
         array([0.5])
         """
         if not 1 <= step <= self.steps:
             raise IndexError(f"step {step} is not in 1..{self.steps}")
-        return Values(self.rows(part)[step - 1], self.input_size, self.hidden_size, part, self.cell)
+        row = self.rows(part)[step - 1]
+        if part == "grad" and self.param_grads != "per-step":  # a step's share of the parameters' is not kept
+            if self.param_grads == "total" and self.steps == 1:  # ... but of one step it is their total
+                rest = self.totals()
+            else:
+                rest = np.full(layout(self.input_size, self.hidden_size, "grad", self.cell).width - len(row), np.nan)
+            row = np.concatenate([row, rest])
+            row.setflags(write=False)
+        return Values(row, self.input_size, self.hidden_size, part, self.cell)
 
     def check(self, quantity, values=None, step: Optional[int] = None):
         """Check numbers computed by hand against this trace, unit by unit, to the digits given; when they
@@ -163,12 +212,14 @@ class Trace:
 
     # -- exports -------------------------------------------------------------------
 
-    def to_csv(self, path: Union[str, os.PathLike, None] = None, layout: str = "long") -> Optional[str]:
+    def to_csv(self, path: Union[str, os.PathLike, None] = None, layout: str = "long",
+               progress: Optional[Callable[[float], None]] = None) -> Optional[str]:
         """CSV with full float64 precision (reads back bit-identical); the text when no path.
 
         ``layout="long"`` is the frame as it is; ``"wide"`` has one row per step, gate
         and quantity and a column per unit (u0, u1, …), blank past a vector's end.
-        The long layout goes through pyarrow's CSV writer when pyarrow is installed.
+        The long layout goes through pyarrow's CSV writer when pyarrow is installed.  ``progress``, if
+        given, is called with the share of the rows each part written holds (a long layout's, in parts).
         """
         if layout not in ("long", "wide"):
             raise ValueError(f"layout must be 'long' or 'wide', not {layout!r}")
@@ -179,7 +230,10 @@ class Trace:
             write(table, out, self._recorded)
             return out.getvalue()
         with atomic_open(path, "w", encoding="utf-8", newline="") as f:
-            write(table, f, self._recorded)
+            if progress is not None and layout == "long":
+                tracefile.write_csv(table, f, self._recorded, progress=progress)
+            else:
+                write(table, f, self._recorded)
         return None
 
     @property
@@ -203,22 +257,31 @@ class Trace:
         E, H, T = self.input_size, self.hidden_size, self.steps
         parts = ("forward", "grad") if self.has_gradients else ("forward",)
         width = max(int(stage_sizes(E, H, part, self.cell).max()) for part in parts)
+        Q = len(stages(self.cell))  # a gradient row's stages: the quantities', then the parameters'
+        blocks = [("forward", T, slice(None))]
+        if self.param_grads == "per-step":
+            blocks.append(("grad", T, slice(None)))
+        elif self.has_gradients:
+            blocks.append(("grad", T, slice(0, Q)))
+            if self.param_grads == "total":
+                blocks.append(("grad", 0, slice(Q, None)))  # once, summed, at step 0
         frames = []
-        for part in parts:
-            named = stages(self.cell, part)
-            table = np.full((T, len(named), width), np.nan)
+        for part, count, which in blocks:
+            named = stages(self.cell, part)[which]
+            rows = max(count, 1)
+            table = np.full((rows, len(named), width), np.nan)
             for k, (gate, quantity) in enumerate(named):  # a loop over stages, not rows
                 block = self.block(gate, quantity)
                 table[:, k, :block.shape[1]] = block
-            stage = np.tile(np.arange(len(named)), T)
+            stage = np.tile(np.arange(len(named)), rows)
             gate_codes = GATE_DTYPE.categories.get_indexer([g for g, _ in named])[stage]
             quantity_codes = QUANTITY_DTYPE.categories.get_indexer([q for _, q in named])[stage]
             keys = pd.DataFrame({
-                "step": np.repeat(np.arange(1, T + 1, dtype=np.int32), len(named)),
+                "step": np.repeat(np.arange(1, T + 1, dtype=np.int32) if count else np.zeros(1, np.int32), len(named)),
                 "gate": pd.Categorical.from_codes(gate_codes, dtype=GATE_DTYPE),
                 "quantity": pd.Categorical.from_codes(quantity_codes, dtype=QUANTITY_DTYPE),
             })
-            units = pd.DataFrame(table.reshape(T * len(named), width), columns=[f"u{k}" for k in range(width)])
+            units = pd.DataFrame(table.reshape(rows * len(named), width), columns=[f"u{k}" for k in range(width)])
             frames.append(pd.concat([keys, units], axis=1))
         return pd.concat(frames, ignore_index=True)
 
@@ -335,6 +398,10 @@ def run(params: Parameters, xs, h0: Optional[Sequence[float]] = None,
     return trace
 
 
+SEQUENCE_FROM = 8
+"""Sequences this long or longer are computed by :func:`lstmtrace.cell.sequence_into` where the cell allows."""
+
+
 def _trace(params, xs, h, c, progress=None, reverse: bool = False) -> Trace:
     """Every step over the rows of ``xs``, written straight into one preallocated value array; with
     ``reverse``, from the last row to the first, each step's values still in the row of its x."""
@@ -347,20 +414,25 @@ def _trace(params, xs, h, c, progress=None, reverse: bool = False) -> Trace:
     where = layout(E, H, cell=params.cell)
     values = np.empty((T, where.width))
     h_at, c_at = where.slices["hidden", "h"], where.slices["cell", "c"]
-    scratch = Values(np.empty(where.width), E, H, cell=params.cell)  # one step's views, reused step after step
+    order = range(T - 1, -1, -1) if reverse else range(T)
     with np.errstate(over="ignore", invalid="ignore"):  # every value is checked for overflow below
-        for t in range(T - 1, -1, -1) if reverse else range(T):  # the recurrence: each step needs the last's h, c
-            step_into(scratch, params, xs[t], h, c)
-            values[t] = scratch.row
-            h, c = values[t, h_at], values[t, c_at]
-            if progress is not None:
-                progress(1)
+        # the default LSTM (and its activation variants) over a sequence: whole vectors a step, whole
+        # quantities a chunk (a step or a few cost less through one reused row, as every other cell runs)
+        if T < SEQUENCE_FROM or not sequence_into(values, params, xs, h, c, order, progress):
+            scratch = Values(np.empty(where.width), E, H, cell=params.cell)  # one step's views, reused
+            for t in order:  # the recurrence: each step needs the last's h, c
+                step_into(scratch, params, xs[t], h, c)
+                values[t] = scratch.row
+                h, c = values[t, h_at], values[t, c_at]
+                if progress is not None:
+                    progress(1)
     return make_trace(values.reshape(-1), params, E, H, T)
 
 
 def make_trace(values: np.ndarray, params: Optional[Parameters], input_size: int, hidden_size: int,
-               steps: int, grad: bool = False) -> Trace:
-    """A Trace of the value column ``values`` (every step's row, then any gradients' rows), checked finite.
+               steps: int, grad: Union[bool, str] = False) -> Trace:
+    """A Trace of the value column ``values`` (every step's row, then any gradients' rows), checked finite;
+    ``grad`` is False or how the parameters' gradients are kept (:data:`lstmtrace.rows.PARAM_GRADS`).
 
     >>> from lstmtrace.cell import step_values
     >>> p = Parameters.zeros(1, 1)

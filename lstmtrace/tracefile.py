@@ -33,6 +33,9 @@ ARROW_FROM_ROWS = 100_000
 """Frames this long go through pyarrow when it is installed; shorter ones always through
 pandas, so small files (and the golden traces) are the same text on every machine."""
 
+PROGRESS_PART = 250_000
+"""Rows a CSV is written in at a time when its writing shows progress."""
+
 
 VARIANT = "variant"
 """The gate of the rows, at step 0, that record a trace's variant (none for the default LSTM), and
@@ -102,8 +105,11 @@ def csv_lines(trace, layout: str = "long") -> int:
     recorded = Recorded(trace.variant, trace.direction).to_rows()
     if layout == "long":
         return 1 + len(recorded) + len(trace.frame)
-    per_step = len(rows.stages(trace.cell)) + (len(rows.stages(trace.cell, "grad")) if trace.has_gradients else 0)
-    return 1 + len({q for q, _, _ in recorded}) + trace.steps * per_step
+    forward, grad = len(rows.stages(trace.cell)), len(rows.stages(trace.cell, "grad"))
+    mode = getattr(trace, "param_grads", None)
+    per_step = forward + {None: 0, "per-step": grad}.get(mode, forward)
+    summed = grad - forward if mode == "total" else 0  # the parameters' gradients, once at step 0
+    return 1 + len({q for q, _, _ in recorded}) + trace.steps * per_step + summed
 
 
 def write_stack_csv(stack, f: IO[str], layout: str = "long") -> None:
@@ -130,12 +136,35 @@ def stack_frame(stack) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def write_csv(frame: pd.DataFrame, f: IO[str], variant=None, header: bool = True) -> None:
+def write_csv(frame: pd.DataFrame, f: IO[str], variant=None, header: bool = True, progress=None) -> None:
     """``frame`` as CSV into the text stream ``f``: by pyarrow for long frames where it can, else pandas.
 
     A ``variant`` other than the default is recorded in rows right after the header (``header=False``:
-    no header line, for a stack's cells after the first).
+    no header line, for a stack's cells after the first).  ``progress``, if given, is called with the
+    share of the rows (0 to 1) each part written holds: the frame is then written in parts, by the one
+    writer the whole frame would have, so the text is the same.
     """
+    if progress is not None and len(frame) >= 2 * PROGRESS_PART:
+        writer = write_csv_pandas
+        if len(frame) >= ARROW_FROM_ROWS:
+            try:
+                import pyarrow.csv  # noqa: F401  (the same test write_csv_arrow makes)
+
+                writer = write_csv_arrow
+            except ImportError:
+                pass
+        parts = range(0, len(frame), PROGRESS_PART)
+        for k, start in enumerate(parts):
+            part = frame.iloc[start:start + PROGRESS_PART]
+            try:
+                writer(part, f, variant if k == 0 else None, header and k == 0)
+            except ImportError:  # a pyarrow too old to skip quotes: pandas for the whole frame, as below
+                if k:
+                    raise
+                writer = write_csv_pandas
+                writer(part, f, variant, header)
+            progress(len(part) / len(frame))
+        return
     if len(frame) >= ARROW_FROM_ROWS:
         try:
             return write_csv_arrow(frame, f, variant, header)
@@ -494,11 +523,21 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
         raise ValueError("has no rows of a gate and quantity this lstmtrace knows")
 
     step_, unit, value = (frame[c].to_numpy() for c in ("step", "unit", "value"))
-    for column, bad, what in (("step", step_ < 1, "a step ≥ 1"), ("unit", unit < 0, "a unit ≥ 0"),
+    n_forward, n_grad = len(STAGES), len(GRAD_STAGES)
+    weights = stage >= 2 * n_forward  # a parameter's gradient: grad:W, grad:U, grad:b, grad:P, grad:W_hr
+    summed = weights & (step_ == 0)  # "total": summed over the steps, at step 0
+    for column, bad, what in (("step", (step_ < 1) & ~summed, "a step ≥ 1"), ("unit", unit < 0, "a unit ≥ 0"),
                               ("value", ~np.isfinite(value), "a finite number")):
         if bad.any():
             row = int(np.argmax(bad))
-            raise ValueError(f"line {_line(row)}: {column} {str(frame[column].iloc[row])!r} is not {what}")
+            raise ValueError(f"line {_line(row)}: {column} {str(frame[column].iloc[row])!r} is not {what}"
+                             + (" (step 0 holds only the parameters' gradients, summed)" if column == "step"
+                                and step_[row] == 0 else ""))
+    if summed.any() and (weights & ~summed).any():
+        row = int(np.argmax(weights & ~summed))
+        raise ValueError(f"line {_line(row)}: {frame['gate'].iloc[row]}.{frame['quantity'].iloc[row]} at step "
+                         f"{int(step_[row])}, while other parameters' gradients are summed at step 0: a trace keeps "
+                         "them one way (param_grads 'total' or 'per-step')")
 
     steps = int(step_.max())
     E = int(((step_ == 1) & (stage == 0)).sum())
@@ -506,29 +545,42 @@ def _checked_frame(frame: pd.DataFrame, lines: Optional[np.ndarray] = None, skip
     if E == 0 or H == 0:
         raise ValueError(f"step 1 has no given.{'x' if E == 0 else 'c_prev'} rows, so the trace's "
                          "sizes are unknown")
-    n_forward, n_grad = len(STAGES), len(GRAD_STAGES)
-    grad = bool((stage >= n_forward).any())
-    expected = np.concatenate([np.tile(stage_sizes(E, H, part, cell), steps)
-                               for part in (("forward", "grad") if grad else ("forward",))])
-    # a block is one part's stage at one step, numbered in the order the rows belong in
+    grad = None
+    if (stage >= n_forward).any():
+        grad = "total" if summed.any() else "per-step" if weights.any() else "none"
+    # a block is one part's stage at one step (the summed ones: once), numbered in the order the rows belong in
+    per_step_grad = n_grad if grad == "per-step" else n_forward
+    sizes_grad = stage_sizes(E, H, "grad", cell)
+    expected = [np.tile(stage_sizes(E, H, "forward", cell), steps)]
+    if grad is not None:
+        expected.append(np.tile(sizes_grad[:per_step_grad], steps))
+    if grad == "total":
+        expected.append(sizes_grad[n_forward:])
+    expected = np.concatenate(expected)
     part = (stage >= n_forward).astype(np.int64)
     in_part = stage - part * n_forward
-    block = part * steps * n_forward + (step_ - 1) * np.where(part == 1, n_grad, n_forward) + in_part
+    block = np.where(part == 0, (step_ - 1) * n_forward + in_part,
+                     steps * n_forward + (step_ - 1) * per_step_grad + in_part)
+    if grad == "total":
+        block = np.where(summed, steps * (n_forward + per_step_grad) + in_part - n_forward, block)
     counts = np.bincount(block, minlength=len(expected))
     wrong = counts != expected
     if wrong.any():
         k = int(np.argmax(wrong))
-        in_grad = k >= steps * len(STAGES)
-        stages = GRAD_STAGES if in_grad else STAGES
-        j = k - steps * len(STAGES) if in_grad else k
-        t, (g, q) = j // len(stages) + 1, stages[j % len(stages)]
+        if k >= steps * (n_forward + per_step_grad):  # a summed parameter's gradient
+            t, (g, q) = 0, GRAD_STAGES[n_forward + k - steps * (n_forward + per_step_grad)]
+        elif k >= steps * n_forward:
+            j = k - steps * n_forward
+            t, (g, q) = j // per_step_grad + 1, GRAD_STAGES[j % per_step_grad]
+        else:
+            t, (g, q) = k // n_forward + 1, STAGES[k % n_forward]
         raise ValueError(f"step {t} has {counts[k]} rows of {g}.{q}, expected {expected[k]} "
                          f"(input size {E} and hidden size {H}, from step 1's x and c_prev)")
 
     order = np.lexsort((unit, block))
-    misplaced = unit[order] != rows.keys(E, H, steps, grad, cell)["unit"]
+    misplaced = unit[order] != rows.keys(E, H, steps, grad or False, cell)["unit"]
     if misplaced.any():
         row = int(order[np.argmax(misplaced)])
         raise ValueError(f"line {_line(row)}: unit {int(unit[row])} of {frame['gate'].iloc[row]}."
                          f"{frame['quantity'].iloc[row]} is repeated or out of range")
-    return rows.frame(value[order], E, H, steps, grad, cell), skipped
+    return rows.frame(value[order], E, H, steps, grad or False, cell), skipped

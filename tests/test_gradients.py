@@ -121,7 +121,11 @@ def test_forward_rows_are_unchanged_and_gradients_follow(random_params):
     assert with_grads.frame.iloc[:n].equals(forward.frame)
     assert with_grads.frame["quantity"].iloc[n] == "grad:x" and with_grads.frame["step"].iloc[n] == 1
     E, H = 3, 4
-    assert len(with_grads.frame) == 2 * n + 2 * 4 * H * (E + H + 1)
+    # the default (param_grads="total"): dL/dW, dU, db once, summed, at step 0; "per-step": in every step
+    assert len(with_grads.frame) == 2 * n + 4 * H * (E + H + 1)
+    assert (with_grads.frame["step"].iloc[2 * n:] == 0).all()
+    assert len(backward(forward, param_grads="per-step").frame) == 2 * n + 2 * 4 * H * (E + H + 1)
+    assert len(backward(forward, param_grads="none").frame) == 2 * n
 
 
 def test_parameter_gradient_units_are_row_major(random_params):
