@@ -280,10 +280,13 @@ def test_too_many_formulas_are_refused_before_any_is_written(tmp_path):
 def test_without_xlsxwriter_the_option_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "xlsxwriter", None)  # import xlsxwriter now raises ImportError
     out = tmp_path / "step.xlsx"
-    result = CliRunner().invoke(cli, ["step", "-o", str(out)])
-    assert result.exit_code == 2
-    assert "--format" in result.stderr and "pip install 'lstmtrace[xlsx]'" in result.stderr
-    assert not out.exists()
+    for args, option in ((["-o", str(out)], "--output"), (["--format", "xlsx", "-o", str(out)], "--format")):
+        result = CliRunner().invoke(cli, ["step", *args])
+        assert result.exit_code == 2  # checked before any work: the option that asked for the workbook
+        assert option in result.stderr and "pip install 'lstmtrace[xlsx]'" in result.stderr
+        assert not out.exists()
+    with pytest.raises(ImportError, match=r"lstmtrace\[xlsx\]"):  # and the library says the same
+        lstmtrace.step(Parameters.identity(1, 1), [0.5]).to_xlsx(out)
 
 
 # -- the formulas compute the LSTM: LibreOffice Calc recalculates them ------------------------------
