@@ -24,7 +24,7 @@ f = sigmoid(preact_f)
 """
 from typing import Dict, List, Optional, Tuple
 
-from lstmtrace.errors import OptionError
+from lstmtrace.errors import OptionError, one_cell
 
 __all__ = ["MAX_WEIGHTS", "to_python", "variable"]
 
@@ -204,14 +204,7 @@ def _printed(cell) -> List[Tuple[str, str]]:
 # -- the script ---------------------------------------------------------------------------
 
 def _check(trace) -> None:
-    if hasattr(trace, "traces"):  # a Stack
-        layers = trace.layers
-        if len(layers) > 1:
-            raise OptionError(f"the step as code is one cell's, and this trace has {len(layers)} layers "
-                              f"({', '.join(map(str, layers))}): give --layer K (and --direction for a "
-                              "bidirectional layer)", "layer")
-        raise OptionError(f"the step as code is one cell's, and layer {layers[0]} runs both ways: give "
-                          "--direction forward or --direction reverse", "direction")
+    one_cell(trace, "the step as code")
     if trace.has_gradients:
         raise OptionError("the step as code is the forward step; the backward pass is not written out: "
                           "leave out --backward (or save it as CSV)", "backward")

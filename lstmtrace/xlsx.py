@@ -41,7 +41,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 import numpy as np
 
 from lstmtrace.cell import attribute, layout
-from lstmtrace.errors import OptionError
+from lstmtrace.errors import OptionError, one_cell
 
 __all__ = ["MAX_FORMULAS", "MAX_GATE_WEIGHTS", "MAX_STEPS", "XLSX_HINT", "activation_formula", "name",
            "to_xlsx", "weight_name"]
@@ -119,14 +119,7 @@ def weight_name(gate: str, weight: str) -> str:
 
 def _check(trace) -> None:
     """One line for each trace a workbook of formulas cannot be made of, naming the option to change."""
-    if hasattr(trace, "traces"):  # a Stack
-        layers = trace.layers
-        if len(layers) > 1:
-            raise OptionError(f"the workbook is one cell's, and this trace has {len(layers)} layers "
-                              f"({', '.join(map(str, layers))}): give --layer K (and --direction for a "
-                              "bidirectional layer)", "layer")
-        raise OptionError(f"the workbook is one cell's, and layer {layers[0]} runs both ways: give "
-                          "--direction forward or --direction reverse", "direction")
+    one_cell(trace, "the workbook")
     if trace.has_gradients:
         raise OptionError("the workbook is the forward step's formulas; the backward pass is not written as "
                           "formulas: leave out --backward (or save it as CSV)", "backward")
