@@ -30,7 +30,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 import numpy as np
 
 __all__ = ["Activation", "Cell", "Gate", "GateSpec", "GATES", "LSTM", "Layout", "PIPELINE", "SIGMOID", "TANH",
-           "Values", "forward", "layout", "sequence_into", "sigmoid", "step_into", "step_values", "unpack"]
+           "Values", "forward", "layout", "sigmoid", "step_into", "step_values", "unpack"]
 
 
 # -- the activations -------------------------------------------------------------------
@@ -549,112 +549,6 @@ def step_into(v: "Values", params, x: np.ndarray, h_prev: np.ndarray, c_prev: np
         np.multiply(o, act_c, out=hidden[1])
         np.matmul(params.W_hr, hidden[1], out=h)
     v.flush()
-
-
-def _sigmoid_into(z: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
-    """:func:`sigmoid` of ``z`` written into ``out``, every bit the same: e = e^−|z|, then 1/(1 + e) where
-    z ≥ 0 and e/(1 + e) elsewhere, as one division of the chosen numerator by the one 1 + e."""
-    np.abs(z, out=scratch)
-    np.negative(scratch, out=scratch)
-    np.exp(scratch, out=scratch)  # e
-    np.add(scratch, 1.0, out=out)  # 1 + e (added in the order sigmoid adds: 1.0 + e is e + 1.0, exactly)
-    np.copyto(scratch, 1.0, where=z >= 0)  # the numerator: 1 where z ≥ 0, else e
-    np.divide(scratch, out, out=out)
-
-
-SEQUENCE_CHUNK = 64
-"""How many steps :func:`sequence_into` computes into its buffers before writing them into the rows."""
-
-
-def sequence_into(values: np.ndarray, params, xs: np.ndarray, h: np.ndarray, c: np.ndarray, order,
-                  progress=None) -> bool:
-    """Every step of a sequence written into ``values`` (T × the forward row), in ``order`` of the rows of
-    ``xs``, for a cell whose gates are all computed, in one phase, without clip, peepholes or projection
-    (the default LSTM and its activation variants); False, untouched, for any other cell.
-
-    The same numbers as :func:`step_into` step after step, bit for bit: the same matrix-vector products
-    and the same elementwise operations, each on the step's contiguous vectors (4H of them at once)
-    instead of on the row's interleaved gates; the row is filled a whole quantity of every step at a time
-    afterwards.  What a step costs in Python is then a dozen numpy calls.
-    """
-    spec = params.cell
-    plan = _plan(spec)
-    G, H, E = len(spec.gates), params.hidden_size, params.input_size
-    if (spec.clip is not None or spec.proj_size is not None or plan.ones is not None or plan.complement is not None
-            or len(plan.phases) != 1 or plan.phases[0].rows is not _ALL or plan.phases[0].peep is not None
-            or plan.weighted is not _ALL or G != 4 or tuple(spec.given) != ("x", "h_prev", "c_prev")
-            or tuple(g.name for g in spec.gates) != GATES or spec.after != LSTM.after[:1] + spec.after[1:]
-            or [q for _, q in spec.after[1:]] != [(cell_activation_name(spec.cell_activation), "h")]
-            or [g.quantities for g in spec.gates] != [LSTM.gates[0].quantities] * G):
-        return False
-    W, U, b = params.W, params.U, params.b
-    where = layout(E, H, cell=spec).slices  # each quantity's columns of every step's row
-    stage, quantities = spec.after[1]
-    rows = lambda gate, q, ts: values[ts, where[gate, q]]  # (steps × units)
-    order = list(order)
-    # each chunk of steps into small contiguous buffers, reused (cache-hot, no fresh memory), then into the rows
-    n = min(len(order), SEQUENCE_CHUNK)
-    wx, uh, pre, act = (np.empty((n, G * H)) for _ in range(4))
-    fc, ig, cs, act_c, hs = (np.empty((n, H)) for _ in range(5))
-    scratch = np.empty(G * H)
-    activations = plan.phases[0].activations
-    bias = b.reshape(G, H)
-    cell_tanh = spec.cell_activation is TANH
-
-    def named(k):  # every view step k of a chunk writes, made once for the chunk's every step
-        z2, a2 = pre[k].reshape(G, H), act[k].reshape(G, H)
-        applied = tuple((0 if activation is SIGMOID and rows_ is _ALL else
-                         1 if activation is TANH and isinstance(rows_, slice) else 2, activation, z2[rows_], a2[rows_], rows_)
-                        for activation, rows_ in activations)
-        return (wx[k], uh[k], pre[k], act[k], applied, *a2, fc[k], ig[k], cs[k], act_c[k], hs[k])
-
-    views = [named(k) for k in range(n)]
-    for first in range(0, len(order), n):
-        steps = order[first:first + n]
-        h_start, c_start = h.copy(), c.copy()  # the chunk's first h_prev and c_prev (the rest: hs, cs)
-        for t, (wx_k, uh_k, z, a, applied, f, i, g, o, fc_k, ig_k, c_k, act_c_k, h_k) in zip(steps, views):
-            np.matmul(W, xs[t], out=wx_k)  # W·x of every gate in one product
-            np.matmul(U, h, out=uh_k)
-            np.add(wx_k, uh_k, out=z)
-            np.add(z, b, out=z)
-            for kind, activation, z_rows, a_rows, rows_ in applied:  # σ for every gate, then tanh for c̃
-                if kind == 0:
-                    _sigmoid_into(z, a, scratch)
-                elif kind == 1:
-                    np.tanh(z_rows, out=a_rows)
-                else:
-                    a.reshape(G, H)[rows_] = activation.forward(z_rows)
-            np.multiply(f, c, out=fc_k)  # c = f⊙c_prev + i⊙c̃
-            np.multiply(i, g, out=ig_k)
-            c = np.add(fc_k, ig_k, out=c_k)
-            if cell_tanh:  # h = o⊙tanh(c)
-                np.tanh(c, out=act_c_k)
-            else:
-                act_c_k[:] = spec.cell_activation.forward(c)
-            h = np.multiply(o, act_c_k, out=h_k)
-            if progress is not None:
-                progress(1)
-        m = len(steps)
-        ts = slice(steps[0], steps[-1] + 1) if steps[-1] >= steps[0] else slice(steps[0], (steps[-1] - 1) if
-                                                                                 steps[-1] else None, -1)
-        rows("given", "x", ts)[:] = xs[ts]
-        h_prev, c_prev = rows("given", "h_prev", ts), rows("given", "c_prev", ts)
-        h_prev[0], c_prev[0] = h_start, c_start
-        h_prev[1:], c_prev[1:] = hs[:m - 1], cs[:m - 1]  # each step's h_prev and c_prev: the step before's
-        for j, gate in enumerate(GATES):
-            block = slice(j * H, (j + 1) * H)
-            rows(gate, "Wx", ts)[:] = wx[:m, block]
-            rows(gate, "Uh", ts)[:] = uh[:m, block]
-            rows(gate, "bias", ts)[:] = bias[j]
-            rows(gate, "preact", ts)[:] = pre[:m, block]
-            rows(gate, "act", ts)[:] = act[:m, block]
-        rows("cell", "forget*c_prev", ts)[:] = fc[:m]
-        rows("cell", "input*candidate", ts)[:] = ig[:m]
-        rows("cell", "c", ts)[:] = cs[:m]
-        rows(stage, quantities[0], ts)[:] = act_c[:m]
-        rows(stage, "h", ts)[:] = hs[:m]
-        h, c = h.copy(), c.copy()  # the buffers are the next chunk's
-    return True
 
 
 def step_values(params, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,

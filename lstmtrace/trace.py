@@ -15,7 +15,7 @@ import pandas as pd
 
 from lstmtrace import tracefile
 from lstmtrace.atomic import atomic_open
-from lstmtrace.cell import Values, layout, sequence_into, step_into
+from lstmtrace.cell import Values, layout, step_into
 from lstmtrace.params import Parameters
 from lstmtrace.rows import (COLUMNS, GATE_DTYPE, QUANTITY_DTYPE, NonFiniteError, check_finite, frame, grad_mode,
                             size, stage_sizes, stages)
@@ -398,10 +398,6 @@ def run(params: Parameters, xs, h0: Optional[Sequence[float]] = None,
     return trace
 
 
-SEQUENCE_FROM = 8
-"""Sequences this long or longer are computed by :func:`lstmtrace.cell.sequence_into` where the cell allows."""
-
-
 def _trace(params, xs, h, c, progress=None, reverse: bool = False) -> Trace:
     """Every step over the rows of ``xs``, written straight into one preallocated value array; with
     ``reverse``, from the last row to the first, each step's values still in the row of its x."""
@@ -416,16 +412,13 @@ def _trace(params, xs, h, c, progress=None, reverse: bool = False) -> Trace:
     h_at, c_at = where.slices["hidden", "h"], where.slices["cell", "c"]
     order = range(T - 1, -1, -1) if reverse else range(T)
     with np.errstate(over="ignore", invalid="ignore"):  # every value is checked for overflow below
-        # the default LSTM (and its activation variants) over a sequence: whole vectors a step, whole
-        # quantities a chunk (a step or a few cost less through one reused row, as every other cell runs)
-        if T < SEQUENCE_FROM or not sequence_into(values, params, xs, h, c, order, progress):
-            scratch = Values(np.empty(where.width), E, H, cell=params.cell)  # one step's views, reused
-            for t in order:  # the recurrence: each step needs the last's h, c
-                step_into(scratch, params, xs[t], h, c)
-                values[t] = scratch.row
-                h, c = values[t, h_at], values[t, c_at]
-                if progress is not None:
-                    progress(1)
+        scratch = Values(np.empty(where.width), E, H, cell=params.cell)  # one step's views, reused
+        for t in order:  # the recurrence: each step needs the last's h, c
+            step_into(scratch, params, xs[t], h, c)
+            values[t] = scratch.row
+            h, c = values[t, h_at], values[t, c_at]
+            if progress is not None:
+                progress(1)
     return make_trace(values.reshape(-1), params, E, H, T)
 
 

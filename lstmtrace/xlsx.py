@@ -476,8 +476,8 @@ def _guide(workbook, lstm: _Sheet, styles) -> None:
     sheet.set_column(0, 0, 26)
     sheet.set_column(1, 1, 100)
     for text, style in lines:
-        sheet.write_string(row, 0 if style != "text" else 1, text, styles[style])
-        row += 1 if style == "text" else 1
+        sheet.write_string(row, 1 if style == "text" else 0, text, styles[style])  # headings in A, text in B
+        row += 1
     sheet.write_string(row, 0, "name", styles["header"])
     sheet.write_string(row, 1, "what it is", styles["header"])
     row += 1

@@ -107,38 +107,7 @@ def test_saved_text_and_the_cli_stream_the_same_text(tmp_path, fmt, suffix):
     assert (tmp_path / f"cli{suffix}").read_text(encoding="utf-8") == printed
 
 
-# -- the forward run: whole vectors a step, whole quantities a chunk, bit for bit the step's -------------
-
-def _step_by_step(params, xs, reverse=False):
-    """The sequence as step_into computes it, one named row at a time (what every other cell runs)."""
-    from lstmtrace.cell import Values, layout, step_into
-
-    params = params.snapshot()
-    (T, E), H = xs.shape, params.hidden_size
-    where = layout(E, H, cell=params.cell)
-    values, h, c = np.empty((T, where.width)), np.zeros(H), np.zeros(H)
-    v = Values(np.empty(where.width), E, H, cell=params.cell)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(T - 1, -1, -1) if reverse else range(T):
-            step_into(v, params, xs[t], h, c)
-            values[t] = v.row
-            h, c = values[t, where.slices["hidden", "h"]], values[t, where.slices["cell", "c"]]
-    return values.reshape(-1)
-
-
-@pytest.mark.parametrize("variant", [Variant(), Variant(gate_activation="hard_sigmoid"),
-                                     Variant(gate_activation="tanh", candidate_activation="relu"),
-                                     Variant(candidate_activation="softsign", cell_activation="relu"),
-                                     Variant(candidate_activation="linear", cell_activation="linear")],
-                         ids=lambda v: v.describe() or "np")
-@pytest.mark.parametrize("E, H, T", [(1, 1, 1), (3, 5, 7), (4, 3, 64), (2, 3, 65), (5, 2, 200)])
-@pytest.mark.parametrize("direction", ["forward", "reverse"])
-def test_run_is_step_into_step_after_step_bit_for_bit(variant, E, H, T, direction):
-    params = Parameters.random(E, H, seed=T, variant=variant)
-    xs = np.random.default_rng(T).normal(size=(T, E)) * 3
-    traced = lstmtrace.run(params, xs, direction=direction).frame["value"].to_numpy()
-    np.testing.assert_array_equal(traced, _step_by_step(params, xs, direction == "reverse"))
-
+# -- the forward run ---------------------------------------------------------------------------
 
 def test_run_calls_progress_once_a_step():
     calls = []
