@@ -311,6 +311,8 @@ class _Doc:
     """
 
     def __init__(self, markdown: bool, precision: int, brief: bool = False, out=None):
+        if precision < 1:
+            raise ValueError(f"precision must be at least 1, not {precision}")
         self.markdown, self.precision, self.brief, self.parts = markdown, precision, brief, []
         self.seen: set = set()  # the glossary's terms said so far
         self.out, self.written = out, False
@@ -948,7 +950,7 @@ def render(trace, precision: int = 6, expand: Optional[int] = None, markdown: bo
     >>> print(render(step(Parameters.zeros(1, 1), [2.0])).splitlines()[0])
     LSTM step t = 1 · input size E = 1 · hidden size H = 1
     """
-    doc = _document(trace, precision, markdown, brief, None)
+    doc = _Doc(markdown, precision, brief)
     _explain_any(doc, trace, expand, title, steps)
     return doc.text()
 
@@ -965,15 +967,9 @@ def write(trace, file, precision: int = 6, expand: Optional[int] = None, markdow
     >>> out.getvalue() == render(trace, steps="all")
     True
     """
-    doc = _document(trace, precision, markdown, brief, file)
+    doc = _Doc(markdown, precision, brief, out=file)
     _explain_any(doc, trace, expand, title, steps)
     doc.close()
-
-
-def _document(trace, precision: int, markdown: bool, brief: bool, out) -> "_Doc":
-    if precision < 1:
-        raise ValueError(f"precision must be at least 1, not {precision}")
-    return _Doc(markdown, precision, brief, out)
 
 
 def _explain_any(doc: "_Doc", trace, expand, title, steps) -> None:
